@@ -1,0 +1,57 @@
+"""A case: one entry of a catalogue file, checked, with defaults filled in.
+
+A case is data; its family (``llcbench.families``) turns it into a truth and
+a target. The case's content hash identifies it in the results store, so a
+changed definition is a different case even under the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class Case:
+    """One checked case.
+
+    id: unique id, e.g. "dln/4-6-3-5-7/r2".
+    family: the family's registered name.
+    params: the family-specific fields, with defaults filled in.
+    n: sample size (nominal for analytic potentials); sets nβ* = n / log n.
+    seed: seed of the data generator (data are generated, never downloaded).
+    noise_std: σ of the Gaussian output noise, for families with data.
+    expect_lambda / expect_multiplicity: optional cross-checks of the computed truth.
+    note: free text shown in listings.
+    file: the TOML file it came from (for error messages).
+    """
+
+    id: str
+    family: str
+    params: dict = field(default_factory=dict)
+    n: int = 10_000
+    seed: int = 0
+    noise_std: Optional[float] = None
+    expect_lambda: Optional[Fraction] = None
+    expect_multiplicity: Optional[int] = None
+    note: str = ""
+    file: str = "<memory>"
+
+    def definition(self) -> dict[str, Any]:
+        """Everything that determines the target (not the file it came from, not the note)."""
+        return {
+            "id": self.id,
+            "family": self.family,
+            "params": self.params,
+            "n": self.n,
+            "seed": self.seed,
+            "noise_std": self.noise_std,
+        }
+
+    def key(self) -> str:
+        """Content hash of the definition (hex sha256)."""
+        text = json.dumps(self.definition(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()

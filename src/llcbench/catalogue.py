@@ -1,0 +1,266 @@
+"""Case files (TOML) -> checked ``Case`` objects, and cases -> truth and targets.
+
+The file format is a public contract: users bring their own files. A file is
+a list of ``[[case]]`` tables. Common keys: ``id`` (unique), ``family``,
+optional ``n``, ``seed``, ``noise_std``, ``expect_lambda`` (rational string),
+``expect_multiplicity``, ``note``; every other key belongs to the family (see
+``llcbench families``). Every mistake is reported as one line naming the
+file, the case and the field.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from .case import Case
+from .errors import TruthError, UserError
+from .families import FAMILIES
+from .families.base import Family
+from .target import Target
+from .truth import Truth
+
+COMMON_KEYS = {"id", "family", "n", "seed", "noise_std", "expect_lambda", "expect_multiplicity", "note"}
+
+
+def builtin_files() -> list[Path]:
+    """The catalogue shipped with llcbench (``llcbench/cases/*.toml``), in name order."""
+    root = resources.files("llcbench") / "cases"
+    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def _where(file: str, case_id: Optional[str], field: Optional[str] = None) -> str:
+    parts = [file]
+    if case_id is not None:
+        parts.append(f"case '{case_id}'")
+    if field is not None:
+        parts.append(f"field '{field}'")
+    return ": ".join(parts)
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int_list":
+        return isinstance(value, list) and all(_type_ok("int", v) for v in value)
+    if kind == "float_list":
+        return isinstance(value, list) and all(_type_ok("float", v) for v in value)
+    raise AssertionError(f"unknown field type {kind}")
+
+
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "int_list": "a list of integers",
+    "float_list": "a list of numbers",
+}
+
+
+def _parse_fraction(text: Any) -> Fraction:
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise ValueError("expected a rational string such as \"3/2\"")
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a rational number such as \"3/2\"") from None
+
+
+def parse_case(entry: Any, file: str, index: int) -> Case:
+    """Check one ``[[case]]`` table and fill in defaults."""
+    if not isinstance(entry, dict):
+        raise UserError(f"{file}: entry {index + 1}: expected a [[case]] table")
+    case_id = entry.get("id")
+    if not isinstance(case_id, str) or not case_id.strip():
+        raise UserError(f"{_where(file, f'#{index + 1}', 'id')}: missing or not a non-empty string")
+    where = lambda field=None: _where(file, case_id, field)  # noqa: E731
+
+    family_name = entry.get("family")
+    if family_name is None:
+        raise UserError(f"{where('family')}: missing")
+    if family_name not in FAMILIES:
+        raise UserError(f"{where('family')}: unknown family {family_name!r}; known: {', '.join(FAMILIES)}")
+    family: Family = FAMILIES[family_name]
+
+    for key in entry:
+        if key not in COMMON_KEYS and key not in family.fields:
+            known = sorted(COMMON_KEYS | set(family.fields))
+            raise UserError(f"{where(key)}: unknown field for family {family_name!r}; known: {', '.join(known)}")
+
+    params: dict[str, Any] = {}
+    for name, spec in family.fields.items():
+        if name not in entry:
+            if spec.required:
+                raise UserError(f"{where(name)}: missing (required by family {family_name!r})")
+            value = spec.default
+            params[name] = list(value) if isinstance(value, list) else value
+            continue
+        value = entry[name]
+        if not _type_ok(spec.type, value):
+            raise UserError(f"{where(name)}: expected {_TYPE_WORDS[spec.type]}, got {value!r}")
+        if spec.type == "float":
+            value = float(value)
+        if spec.check is not None:
+            try:
+                spec.check(value)
+            except ValueError as exc:
+                raise UserError(f"{where(name)}: {exc}") from None
+        params[name] = value
+    try:
+        family.check(params)
+    except ValueError as exc:
+        field, _, reason = str(exc).partition(": ")
+        if field in family.fields and reason:
+            raise UserError(f"{where(field)}: {reason}") from None
+        raise UserError(f"{where()}: {exc}") from None
+
+    def common(key: str, kind: str, default: Any, positive: bool = False) -> Any:
+        if key not in entry:
+            return default
+        value = entry[key]
+        if not _type_ok(kind, value):
+            raise UserError(f"{where(key)}: expected {_TYPE_WORDS[kind]}, got {value!r}")
+        if positive and value <= 0:
+            raise UserError(f"{where(key)}: must be > 0, got {value!r}")
+        return float(value) if kind == "float" else value
+
+    n = common("n", "int", family.default_n, positive=True)
+    if n < 3:
+        raise UserError(f"{where('n')}: must be at least 3 (nβ* = n / log n), got {n}")
+    seed = common("seed", "int", 0)
+    if seed < 0:
+        raise UserError(f"{where('seed')}: must be >= 0, got {seed}")
+    noise_std = common("noise_std", "float", family.default_noise_std)
+    if "noise_std" in entry and family.default_noise_std is None:
+        raise UserError(f"{where('noise_std')}: family {family_name!r} has no noise")
+    if noise_std is not None and noise_std < 0:
+        raise UserError(f"{where('noise_std')}: must be >= 0 (0 = noiseless labels), got {noise_std!r}")
+    note = common("note", "str", "")
+
+    expect_lambda = None
+    if "expect_lambda" in entry:
+        try:
+            expect_lambda = _parse_fraction(entry["expect_lambda"])
+        except ValueError as exc:
+            raise UserError(f"{where('expect_lambda')}: {exc}") from None
+    expect_m = common("expect_multiplicity", "int", None, positive=True)
+
+    return Case(
+        id=case_id,
+        family=family_name,
+        params=params,
+        n=n,
+        seed=seed,
+        noise_std=noise_std,
+        expect_lambda=expect_lambda,
+        expect_multiplicity=expect_m,
+        note=note,
+        file=file,
+    )
+
+
+def load_file(path: str | Path) -> list[Case]:
+    """Read and check one case file."""
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{name}: no such case file") from None
+    except OSError as exc:
+        raise UserError(f"{name}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{name}: malformed TOML: {exc}") from None
+    extra = [k for k in data if k != "case"]
+    if extra:
+        raise UserError(f"{name}: unexpected top-level key {extra[0]!r}; a case file holds [[case]] tables only")
+    entries = data.get("case", [])
+    if not isinstance(entries, list):
+        raise UserError(f"{name}: 'case' must be an array of tables ([[case]])")
+    cases = [parse_case(entry, name, i) for i, entry in enumerate(entries)]
+    _check_unique(cases)
+    return cases
+
+
+def _check_unique(cases: Iterable[Case]) -> None:
+    seen: dict[str, Case] = {}
+    for case in cases:
+        if case.id in seen:
+            first = seen[case.id]
+            raise UserError(f"{_where(case.file, case.id, 'id')}: duplicate id (first defined in {first.file})")
+        seen[case.id] = case
+
+
+def load_catalogue(files: Optional[Iterable[str | Path]] = None, builtin: bool = True) -> list[Case]:
+    """The built-in catalogue (unless ``builtin=False``) plus the given files; ids must be unique."""
+    paths = list(builtin_files()) if builtin else []
+    paths += [Path(f) for f in files or []]
+    cases = [case for path in paths for case in load_file(path)]
+    _check_unique(cases)
+    return cases
+
+
+def case_truth(case: Case) -> Truth:
+    """The computed truth of a case, cross-checked against ``expect_*``."""
+    family = FAMILIES[case.family]
+    try:
+        truth = family.truth(case.params)
+    except TruthError as exc:
+        raise TruthError(f"{_where(case.file, case.id)}: {exc}") from None
+    if case.expect_lambda is not None and truth.lam != case.expect_lambda:
+        raise UserError(
+            f"{_where(case.file, case.id, 'expect_lambda')}: computed λ = {truth.lam} but the file expects {case.expect_lambda}"
+        )
+    if case.expect_multiplicity is not None and truth.multiplicity != case.expect_multiplicity:
+        raise UserError(
+            f"{_where(case.file, case.id, 'expect_multiplicity')}: computed m = {truth.multiplicity} "
+            f"but the file expects {case.expect_multiplicity}"
+        )
+    return truth
+
+
+def case_dim(case: Case) -> int:
+    return FAMILIES[case.family].dim(case.params)
+
+
+def build_target(case: Case) -> Target:
+    """Build the target of a case (generates its data from ``case.seed``); truth cross-checked."""
+    case_truth(case)
+    try:
+        return FAMILIES[case.family].target(case)
+    except TruthError as exc:
+        raise TruthError(f"{_where(case.file, case.id)}: {exc}") from None
+
+
+def select(cases: list[Case], ids: Optional[list[str]] = None, family: Optional[str] = None) -> list[Case]:
+    """Filter by id (exact, or a prefix ending in '/') and family; unknown ids are an error."""
+    if family is not None and family not in FAMILIES:
+        raise UserError(f"--family {family}: unknown family; known: {', '.join(FAMILIES)}")
+    out = [c for c in cases if family is None or c.family == family]
+    if ids:
+        by_id = {c.id: c for c in out}
+        chosen: list[Case] = []
+        for wanted in ids:
+            if wanted in by_id:
+                chosen.append(by_id[wanted])
+                continue
+            matches = [c for c in out if wanted.endswith("/") and c.id.startswith(wanted)]
+            if not matches:
+                raise UserError(f"--case {wanted}: no such case (see 'llcbench cases')")
+            chosen.extend(matches)
+        seen: set[str] = set()
+        out = [c for c in chosen if not (c.id in seen or seen.add(c.id))]
+    return out

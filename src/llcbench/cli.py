@@ -1,0 +1,301 @@
+"""The ``llcbench`` command line.
+
+Bad input (a case file, a flag, a config value) prints one line naming the
+file, the case and the field, and exits with status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit status 2."""
+
+    def error(self, message: str):  # noqa: D401
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _fmt_table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _load_cases(args) -> list:
+    from .catalogue import load_catalogue, select
+
+    cases = load_catalogue(args.file, builtin=not args.no_builtin)
+    return select(cases, getattr(args, "case", None), args.family)
+
+
+# --------------------------------------------------------------------- cases
+def cmd_cases(args) -> int:
+    from .catalogue import case_dim, case_truth
+
+    rows = []
+    for case in _load_cases(args):
+        truth = case_truth(case)
+        rows.append(
+            {
+                "id": case.id,
+                "family": case.family,
+                "dim": case_dim(case),
+                "n": case.n,
+                "lambda": str(truth.lam),
+                "lambda_float": float(truth.lam),
+                "multiplicity": truth.multiplicity,
+                "kind": truth.kind,
+                "source": truth.source,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    headers = ["id", "family", "dim", "n", "λ", "λ (float)", "m", "kind", "source"]
+    table = [
+        [r["id"], r["family"], str(r["dim"]), str(r["n"]), r["lambda"], f"{r['lambda_float']:.4g}",
+         str(r["multiplicity"]), r["kind"], r["source"]]
+        for r in rows
+    ]
+    print(_fmt_table(headers, table, right={2, 3, 4, 5, 6}))
+    print(f"\n{len(rows)} cases")
+    return 0
+
+
+# --------------------------------------------------------------------- truth
+def cmd_truth(args) -> int:
+    from .truth.polynomial import newton_value, parse_polynomial, polynomial_truth
+
+    prior = _int_list(args.prior, "--prior") if args.prior else None
+    parse_polynomial(args.expr)  # an unreadable expression is bad input: exit 2
+    try:
+        truth = polynomial_truth(args.expr, prior)
+    except UserError as exc:
+        # A well-formed polynomial the engine cannot certify: say why, exit 1.
+        print(f"cannot certify: {exc}")
+        try:
+            bound, m = newton_value(args.expr, prior)
+            print(f"Newton-polyhedron value 1/t* = {bound} (m = {m}) is only an upper bound on λ")
+        except UserError:
+            pass
+        return 1
+    if args.json:
+        print(json.dumps({"expr": args.expr, "lambda": str(truth.lam), "lambda_float": float(truth.lam),
+                          "multiplicity": truth.multiplicity, "kind": truth.kind, "source": truth.source}))
+    else:
+        print(f"λ = {truth.lam} ({float(truth.lam):.6g}), m = {truth.multiplicity}  [{truth.source}]")
+    return 0
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{flag} {text}: expected comma-separated integers, e.g. 1,1") from None
+
+
+# ------------------------------------------------------------ families / estimators
+def cmd_families(args) -> int:
+    from .families import FAMILIES
+
+    for name, family in FAMILIES.items():
+        print(f"{name}  (default n = {family.default_n})")
+        for fname, f in family.fields.items():
+            default = "required" if f.required else f"default {f.default!r}"
+            print(f"  {fname:<18} {f.type:<10} {default:<22} {f.doc}")
+    return 0
+
+
+def cmd_estimators(args) -> int:
+    from .estimators import ESTIMATORS
+
+    for name, spec in ESTIMATORS.items():
+        print(f"{name}: {spec.summary}")
+        for f in dataclasses.fields(spec.config_cls):
+            print(f"  {f.name:<14} = {f.default!r:<12} {f.metadata.get('doc', '')}")
+    return 0
+
+
+# ----------------------------------------------------------------------- run
+def _num(x: Optional[float], fmt: str = "{:.3g}") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return fmt.format(x)
+
+
+def cmd_run(args) -> int:
+    from .catalogue import build_target, case_truth
+    from .estimators import get_estimator
+    from .estimators.base import make_config
+    from .runner import RunSpec, check_device, run_all
+    from .store import Store
+
+    if args.seeds < 1:
+        raise UserError(f"--seeds {args.seeds}: must be >= 1")
+    device = check_device(args.device)
+    spec = get_estimator(args.estimator)
+    config = make_config(spec.config_cls, args.set or [])
+    cases = _load_cases(args)
+    explicit = bool(args.case)
+
+    runnable = []
+    skipped = []
+    for case in cases:
+        truth = case_truth(case)
+        if not explicit and truth.kind != "exact":
+            skipped.append((case.id, f"truth kind is {truth.kind}"))
+            continue
+        reason = spec.supports(build_target(case))
+        if reason:
+            if explicit:
+                raise UserError(f"--case {case.id}: estimator {spec.name} does not support it: {reason}")
+            skipped.append((case.id, reason))
+            continue
+        runnable.append(case)
+    if not runnable:
+        raise UserError("no case to run (check --case / --family / --file)")
+
+    specs = [RunSpec(case, spec, config, seed) for case in runnable for seed in range(args.seeds)]
+    records = []
+    with Store(args.db) as store:
+        bar = _progress(len(specs), args.quiet)
+        def on_start(run, cached):
+            if bar is not None:
+                bar.set_description(f"{run.case.id} seed {run.seed}" + (" (stored)" if cached else ""))
+        def step_progress(done, total):
+            if bar is not None:
+                bar.set_postfix_str(f"step {done}/{total}", refresh=False)
+        for record, cached in run_all(specs, store, device, args.force, on_start, step_progress):
+            record = dict(record, cached=cached)
+            records.append(record)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+
+    if args.json:
+        print(json.dumps(records if args.full else [_brief(r) for r in records], indent=2, default=str))
+        return 0
+    headers = ["case", "λ", "λ̂ ± se", "rel.err", "R-hat", "ESS", "seconds", ""]
+    rows = []
+    for r in records:
+        rows.append([
+            r["case"] + (f" #{r['seed']}" if args.seeds > 1 else ""),
+            r["lambda"],
+            f"{_num(r['lambda_hat'], '{:.4g}')} ± {_num(r['se'], '{:.2g}')}",
+            _num(r["rel_error"], "{:+.1%}"),
+            _num(r["rhat"], "{:.3f}"),
+            _num(r["ess"], "{:.0f}"),
+            _num(r["seconds"], "{:.1f}"),
+            ("stored " if r["cached"] else "") + ("⚠ " + "; ".join(r["warnings"]) if r["warnings"] else ""),
+        ])
+    print(_fmt_table(headers, rows, right={2, 3, 4, 5, 6}))
+    errs = sorted(abs(r["rel_error"]) for r in records if r["rel_error"] is not None and math.isfinite(r["rel_error"]))
+    fresh = sum(not r["cached"] for r in records)
+    summary = f"\n{len(records)} runs ({fresh} computed, {len(records) - fresh} from {args.db})"
+    if errs:
+        median = errs[len(errs) // 2] if len(errs) % 2 else 0.5 * (errs[len(errs) // 2 - 1] + errs[len(errs) // 2])
+        summary += f"; median |rel.err| {median:.1%}, worst {errs[-1]:.1%}"
+    print(summary)
+    if skipped:
+        print(f"skipped {len(skipped)} cases: " + "; ".join(f"{cid} ({why})" for cid, why in skipped[:5])
+              + (" …" if len(skipped) > 5 else ""))
+    return 0
+
+
+_BRIEF_KEYS = ("case", "estimator", "lambda", "lambda_float", "lambda_hat", "se", "rel_error", "rhat", "ess",
+               "seconds", "grad_evals", "config", "seed", "multiplicity", "truth_kind", "warnings", "key", "cached")
+
+
+def _brief(record: dict) -> dict:
+    return {k: record.get(k) for k in _BRIEF_KEYS}
+
+
+def _progress(total: int, quiet: bool):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+# ---------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="llcbench", description="Benchmark and calibrate local learning coefficient estimators.")
+    parser.add_argument("--version", action="version", version=f"llcbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def case_args(p, with_case: bool):
+        p.add_argument("--file", action="append", metavar="F.toml", help="also load this case file (repeatable)")
+        p.add_argument("--no-builtin", action="store_true", help="only the --file cases, not the built-in catalogue")
+        p.add_argument("--family", metavar="NAME", help="only cases of this family")
+        if with_case:
+            p.add_argument("--case", action="append", metavar="ID", help="only this case (repeatable; 'dln/' selects a prefix)")
+
+    p = sub.add_parser("cases", help="list the cases with their exact truth")
+    case_args(p, with_case=False)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_cases)
+
+    p = sub.add_parser("truth", help="λ and m of a polynomial potential, or why they cannot be certified")
+    p.add_argument("expr", help='polynomial in w1, w2, ..., e.g. "w1**2 * w2**4"')
+    p.add_argument("--prior", metavar="H1,H2,...", help="prior exponents h: prior ∝ ∏|w_i|^h_i")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_truth)
+
+    p = sub.add_parser("families", help="list the case families and their fields")
+    p.set_defaults(func=cmd_families)
+
+    p = sub.add_parser("estimators", help="list the estimators and their config fields")
+    p.set_defaults(func=cmd_estimators)
+
+    p = sub.add_parser("run", help="run an estimator over cases; results go to the store")
+    p.add_argument("--estimator", required=True, metavar="NAME")
+    case_args(p, with_case=True)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    p.add_argument("--seeds", type=int, default=1, metavar="K", help="run seeds 0..K-1 (default 1)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="recompute runs already in the store")
+    p.add_argument("--json", action="store_true", help="print the records as JSON")
+    p.add_argument("--full", action="store_true", help="with --json: whole records (traces, diagnostics)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def _default_db():
+    from .store import DEFAULT_DB
+
+    return DEFAULT_DB
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except UserError as exc:
+        print(f"llcbench: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("llcbench: interrupted; finished runs are in the store, rerun to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

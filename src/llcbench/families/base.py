@@ -1,0 +1,61 @@
+"""The family contract: how a case's fields become a truth and a target.
+
+A family declares the fields its cases take (name, type, default) so that the
+catalogue can check a user's TOML before anything is built, and name the
+file, the case and the field of any mistake.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from ..target import Target
+from ..truth import Truth
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One family-specific field of a case.
+
+    type: "int", "float", "str", "bool", "int_list" or "float_list".
+    default: the value when the field is absent; leave it out for a required field.
+    check: optional function raising ValueError (with a short reason) on a bad value.
+    doc: one line for the docs.
+    """
+
+    type: str
+    default: Any = _MISSING
+    check: Optional[Callable[[Any], None]] = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+
+class Family(ABC):
+    """A kind of case. Subclasses set ``name``, ``fields`` and ``default_n``."""
+
+    name: str = ""
+    fields: dict[str, Field] = {}
+    default_n: int = 10_000
+    default_noise_std: Optional[float] = None  # None: the family has no noise
+
+    def check(self, params: dict) -> None:
+        """Cross-field checks (raise ValueError(field, reason) as ``ValueError("field: reason")``)."""
+
+    @abstractmethod
+    def dim(self, params: dict) -> int:
+        """Number of parameters d, without building data."""
+
+    @abstractmethod
+    def truth(self, params: dict) -> Truth:
+        """(λ, m, kind, source) at this case's anchor, exact; raises TruthError if it cannot."""
+
+    @abstractmethod
+    def target(self, case) -> Target:
+        """Build the target (data generated deterministically from ``case.seed``)."""

@@ -1,0 +1,369 @@
+"""Deep linear networks f(x) = W_M ⋯ W_1 x (bias-free), teacher-student.
+
+Parameters: the flattened layer matrices W_1 (H_1×H_0), …, W_M (H_M×H_{M−1}),
+each row-major, in that order. Data from ``case.seed``: x ~ N(0, I_{H_0}),
+y = f*(x) + σ·ξ with ξ ~ N(0, I_{H_M}). Loss (mean per-sample NLL, the constant
+½·H_M·log 2πσ² dropped): L_n(w) = mean ‖y − f_w(x)‖² / (2σ²).
+noise_std = 0 (the default) gives noiseless labels; the loss is then scaled
+with σ = 1, so L_n(w) = mean ‖f*(x) − f_w(x)‖²/2 is the empirical K_n(w) ≥ 0,
+minimised exactly at the teacher.
+
+Why noiseless by default: the anchor w* is the teacher itself (a true
+parameter). With σ > 0 it is not the empirical minimum of L_n, and even a
+perfect sampler then reports about λ·(1 − 1/log n) (for a regular model the
+gap nβ·(L_n(w*) − min L_n) is χ²_d/(2 log n), mean λ/log n: −9 % at n = 1e5),
+which would be charged to the estimator. Set noise_std > 0 to study that. Two teachers, chosen so that the stated truth is the *local*
+coefficient at w* (see the local-versus-global trap in truth.md):
+
+- ``canonical``: every layer is the block [[I_r, 0], [0, 0]] (w* = 0 when
+  r = 0). Truth: Aoyagi's formula (local = global value there).
+- ``generic``: a point where the product map w ↦ W_M⋯W_1 is a submersion,
+  so w* is a regular point of the fibre and λ = H_0·H_M / 2, m = 1.
+  Built from seeded small-integer matrices scaled by powers of two (so the
+  float64 w* is the integer construction exactly); the rank conditions are
+  certified exactly by elimination modulo a prime (rank mod p ≤ rank over Q,
+  so full rank mod p proves full rank).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import TruthError
+from ..target import Target
+from ..truth import Truth
+from .base import Family, Field
+
+VARIANTS = ("canonical", "generic")
+_PRIME = 2_147_483_647  # 2^31 − 1: products of two residues fit in int64
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def layer_shapes(widths: Sequence[int]) -> list[tuple[int, int]]:
+    """Shapes (H_j, H_{j−1}) of W_1 … W_M."""
+    return [(int(widths[j + 1]), int(widths[j])) for j in range(len(widths) - 1)]
+
+
+def dln_dim(widths: Sequence[int]) -> int:
+    return sum(a * b for a, b in layer_shapes(widths))
+
+
+def unflatten(w: torch.Tensor, widths: Sequence[int]) -> list[torch.Tensor]:
+    """Views (chains, H_j, H_{j−1}) of the layers of a batch w: (chains, dim)."""
+    out, start = [], 0
+    for rows, cols in layer_shapes(widths):
+        out.append(w[:, start : start + rows * cols].reshape(w.shape[0], rows, cols))
+        start += rows * cols
+    return out
+
+
+def product_matrix(w: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
+    """W_M ⋯ W_1 for each chain: (chains, H_M, H_0)."""
+    layers = unflatten(w, widths)
+    p = layers[0]
+    for layer in layers[1:]:
+        p = torch.bmm(layer, p)
+    return p
+
+
+def forward(w: torch.Tensor, widths: Sequence[int], x: torch.Tensor) -> torch.Tensor:
+    """f_w(x) for every chain: w (chains, dim), x (batch, H_0) -> (chains, batch, H_M).
+
+    Takes whichever order of products needs fewer multiplications: layer by
+    layer through the batch, or the product matrix first.
+    """
+    shapes = layer_shapes(widths)
+    b = x.shape[0]
+    h0, hm = int(widths[0]), int(widths[-1])
+    cost_through = b * sum(r * c for r, c in shapes)
+    cost_product = sum(r * c * h0 for r, c in shapes[1:]) + b * h0 * hm
+    if cost_product < cost_through:
+        p = product_matrix(w, widths)  # (chains, H_M, H_0)
+        return torch.matmul(x, p.transpose(1, 2))  # (chains, batch, H_M)
+    layers = unflatten(w, widths)
+    h = torch.matmul(x, layers[0].transpose(1, 2))  # (chains, batch, H_1)
+    for layer in layers[1:]:
+        h = torch.bmm(h, layer.transpose(1, 2))
+    return h
+
+
+# --------------------------------------------------------------------------- exact ranks
+
+
+def rank_mod_p(m: np.ndarray, p: int = _PRIME) -> int:
+    """Rank of an integer matrix over GF(p) (a lower bound of its rank over Q)."""
+    a = np.array(m, dtype=np.int64) % p
+    rows, cols = a.shape
+    rank = 0
+    for c in range(cols):
+        if rank == rows:
+            break
+        nz = np.nonzero(a[rank:, c])[0]
+        if nz.size == 0:
+            continue
+        piv = rank + int(nz[0])
+        if piv != rank:
+            a[[rank, piv]] = a[[piv, rank]]
+        inv = pow(int(a[rank, c]), p - 2, p)
+        a[rank] = (a[rank] * inv) % p
+        others = np.nonzero(a[:, c])[0]
+        others = others[others != rank]
+        if others.size:
+            f = a[others, c][:, None]
+            a[others] = (a[others] - (f * a[rank][None, :]) % p) % p
+        rank += 1
+    return rank
+
+
+def _matmul_mod(a: np.ndarray, b: np.ndarray, p: int = _PRIME) -> np.ndarray:
+    """(a @ b) mod p for integer matrices, exactly in int64 (b split into 16-bit halves)."""
+    a = np.asarray(a, dtype=np.int64) % p
+    b = np.asarray(b, dtype=np.int64) % p
+    if a.shape[1] >= 1 << 16:
+        raise ValueError("inner dimension too large for exact int64 products")
+    lo, hi = b & 0xFFFF, b >> 16  # a·lo terms < 2^47, at most 2^16 of them: no overflow
+    r_lo = (a @ lo) % p
+    r_hi = (a @ hi) % p
+    return (r_lo + (r_hi << 16) % p) % p
+
+
+# --------------------------------------------------------------------------- teachers
+
+
+def canonical_layers(widths: Sequence[int], r: int) -> list[torch.Tensor]:
+    """Every layer [[I_r, 0], [0, 0]] (all zero when r = 0)."""
+    layers = []
+    for rows, cols in layer_shapes(widths):
+        m = torch.zeros(rows, cols, dtype=torch.float64)
+        m[:r, :r] = torch.eye(r, dtype=torch.float64)
+        layers.append(m)
+    return layers
+
+
+def generic_side(widths: Sequence[int]) -> Optional[str]:
+    """Which regular-point construction exists: "input" (all hidden widths ≥ H_0:
+    the first M−1 layers can have a product of rank H_0), "output" (all hidden
+    widths ≥ H_M), or None."""
+    hidden = list(widths[1:-1])
+    if all(h >= widths[0] for h in hidden):
+        return "input"
+    if all(h >= widths[-1] for h in hidden):
+        return "output"
+    return None
+
+
+def _scale_exp(fan_in: int, var: float) -> int:
+    """k with 2^k ≈ sqrt(var · fan_in), so that Z / 2^k has entries of variance ≈ 1/fan_in."""
+    return int(round(0.5 * np.log2(max(var * fan_in, 1.0))))
+
+
+def generic_layers(widths: Sequence[int], r: int, seed: int, attempts: int = 20):
+    """Integer teacher at a regular point of the product map, certified exactly.
+
+    Returns (layers as float64 tensors, info dict). The layer that carries the
+    rank deficiency (last for side "input", first for side "output") is
+    B·C with inner dimension r; the other layers are random in {−2..2}.
+    Raises TruthError when no such point exists for these widths.
+    """
+    widths = [int(h) for h in widths]
+    side = generic_side(widths)
+    if side is None:
+        raise TruthError(
+            f"dln generic variant: no regular point for widths {widths}: needs every hidden "
+            f"width >= the input width {widths[0]} or >= the output width {widths[-1]}"
+        )
+    shapes = layer_shapes(widths)
+    h0, hm = widths[0], widths[-1]
+    rng = np.random.default_rng([int(seed), 0x5EED_D1A])
+    for attempt in range(attempts):
+        ints = [rng.integers(-2, 3, size=s).astype(np.int64) for s in shapes]
+        defect = -1 if side == "input" else 0
+        rows, cols = shapes[defect]
+        bmat = rng.integers(-2, 3, size=(rows, r)).astype(np.int64)
+        cmat = rng.integers(-2, 3, size=(r, cols)).astype(np.int64)
+        ints[defect] = bmat @ cmat if r > 0 else np.zeros((rows, cols), dtype=np.int64)
+        # certify: the product of the full layers has full column (row) rank,
+        # and the whole product has rank exactly r (≤ r by construction).
+        if side == "input":
+            q = ints[0]
+            for z in ints[1:-1]:
+                q = _matmul_mod(z, q)
+            full = rank_mod_p(q) == h0
+        else:
+            q = ints[-1]
+            for z in reversed(ints[1:-1]):
+                q = _matmul_mod(q, z)
+            full = rank_mod_p(q) == hm
+        prod = ints[0]
+        for z in ints[1:]:
+            prod = _matmul_mod(z, prod)
+        if full and rank_mod_p(prod) == r:
+            # scale by powers of two (exact in float64, ranks unchanged): entries of
+            # {-2..2} have variance 2, those of B·C variance 4r
+            layers = []
+            for j, ((_, fan_in), z) in enumerate(zip(shapes, ints)):
+                var = 4.0 * max(r, 1) if j == defect % len(shapes) else 2.0
+                layers.append(torch.tensor(z, dtype=torch.float64) / float(2 ** _scale_exp(fan_in, var)))
+            return layers, {"side": side, "attempt": attempt}
+    raise TruthError(
+        f"dln generic variant: could not certify a regular point for widths {widths}, rank {r} "
+        f"in {attempts} attempts"
+    )
+
+
+# --------------------------------------------------------------------------- target
+
+
+@dataclass
+class DLNTarget(Target):
+    """Teacher-student deep linear network with Gaussian noise."""
+
+    widths: tuple = ()
+    x: Optional[torch.Tensor] = None  # (num_data, H_0)
+    y: Optional[torch.Tensor] = None  # (num_data, H_M)
+    sigma: float = 1.0  # σ used in the loss scale 1/(2σ²)
+
+    def loss(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if w.dim() != 2 or w.shape[1] != self.dim:
+            raise ValueError(f"w must have shape (chains, {self.dim}), got {tuple(w.shape)}")
+        x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
+        x = x.to(device=w.device, dtype=w.dtype)
+        y = y.to(device=w.device, dtype=w.dtype)
+        resid = forward(w, self.widths, x) - y  # (chains, batch, H_M)
+        return resid.square().sum(dim=-1).mean(dim=-1) / (2.0 * self.sigma**2)
+
+    def product(self, w: torch.Tensor) -> torch.Tensor:
+        """W_M ⋯ W_1 for each chain (chains, H_M, H_0)."""
+        return product_matrix(w, self.widths)
+
+
+def _sigma(case, default: float) -> tuple[float, float]:
+    """(σ of the label noise, σ of the loss scale)."""
+    s = default if case.noise_std is None else float(case.noise_std)
+    if s < 0 or not np.isfinite(s):
+        raise ValueError(f"noise_std must be >= 0, got {s}")
+    return s, (s if s > 0 else 1.0)
+
+
+def build_dln_target(case, family: str, widths: Sequence[int], r: int, variant: str, truth: Truth,
+                     default_noise: float) -> DLNTarget:
+    widths = tuple(int(h) for h in widths)
+    noise, scale = _sigma(case, default_noise)
+    info = {"widths": list(widths), "rank": r, "variant": variant, "noise_std": noise,
+            "loss_sigma": scale, "seed": case.seed,
+            "data": "x ~ N(0, I), y = f*(x) + noise_std·N(0, I); loss mean ||y - f(x)||^2/(2σ^2)"}
+    if variant == "canonical":
+        layers = canonical_layers(widths, r)
+    else:
+        layers, extra = generic_layers(widths, r, case.seed)
+        info.update(extra)
+    w_star = torch.cat([m.reshape(-1) for m in layers])
+    gen = torch.Generator().manual_seed(int(case.seed))
+    n = int(case.n)
+    x = torch.randn(n, widths[0], generator=gen, dtype=torch.float64)
+    f = forward(w_star[None], widths, x)[0]
+    y = f + noise * torch.randn(n, widths[-1], generator=gen, dtype=torch.float64)
+    return DLNTarget(
+        id=case.id, family=family, dim=dln_dim(widths), n=n, w_star=w_star, truth=truth,
+        num_data=n, info=info, widths=widths, x=x, y=y, sigma=scale,
+    )
+
+
+# --------------------------------------------------------------------------- family
+
+
+def _check_widths(value) -> None:
+    if len(value) < 3:
+        raise ValueError("needs at least 3 widths (input, hidden..., output)")
+    if any((not isinstance(h, int)) or h < 1 for h in value):
+        raise ValueError("widths must be integers >= 1")
+
+
+def _check_rank(value) -> None:
+    if not isinstance(value, int) or value < 0:
+        raise ValueError("rank must be an integer >= 0")
+
+
+def _check_variant(value) -> None:
+    if value not in VARIANTS:
+        raise ValueError(f"must be one of {', '.join(VARIANTS)}")
+
+
+def canonical_truth(widths: Sequence[int], r: int) -> Truth:
+    from ..truth.dln import dln_truth
+
+    t = dln_truth(list(widths), r)
+    return Truth(
+        t.lam, t.multiplicity, "exact",
+        f"{t.source}; anchor: canonical block factorisation, where the local value equals the global one",
+    )
+
+
+def generic_truth(widths: Sequence[int], r: int) -> Truth:
+    side = generic_side(widths)
+    if side is None:
+        raise TruthError(
+            f"dln generic variant: no regular point for widths {list(widths)}: needs every hidden "
+            f"width >= the input width or >= the output width"
+        )
+    h0, hm = int(widths[0]), int(widths[-1])
+    which = "W_{M-1}...W_1 has rank H_0" if side == "input" else "W_M...W_2 has rank H_M"
+    return Truth(
+        Fraction(h0 * hm, 2), 1, "exact",
+        f"regular point: {which} at w*, so w -> W_M...W_1 is a submersion and the fibre has "
+        f"codimension H_0*H_M = {h0 * hm}; lambda = {h0}*{hm}/2, m = 1",
+    )
+
+
+class DLNFamily(Family):
+    """Bias-free deep linear network, teacher of rank r, at a chosen factorisation."""
+
+    name = "dln"
+    default_n = 100_000
+    default_noise_std = 0.0  # noiseless labels: see the module docstring
+    fields = {
+        "widths": Field(type="int_list", check=_check_widths,
+                        doc="layer widths H_0 (input), H_1, ..., H_M (output); at least 3"),
+        "rank": Field(type="int", check=_check_rank,
+                      doc="rank r of the teacher's product map, 0 <= r <= min(widths)"),
+        "variant": Field(type="str", default="canonical", check=_check_variant,
+                         doc="teacher factorisation: 'canonical' (identity blocks, Aoyagi's value) "
+                             "or 'generic' (a regular point, lambda = H_0*H_M/2)"),
+    }
+
+    def _spec(self, params: dict) -> tuple[list[int], int, str]:
+        return [int(h) for h in params["widths"]], int(params["rank"]), params.get("variant", "canonical")
+
+    def check(self, params: dict) -> None:
+        widths, r, variant = self._spec(params)
+        if r > min(widths):
+            raise ValueError(f"rank: must be <= min(widths) = {min(widths)}, got {r}")
+        if variant == "generic" and generic_side(widths) is None:
+            raise ValueError(
+                "variant: 'generic' needs every hidden width >= the input width or >= the output width "
+                f"(widths {widths} have no regular point)"
+            )
+
+    def dim(self, params: dict) -> int:
+        return dln_dim(self._spec(params)[0])
+
+    def truth(self, params: dict) -> Truth:
+        widths, r, variant = self._spec(params)
+        if r > min(widths):
+            raise TruthError(f"dln: rank {r} exceeds min(widths) = {min(widths)}")
+        if variant == "generic":
+            return generic_truth(widths, r)
+        return canonical_truth(widths, r)
+
+    def target(self, case) -> DLNTarget:
+        self.check(case.params)
+        widths, r, variant = self._spec(case.params)
+        return build_dln_target(case, self.name, widths, r, variant, self.truth(case.params),
+                                self.default_noise_std)

@@ -1,0 +1,144 @@
+"""Runs: case × estimator × config × seed -> a record in the store.
+
+A record is a flat JSON-able dict: the case and its truth, the estimator and
+its full config, the seed, the estimate with its diagnostics, and the
+provenance (llcbench version, git commit, torch version, device, time).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+import math
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+import torch
+
+from . import __version__
+from .case import Case
+from .catalogue import build_target, case_truth
+from .errors import UserError
+from .estimators.base import Estimate, EstimatorSpec, config_dict
+from .store import Store, run_key
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> Optional[str]:
+    """The commit of the llcbench checkout, if it is one (with '+dirty' for local changes)."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def check_device(device: str) -> str:
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: CUDA is not available on this machine")
+        return device
+    raise UserError(f"--device {device}: expected cpu or cuda")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One planned run."""
+
+    case: Case
+    estimator: EstimatorSpec
+    config: object
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return run_key(self.case.definition(), self.estimator.name, config_dict(self.config), self.seed, __version__)
+
+
+def make_record(spec: RunSpec, estimate: Estimate, device: str) -> dict:
+    truth = case_truth(spec.case)
+    lam = float(truth.lam)
+    lam_hat = estimate.lambda_hat
+    rel = (lam_hat - lam) / lam if lam != 0 and math.isfinite(lam_hat) else float("nan")
+    diag = estimate.diagnostics
+    return {
+        "key": spec.key,
+        "case": spec.case.id,
+        "case_key": spec.case.key(),
+        "family": spec.case.family,
+        "case_definition": spec.case.definition(),
+        "n": spec.case.n,
+        "lambda": str(truth.lam),
+        "lambda_float": lam,
+        "multiplicity": truth.multiplicity,
+        "truth_kind": truth.kind,
+        "truth_source": truth.source,
+        "estimator": spec.estimator.name,
+        "config": config_dict(spec.config),
+        "seed": spec.seed,
+        "lambda_hat": lam_hat,
+        "lambda_hat_chains": estimate.lambda_hat_chains,
+        "se": estimate.se,
+        "rel_error": rel,
+        "rhat": diag.get("rhat"),
+        "ess": diag.get("ess"),
+        "diagnostics": diag,
+        "warnings": estimate.warnings,
+        "loss_trace": estimate.loss_trace,
+        "extra": estimate.extra,
+        "grad_evals": estimate.grad_evals,
+        "seconds": estimate.seconds,
+        "device": device,
+        "llcbench_version": __version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def execute(spec: RunSpec, device: str = "cpu", progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    """Run one estimate (no store involved) and return its record."""
+    target = build_target(spec.case)
+    accepts = "progress" in inspect.signature(spec.estimator.estimate).parameters
+    kwargs = {"progress": progress} if progress is not None and accepts else {}
+    estimate = spec.estimator.estimate(target, spec.config, spec.seed, device, **kwargs)
+    return make_record(spec, estimate, device)
+
+
+def run_all(
+    specs: Iterable[RunSpec],
+    store: Store,
+    device: str = "cpu",
+    force: bool = False,
+    on_start: Optional[Callable[[RunSpec, bool], None]] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Iterator[tuple[dict, bool]]:
+    """Run each spec unless its record is already stored; yield (record, was_cached).
+
+    Each record is committed as soon as it is computed, so an interrupted
+    sweep loses at most the run in flight and resumes from the store.
+    """
+    for spec in specs:
+        key = spec.key
+        cached = None if force else store.get(key)
+        if on_start is not None:
+            on_start(spec, cached is not None)
+        if cached is not None:
+            yield cached, True
+            continue
+        record = execute(spec, device, progress)
+        store.put(record)
+        yield record, False

@@ -1,0 +1,102 @@
+"""The target contract: what a family turns a case into, and all an estimator sees.
+
+Like Inference Gym's targets, a target carries its ground truth and its
+provenance. Every loss is *batched over chains*: parameters of shape
+``(chains, dim)`` give losses of shape ``(chains,)``, so an estimator runs all
+its chains with one batched forward/backward per step.
+
+Losses are mean per-sample negative log-likelihoods L_n(w). Additive
+constants that do not depend on w (e.g. ½·log 2πσ² of a Gaussian) are
+dropped: they cancel in L_n(w) − L_n(w*), the only thing an LLC estimate uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from .truth import Truth
+
+
+@dataclass
+class Target(ABC):
+    """Base class of every target.
+
+    id: the case id it was built from; family: the family's name.
+    dim: number of parameters d.  w_star: the anchor w* (float64, shape (d,)).
+    n: sample size; sets the default inverse temperature nβ* = n / log n.
+        For analytic potentials (no data) it is nominal.
+    truth: λ, m, kind and source at w*.
+    num_data: number of data points the loss averages over; 0 means an
+        analytic potential (no minibatches: every evaluation is exact).
+    """
+
+    id: str
+    family: str
+    dim: int
+    n: int
+    w_star: torch.Tensor
+    truth: Truth
+    num_data: int = 0
+    info: dict = field(default_factory=dict)  # family-specific provenance (σ, widths, seed, ...)
+
+    @abstractmethod
+    def loss(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """L(w) for a batch of parameter vectors.
+
+        w: (chains, dim). idx: indices of the data points to average over
+        (a minibatch shared by all chains), or None for the full data.
+        Returns (chains,). Analytic potentials ignore idx.
+        """
+
+    def log_prior(self, w: torch.Tensor) -> Optional[torch.Tensor]:
+        """log prior density (up to a constant) at w, shape (chains,), or None for a flat prior."""
+        return None
+
+    @property
+    def has_prior(self) -> bool:
+        return False
+
+    @property
+    def nbeta_star(self) -> float:
+        """The default inverse temperature n·β* = n / log n (Watanabe's WBIC temperature)."""
+        return self.n / math.log(self.n)
+
+    def full_loss(self, w: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        """L_n(w) over all the data, in chunks so that memory stays bounded."""
+        if self.num_data == 0:
+            return self.loss(w)
+        total = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+        for start in range(0, self.num_data, chunk):
+            idx = torch.arange(start, min(start + chunk, self.num_data), device=w.device)
+            total = total + self.loss(w, idx) * len(idx)
+        return total / self.num_data
+
+    def to(self, device="cpu", dtype=torch.float64) -> "Target":
+        """A copy whose tensors (w*, data) live on ``device`` with ``dtype``."""
+        new = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                setattr(new, name, value.to(device=device, dtype=dtype))
+            elif isinstance(value, torch.Tensor):
+                setattr(new, name, value.to(device=device))
+        return new
+
+    def summary(self) -> dict:
+        t = self.truth
+        return {
+            "id": self.id,
+            "family": self.family,
+            "dim": self.dim,
+            "n": self.n,
+            "lambda": t.lam_str,
+            "lambda_float": t.lam_float,
+            "multiplicity": t.multiplicity,
+            "kind": t.kind,
+            "source": t.source,
+        }

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -188,10 +189,14 @@ def cmd_run(args) -> int:
     if args.json:
         print(json.dumps(records if args.full else [_brief(r) for r in records], indent=2, default=str))
         return 0
-    headers = ["case", "λ", "λ̂ ± se", "rel.err", "R-hat", "ESS", "seconds", ""]
+    with_ref = any(r.get("lambda_ref") is not None for r in records)
+    headers = ["case", "λ", "λ̂ ± se", "rel.err", "R-hat", "ESS", "seconds"]
+    if with_ref:
+        headers[4:4] = ["λ_nβ,γ", "estimand bias", "sampler bias"]
+    headers.append("")
     rows = []
     for r in records:
-        rows.append([
+        row = [
             r["case"] + (f" #{r['seed']}" if args.seeds > 1 else ""),
             r["lambda"],
             f"{_num(r['lambda_hat'], '{:.4g}')} ± {_num(r['se'], '{:.2g}')}",
@@ -199,9 +204,17 @@ def cmd_run(args) -> int:
             _num(r["rhat"], "{:.3f}"),
             _num(r["ess"], "{:.0f}"),
             _num(r["seconds"], "{:.1f}"),
-            ("stored " if r["cached"] else "") + ("⚠ " + "; ".join(r["warnings"]) if r["warnings"] else ""),
-        ])
-    print(_fmt_table(headers, rows, right={2, 3, 4, 5, 6}))
+        ]
+        if with_ref:
+            row[4:4] = [
+                _num(r.get("lambda_ref"), "{:.4g}"),
+                _num(r.get("estimand_bias"), "{:+.3g}"),
+                (_num(r.get("sampler_bias"), "{:+.3g}") + " ± " + _num(r.get("sampler_bias_se"), "{:.2g}"))
+                if r.get("sampler_bias") is not None else "—",
+            ]
+        row.append(("stored " if r["cached"] else "") + _warning_note(r["warnings"]))
+        rows.append(row)
+    print(_fmt_table(headers, rows, right=set(range(2, len(headers) - 1))))
     errs = sorted(abs(r["rel_error"]) for r in records if r["rel_error"] is not None and math.isfinite(r["rel_error"]))
     fresh = sum(not r["cached"] for r in records)
     summary = f"\n{len(records)} runs ({fresh} computed, {len(records) - fresh} from {args.db})"
@@ -209,14 +222,27 @@ def cmd_run(args) -> int:
         median = errs[len(errs) // 2] if len(errs) % 2 else 0.5 * (errs[len(errs) // 2 - 1] + errs[len(errs) // 2])
         summary += f"; median |rel.err| {median:.1%}, worst {errs[-1]:.1%}"
     print(summary)
-    if skipped:
-        print(f"skipped {len(skipped)} cases: " + "; ".join(f"{cid} ({why})" for cid, why in skipped[:5])
-              + (" …" if len(skipped) > 5 else ""))
+    by_reason: dict[str, list[str]] = {}
+    for cid, why in skipped:
+        # Group reasons that differ only by the case named in them.
+        generic = re.sub(r"\s*\(d = \d+\)", "", why.replace(cid, "…"))
+        by_reason.setdefault(generic, []).append(cid)
+    for why, ids in by_reason.items():
+        print(f"skipped {len(ids)} case{'s' if len(ids) > 1 else ''} ({', '.join(ids[:3])}{', …' if len(ids) > 3 else ''}): {why}")
     return 0
 
 
+def _warning_note(warnings: list) -> str:
+    """The first warning, shortened, and how many more (all are in the record: --json --full)."""
+    if not warnings:
+        return ""
+    first = warnings[0] if len(warnings[0]) <= 70 else warnings[0][:69] + "…"
+    return f"⚠ {first}" + (f" (+{len(warnings) - 1})" if len(warnings) > 1 else "")
+
+
 _BRIEF_KEYS = ("case", "estimator", "lambda", "lambda_float", "lambda_hat", "se", "rel_error", "rhat", "ess",
-               "seconds", "grad_evals", "config", "seed", "multiplicity", "truth_kind", "warnings", "key", "cached")
+               "seconds", "grad_evals", "config", "seed", "multiplicity", "truth_kind", "lambda_ref",
+               "estimand_bias", "sampler_bias", "sampler_bias_se", "warnings", "key", "cached")
 
 
 def _brief(record: dict) -> dict:

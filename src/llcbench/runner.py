@@ -68,7 +68,47 @@ class RunSpec:
         return run_key(self.case.definition(), self.estimator.name, config_dict(self.config), self.seed, __version__)
 
 
-def make_record(spec: RunSpec, estimate: Estimate, device: str) -> dict:
+def error_decomposition(target, estimator: str, estimate: Estimate) -> dict:
+    """Split λ̂ − λ into estimand bias and sampler bias, where a reference exists.
+
+    The reference is the ``exact`` estimator's λ_{nβ,γ} at the same (n, β, γ)
+    as the run (read from the estimate's ``extra``): what an ideal sampler
+    would report. estimand bias = λ_{nβ,γ} − λ (finite temperature,
+    localisation, multiplicity); sampler bias = λ̂ − λ_{nβ,γ}. For SGLD on a
+    quadratic potential without minibatches the reference of the
+    *discretised* chain at the run's step size is added too (step-size bias).
+    Empty when no reference applies (e.g. deep linear networks).
+    """
+    from .estimators import exact
+
+    nbeta, gamma = estimate.extra.get("nbeta"), estimate.extra.get("gamma")
+    if estimator == "exact" or nbeta is None or gamma is None or exact.supports(target) is not None:
+        return {}
+    try:
+        ref = exact.estimate(target, exact.ExactConfig(nbeta=float(nbeta), gamma=float(gamma)))
+    except UserError:
+        return {}
+    lam = float(target.truth.lam)
+    out = {
+        "lambda_ref": ref.lambda_hat,
+        "lambda_ref_error": ref.se,
+        "lambda_ref_method": ref.extra.get("method"),
+        "estimand_bias": ref.lambda_hat - lam,
+        "sampler_bias": estimate.lambda_hat - ref.lambda_hat,
+        "sampler_bias_se": math.hypot(estimate.se, ref.se) if math.isfinite(estimate.se) else None,
+    }
+    step = estimate.extra.get("step_size")
+    if estimator == "sgld" and step is not None and target.num_data == 0:
+        try:
+            disc = exact.estimate(target, exact.ExactConfig(nbeta=float(nbeta), gamma=float(gamma),
+                                                            sgld_step_size=float(step)))
+            out["lambda_ref_discrete"] = disc.lambda_hat
+        except UserError:
+            pass
+    return out
+
+
+def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: Optional[dict] = None) -> dict:
     truth = case_truth(spec.case)
     lam = float(truth.lam)
     lam_hat = estimate.lambda_hat
@@ -94,11 +134,16 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str) -> dict:
         "se": estimate.se,
         "rel_error": rel,
         "rhat": diag.get("rhat"),
-        "ess": diag.get("ess"),
+        "ess": diag.get("ess", diag.get("ess_bulk")),
         "diagnostics": diag,
         "warnings": estimate.warnings,
         "loss_trace": estimate.loss_trace,
         "extra": estimate.extra,
+        "lambda_ref": None,
+        "estimand_bias": None,
+        "sampler_bias": None,
+        "sampler_bias_se": None,
+        **(decomposition or {}),
         "grad_evals": estimate.grad_evals,
         "seconds": estimate.seconds,
         "device": device,
@@ -115,7 +160,7 @@ def execute(spec: RunSpec, device: str = "cpu", progress: Optional[Callable[[int
     accepts = "progress" in inspect.signature(spec.estimator.estimate).parameters
     kwargs = {"progress": progress} if progress is not None and accepts else {}
     estimate = spec.estimator.estimate(target, spec.config, spec.seed, device, **kwargs)
-    return make_record(spec, estimate, device)
+    return make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate))
 
 
 def run_all(

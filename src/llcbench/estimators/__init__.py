@@ -1,0 +1,114 @@
+"""The estimator registry.
+
+``ESTIMATORS`` maps a name to its :class:`~llcbench.estimators.base.EstimatorSpec`;
+``get_estimator(name)`` looks one up. Built in: "sgld", "rmsprop_sgld",
+"sgnht" (stochastic-gradient MCMC, :mod:`llcbench.estimators.sgmcmc`); the
+references "exact", "nuts" and the negative control "hessian"; and "volume"
+(local volume by random directions).
+
+Plugins: a third-party package can register more estimators through the
+entry-point group ``llcbench.estimators``; each entry point must load to an
+``EstimatorSpec`` (or a zero-argument callable returning one), e.g. in its
+pyproject.toml::
+
+    [project.entry-points."llcbench.estimators"]
+    my_sampler = "my_package.llc:SPEC"
+
+Entry points are discovered lazily, on the first lookup of a name that is
+not built in (or on :func:`all_estimators`); a built-in name is never
+shadowed, and a plugin that fails to load is reported in the error of a
+lookup of its name rather than breaking the others.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import UserError
+from .base import Estimate, EstimatorSpec
+from . import rmsprop_sgld, sgld, sgnht
+from .sgmcmc import supports as _sgmcmc_supports
+
+ENTRY_POINT_GROUP = "llcbench.estimators"
+
+ESTIMATORS: dict[str, EstimatorSpec] = {
+    "sgld": EstimatorSpec(
+        name="sgld",
+        config_cls=sgld.SGLDConfig,
+        estimate=sgld.estimate,
+        summary="localised tempered SGLD (Lau et al. 2023), chains vectorised",
+        supports=_sgmcmc_supports,
+    ),
+    "rmsprop_sgld": EstimatorSpec(
+        name="rmsprop_sgld",
+        config_cls=rmsprop_sgld.RMSPropSGLDConfig,
+        estimate=rmsprop_sgld.estimate,
+        summary="RMSProp-preconditioned localised SGLD (Hitchcock & Hoogland 2025)",
+        supports=_sgmcmc_supports,
+    ),
+    "sgnht": EstimatorSpec(
+        name="sgnht",
+        config_cls=sgnht.SGNHTConfig,
+        estimate=sgnht.estimate,
+        summary="stochastic-gradient Nosé-Hoover thermostat (Ding et al. 2014), localised",
+        supports=_sgmcmc_supports,
+    ),
+}
+
+# Reference estimators (issue 4) and volume sampling (issue 5): one module each, exporting SPEC.
+from . import exact, hessian, nuts, volume  # noqa: E402
+
+for _spec in (exact.SPEC, nuts.SPEC, hessian.SPEC, volume.SPEC):
+    ESTIMATORS[_spec.name] = _spec
+
+_plugins_loaded = False
+_plugin_errors: dict[str, str] = {}
+
+
+def _load_plugins() -> None:
+    """Add the specs of the ``llcbench.estimators`` entry points to ESTIMATORS (once)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    try:
+        eps = entry_points(group=ENTRY_POINT_GROUP)
+    except Exception:  # pragma: no cover - broken metadata must not break the built-ins
+        return
+    for ep in eps:
+        if ep.name in ESTIMATORS:
+            continue
+        try:
+            obj = ep.load()
+            spec = obj if isinstance(obj, EstimatorSpec) else obj()
+            if not isinstance(spec, EstimatorSpec):
+                raise TypeError(f"expected an EstimatorSpec, got {type(spec).__name__}")
+        except Exception as exc:
+            _plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        ESTIMATORS[ep.name] = spec
+
+
+def all_estimators() -> dict[str, EstimatorSpec]:
+    """Built-in and plugin estimators."""
+    _load_plugins()
+    return ESTIMATORS
+
+
+def get_estimator(name: str) -> EstimatorSpec:
+    """The estimator called ``name``; UserError naming the known ones otherwise."""
+    spec: Optional[EstimatorSpec] = ESTIMATORS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        _load_plugins()
+        spec = ESTIMATORS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        if isinstance(name, str) and name in _plugin_errors:
+            raise UserError(f"estimator {name!r} (plugin) failed to load: {_plugin_errors[name]}")
+        known = ", ".join(sorted(ESTIMATORS))
+        raise UserError(f"unknown estimator {name!r}; known: {known}")
+    return spec
+
+
+__all__ = ["ESTIMATORS", "ENTRY_POINT_GROUP", "Estimate", "EstimatorSpec", "all_estimators", "get_estimator"]

@@ -1,0 +1,130 @@
+"""`llcbench run`: store, reuse, --force, --json, bad flags, kill and resume."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+CASES = "\n".join(
+    f'[[case]]\nid = "t/{name}"\nfamily = "polynomial"\nexpr = "{expr}"\n'
+    for name, expr in [("a", "w1**2"), ("b", "w1**2 + w2**2"), ("c", "w1**4"), ("d", "w1**2 + w2**4"),
+                       ("e", "(w1*w2)**2"), ("f", "w1**2 + w2**2 + w3**2")]
+)
+QUICK = ["--set", "steps=400", "--set", "burn_in=100", "--set", "chains=2"]
+
+
+def rows(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT key, case_id, record FROM runs").fetchall()
+    finally:
+        con.close()
+
+
+def test_run_stores_and_reuses(cli, write_toml, tmp_path):
+    cases = write_toml(CASES)
+    db = tmp_path / "r.sqlite"
+    args = ["run", "--estimator", "sgld", "--no-builtin", "--file", cases, "--case", "t/a", "--case", "t/b",
+            "--db", db, "--quiet", *QUICK]
+    first = cli(*args, "--json")
+    assert first.returncode == 0, first.stderr
+    records = json.loads(first.stdout)
+    assert [r["case"] for r in records] == ["t/a", "t/b"]
+    for key in ("case", "estimator", "lambda", "lambda_hat", "se", "rel_error", "rhat", "ess", "seconds",
+                "grad_evals", "config", "seed"):
+        assert key in records[0]
+    assert not any(r["cached"] for r in records)
+    assert records[0]["config"]["steps"] == 400
+    assert len(rows(db)) == 2
+
+    second = cli(*args, "--json")
+    again = json.loads(second.stdout)
+    assert all(r["cached"] for r in again)
+    assert [r["lambda_hat"] for r in again] == [r["lambda_hat"] for r in records]
+
+    forced = json.loads(cli(*args, "--json", "--force").stdout)
+    assert not any(r["cached"] for r in forced)
+    # Same seed, same case, same config -> same λ̂ on CPU.
+    assert [r["lambda_hat"] for r in forced] == [r["lambda_hat"] for r in records]
+    assert len(rows(db)) == 2
+
+    table = cli(*args)
+    assert table.returncode == 0 and "t/a" in table.stdout and "from" in table.stdout
+
+
+def test_seeds_make_distinct_runs(cli, write_toml, tmp_path):
+    cases = write_toml(CASES)
+    db = tmp_path / "r.sqlite"
+    proc = cli("run", "--estimator", "sgld", "--no-builtin", "--file", cases, "--case", "t/a", "--seeds", "3",
+               "--db", db, "--quiet", "--json", *QUICK)
+    records = json.loads(proc.stdout)
+    assert [r["seed"] for r in records] == [0, 1, 2]
+    assert len({r["lambda_hat"] for r in records}) == 3
+    assert len(rows(db)) == 3
+
+
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (["--set", "step_size=-1"], ["step_size"]),
+        (["--set", "stepsize=1"], ["stepsize", "unknown"]),
+        (["--set", "chains=two"], ["chains", "int"]),
+        (["--set", "chains"], ["key=value"]),
+        (["--estimator", "nope"], ["unknown estimator", "sgld"]),
+        (["--case", "no/such"], ["no/such"]),
+        (["--seeds", "0"], ["--seeds"]),
+        (["--device", "tpu"], ["--device"]),
+    ],
+)
+def test_bad_run_flags_are_one_line_exit_2(cli, tmp_path, extra, words):
+    args = ["run", "--estimator", "sgld", "--db", tmp_path / "r.sqlite", "--quiet", *extra]
+    proc = cli(*args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = proc.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_kill_and_resume_loses_nothing(write_toml, tmp_path):
+    """SIGKILL in the middle of a sweep, rerun: it completes with no lost,
+    duplicated or partial rows, and reuses the runs finished before the kill."""
+    cases = write_toml(CASES)
+    db = tmp_path / "r.sqlite"
+    args = [sys.executable, "-m", "llcbench", "run", "--estimator", "sgld", "--no-builtin", "--file", str(cases),
+            "--db", str(db), "--quiet", "--set", "steps=3000", "--set", "burn_in=500", "--set", "chains=2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    done_before = 0
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                done_before = len(rows(db))
+            except sqlite3.OperationalError:
+                done_before = 0
+            if done_before >= 2:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before it could be killed; make the runs longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+
+    survived = rows(db)
+    assert 2 <= len(survived) < 6
+    for _, _, record in survived:
+        assert json.loads(record)["lambda_hat"] is not None  # whole rows only
+
+    rerun = subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    records = json.loads(rerun.stdout)
+    assert sorted(r["case"] for r in records) == [f"t/{c}" for c in "abcdef"]
+    assert sum(r["cached"] for r in records) == len(survived)
+    final = rows(db)
+    assert len(final) == 6 and len({k for k, _, _ in final}) == 6

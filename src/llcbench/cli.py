@@ -67,12 +67,17 @@ def cmd_cases(args) -> int:
     headers = ["id", "family", "dim", "n", "λ", "λ (float)", "m", "kind", "source"]
     table = [
         [r["id"], r["family"], str(r["dim"]), str(r["n"]), r["lambda"], f"{r['lambda_float']:.4g}",
-         str(r["multiplicity"]), r["kind"], r["source"]]
+         str(r["multiplicity"]), r["kind"], _short(r["source"], 60)]
         for r in rows
     ]
     print(_fmt_table(headers, table, right={2, 3, 4, 5, 6}))
     print(f"\n{len(rows)} cases")
     return 0
+
+
+def _short(text: str, width: int) -> str:
+    """Shorten for a table cell (the whole text is in --json)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # --------------------------------------------------------------------- truth

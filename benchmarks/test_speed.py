@@ -1,0 +1,127 @@
+"""Speed of the SG-MCMC hot loop (pytest-benchmark; not a timed unit test).
+
+Run:  python -m pytest benchmarks --benchmark-enable -s
+
+Case: deep linear network 5-5-5-5, teacher rank 2 (λ = 11), n = 100,000,
+batch 256, 8 chains, CPU, float32 — the case of shared/reference/anchors.md
+(devinterp 2.0.1: 0.47–0.62 ms per chain-step, 4–5× a bare forward+backward).
+
+Two figures, measured side by side in one run (interleaved repeats, best of
+each, so that both see the same machine load):
+
+(a) ms per chain-step of ``sgld``: the MARGINAL cost of a step, i.e.
+    (T(N2 steps) − T(N1 steps)) / (N2 − N1) / chains for two complete
+    ``estimate`` calls (so the fixed costs — L_n(w*) on the full data, the
+    ArviZ diagnostics — cancel); explicit step_size (no step-size rule).
+    Target ≤ 0.03 ms per chain-step (≤ 0.24 ms per step for 8 chains).
+(b) that step over a bare batched forward+backward of the same 8 chains on
+    batches of 256 (``target.loss(w, idx)`` + ``autograd.grad``, with the
+    minibatch indices taken from precomputed permutation slices as the
+    sampler does). Target ≤ 1.3×. The sampler's step includes the w* row of
+    the control variate (9 rows instead of 8), the update, the trace record
+    and the minibatch bookkeeping.
+
+Both are reported for 1 and 2 torch threads (the machine has 2 cores; for
+small matmuls the thread pool's overhead can exceed its gain), in
+``benchmark.extra_info`` and on stdout. With benchmarks disabled (the
+default test run) every function still runs once, on few steps.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import pytest
+import torch
+
+from llcbench.estimators import get_estimator
+from llcbench.estimators.base import make_config
+from llcbench.estimators.sgmcmc import EpochBatches
+from llcbench.truth import Truth
+
+CHAINS, BATCH = 8, 256
+STEP_SIZE = 1e-7  # explicit: no Hessian power iterations in the timing
+
+
+def dln_target():
+    """The catalogue's DLN 5-5-5-5 r2 target (float64 master copy)."""
+    try:
+        from llcbench.catalogue import build_target, load_catalogue
+
+        case = next(c for c in load_catalogue() if c.id == "dln/5-5-5-5/r2")
+        return build_target(case)
+    except Exception:  # truth engine or catalogue not available: the family directly
+        from llcbench.case import Case
+        from llcbench.families.dln import build_dln_target
+
+        case = Case(id="dln/5-5-5-5/r2", family="dln", params={"widths": [5, 5, 5, 5], "rank": 2}, n=100_000)
+        return build_dln_target(case, "dln", [5, 5, 5, 5], 2, "canonical",
+                                Truth(Fraction(11), 1, "exact", "Aoyagi 2024"), 1.0)
+
+
+@pytest.fixture(scope="module")
+def target():
+    return dln_target()
+
+
+def sgld_seconds(target, steps: int) -> float:
+    spec = get_estimator("sgld")
+    cfg = make_config(spec.config_cls, {"step_size": STEP_SIZE, "chains": CHAINS, "batch_size": BATCH,
+                                        "steps": steps, "burn_in": steps // 10, "dtype": "float32"})
+    t0 = time.perf_counter()
+    spec.estimate(target, cfg, seed=0, device="cpu")
+    return time.perf_counter() - t0
+
+
+def bare_seconds(target32, steps: int) -> float:
+    """`steps` bare batched forward+backward passes of CHAINS chains on batches of BATCH."""
+    w = target32.w_star.expand(CHAINS, target32.dim).clone()
+    batches = EpochBatches(target32.num_data, BATCH, torch.Generator().manual_seed(0))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        idx = batches.next()
+        wl = w.detach().requires_grad_(True)
+        loss = target32.loss(wl, idx)
+        torch.autograd.grad(loss.sum(), wl)
+    return time.perf_counter() - t0
+
+
+def side_by_side(target, n1: int, n2: int, repeats: int) -> dict:
+    target32 = target.to("cpu", torch.float32)
+    bare_seconds(target32, 20)  # warm-up
+    sgld_seconds(target, 20)
+    best = {"sgld_n1": float("inf"), "sgld_n2": float("inf"), "bare": float("inf")}
+    for _ in range(repeats):  # interleaved: both see the same load
+        best["sgld_n1"] = min(best["sgld_n1"], sgld_seconds(target, n1))
+        best["sgld_n2"] = min(best["sgld_n2"], sgld_seconds(target, n2))
+        best["bare"] = min(best["bare"], bare_seconds(target32, n2 - n1))
+    step_ms = (best["sgld_n2"] - best["sgld_n1"]) / (n2 - n1) * 1e3
+    bare_ms = best["bare"] / (n2 - n1) * 1e3
+    return {
+        "sgld_ms_per_step": step_ms,
+        "sgld_ms_per_chain_step": step_ms / CHAINS,
+        "bare_fwd_bwd_ms_per_step": bare_ms,
+        "ratio_step_over_bare": step_ms / bare_ms,
+        "steps_compared": [n1, n2],
+        "repeats": repeats,
+    }
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sgld_step_vs_bare_forward_backward(benchmark, target, threads):
+    disabled = getattr(benchmark, "disabled", False)
+    n1, n2, repeats = (20, 60, 1) if disabled else (500, 2500, 5)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        figures = side_by_side(target, n1, n2, repeats)
+        figures["threads"] = threads
+        benchmark.extra_info.update(figures)
+        print(f"\n[threads={threads}] sgld {figures['sgld_ms_per_chain_step']:.4f} ms per chain-step "
+              f"({figures['sgld_ms_per_step']:.3f} ms per step of {CHAINS} chains); bare fwd+bwd "
+              f"{figures['bare_fwd_bwd_ms_per_step']:.3f} ms; ratio {figures['ratio_step_over_bare']:.2f}x")
+        # the timed quantity of pytest-benchmark: one SGLD estimate of n2 steps
+        benchmark.pedantic(sgld_seconds, args=(target, n2), rounds=1 if disabled else 3, iterations=1)
+    finally:
+        torch.set_num_threads(old)

@@ -1,0 +1,428 @@
+"""The SG-MCMC estimators (sgld, rmsprop_sgld, sgnht) and their shared driver.
+
+Every test builds its own small targets (a quadratic potential, a small
+linear regression with data), so it does not depend on the families.
+Seeds are fixed; each tolerance says where it comes from. Runtime: a few
+seconds per test on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Optional
+
+import numpy as np
+import pytest
+import torch
+
+from llcbench.errors import UnsupportedTarget, UserError
+from llcbench.estimators import ESTIMATORS, get_estimator
+from llcbench.estimators.base import Estimate, make_config
+from llcbench.estimators.sgmcmc import EpochBatches, top_hessian_eigenvalue
+from llcbench.target import Target
+from llcbench.truth import Truth
+
+NAMES = ("sgld", "rmsprop_sgld", "sgnht")
+
+
+# --------------------------------------------------------------------------- test targets
+
+
+@dataclass
+class Quadratic(Target):
+    """L(w) = ½ Σ a_i (w_i − w*_i)², analytic (num_data = 0); λ = d/2."""
+
+    a: Optional[torch.Tensor] = None  # (d,)
+
+    def loss(self, w, idx=None):
+        a = self.a.to(device=w.device, dtype=w.dtype)
+        return 0.5 * (a * (w - self.w_star.to(w)).square()).sum(dim=-1)
+
+
+def quadratic(d=4, a=2.0, n=10_000, **kw) -> Quadratic:
+    return Quadratic(id=f"quad{d}", family="test", dim=d, n=n, w_star=torch.zeros(d, dtype=torch.float64),
+                     truth=Truth(Fraction(d, 2), 1, "exact", "d/2"),
+                     a=torch.full((d,), float(a), dtype=torch.float64), **kw)
+
+
+@dataclass
+class LinearData(Target):
+    """Linear regression y = W x + N(0, 1) with data; L = mean ‖y − W x‖²/2; w* = the teacher."""
+
+    x: Optional[torch.Tensor] = None
+    y: Optional[torch.Tensor] = None
+    out: int = 1
+
+    def loss(self, w, idx=None):
+        x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
+        wm = w.reshape(w.shape[0], self.out, -1)
+        resid = torch.matmul(x, wm.transpose(1, 2)) - y
+        return 0.5 * resid.square().sum(-1).mean(-1)
+
+
+def linear_data(n=2000, inp=3, out=2, seed=0) -> LinearData:
+    g = torch.Generator().manual_seed(seed)
+    w_star = torch.randn(out * inp, generator=g, dtype=torch.float64)
+    x = torch.randn(n, inp, generator=g, dtype=torch.float64)
+    y = x @ w_star.reshape(out, inp).T + torch.randn(n, out, generator=g, dtype=torch.float64)
+    d = out * inp
+    return LinearData(id="lin", family="test", dim=d, n=n, w_star=w_star, truth=Truth(Fraction(d, 2), 1, "exact", "d/2"),
+                      num_data=n, x=x, y=y, out=out)
+
+
+def run(name, target, seed=0, device="cpu", **overrides) -> Estimate:
+    spec = get_estimator(name)
+    return spec.estimate(target, make_config(spec.config_cls, overrides), seed, device)
+
+
+# --------------------------------------------------------------------------- registry and config
+
+
+def test_registry_and_unknown_name():
+    assert set(NAMES) <= set(ESTIMATORS)
+    for name in NAMES:
+        spec = get_estimator(name)
+        assert spec.name == name and callable(spec.estimate)
+    with pytest.raises(UserError, match=r"unknown estimator 'nope'; known: .*rmsprop_sgld.*sgld.*sgnht"):
+        get_estimator("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_config_field_is_documented(name):
+    import dataclasses
+
+    cls = get_estimator(name).config_cls
+    for f in dataclasses.fields(cls):
+        assert f.metadata.get("doc"), f"{name}.{f.name} has no doc"
+    make_config(cls, []).validate()  # the defaults are valid
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["step_size=-1"], "step_size must be > 0"),
+    (["step_size=0"], "step_size must be > 0"),
+    (["gamma=-1"], "gamma must be >= 0"),
+    (["burn_in=5000", "steps=3000"], "burn_in must be < steps"),
+    (["dtype=float16"], "dtype must be one of"),
+    (["chains=0"], "chains must be >= 1"),
+    (["no_such_field=1"], "unknown field"),
+    (["steps=many"], "expected a value of type int"),
+])
+def test_make_config_rejects_bad_values(bad, message):
+    for name in NAMES:
+        with pytest.raises(UserError, match=message):
+            make_config(get_estimator(name).config_cls, bad)
+
+
+def test_make_config_sampler_specific_fields():
+    assert make_config(get_estimator("rmsprop_sgld").config_cls, ["beta2=0.999"]).beta2 == 0.999
+    assert make_config(get_estimator("sgnht").config_cls, ["diffusion=2"]).diffusion == 2.0
+    with pytest.raises(UserError, match="beta2"):
+        make_config(get_estimator("rmsprop_sgld").config_cls, ["beta2=1.5"])
+    with pytest.raises(UserError, match="diffusion must be > 0"):
+        make_config(get_estimator("sgnht").config_cls, ["diffusion=0"])
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_quadratic_lambda_within_tolerance(name):
+    # K = Σ w_i² in d = 4 dims, λ = d/2 = 2, nβ = n/log n ≈ 1086, γ = 10⁻³·nβ.
+    # Expected bias: localisation −γ/(nβ·2) = −0.05 %; discretisation: the
+    # default rule keeps ε·(nβ·2 + γ) = step_scale, which inflates the
+    # stationary variance by 1/(1 − step_scale/4) (≈ +5 % at 0.2) for SGLD and
+    # SGNHT, and by no more for RMSProp (its steps are ≤ the rule's on the
+    # stiffest coordinate). Tolerance: 8 % of λ for that bias plus 4 Monte
+    # Carlo standard errors (ArviZ MCSE of the mean).
+    target = quadratic(d=4, a=2.0)
+    est = run(name, target, steps=2500, burn_in=700)
+    assert est.diagnostics["divergent_chains"] == []
+    assert math.isfinite(est.se) and est.se > 0
+    assert abs(est.lambda_hat - 2.0) <= 0.08 * 2.0 + 4 * est.se, (est.lambda_hat, est.se)
+    assert est.diagnostics["rhat"] < 1.1
+    assert est.grad_evals == 2500 * est.extra["chains"]
+    assert len(est.lambda_hat_chains) == est.extra["chains"]
+
+
+def test_sgld_matches_the_discretised_stationary_law():
+    # For L = ½·a·w² per coordinate the SGLD chain is a Gaussian AR(1):
+    # w' = (1 − ε(nβa + γ)/2)·w + √ε·ξ, stationary variance
+    # v = ε / (1 − (1 − ε(nβa+γ)/2)²), so E[nβ·L] = d·nβ·a·v/2 exactly (no
+    # continuous-time approximation). ε·(nβa + γ) = 0.8 makes the
+    # discretisation visible (+25 % over the exact posterior's d/2·nβa/(nβa+γ)),
+    # so the test distinguishes the discretised law from the continuous one.
+    # Tolerance: 3 standard errors (ArviZ MCSE), and the continuous-time value
+    # must lie outside it.
+    d, a, n, gamma = 6, 2.0, 10_000, 1.0
+    target = quadratic(d=d, a=a, n=n)
+    nbeta = n / math.log(n)
+    A = nbeta * a + gamma
+    eps = 0.8 / A
+    rho = 1 - eps * A / 2
+    v = eps / (1 - rho**2)
+    predicted = d * nbeta * a * v / 2
+    continuous = d / 2 * nbeta * a / A
+    est = run("sgld", target, step_size=eps, gamma=gamma, chains=16, steps=3000, burn_in=200)
+    assert abs(est.lambda_hat - predicted) <= 3 * est.se, (est.lambda_hat, predicted, est.se)
+    assert abs(continuous - predicted) > 3 * est.se
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_lambda_different_seed_different(name):
+    target = linear_data()
+    kw = dict(steps=300, burn_in=100, chains=4, batch_size=64)
+    a = run(name, target, seed=3, **kw)
+    b = run(name, target, seed=3, **kw)
+    c = run(name, target, seed=4, **kw)
+    assert a.lambda_hat == b.lambda_hat
+    assert a.lambda_hat_chains == b.lambda_hat_chains
+    assert a.loss_trace == b.loss_trace
+    assert c.lambda_hat != a.lambda_hat
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_all_chains_diverge_gives_nan_with_warning(name):
+    # ε·nβ·a ≫ 4: the chain is an unstable AR(1), |w| grows geometrically.
+    est = run(name, quadratic(d=3), step_size=10.0, eps_precond=1.0, steps=400, burn_in=100,
+              chains=4) if name == "rmsprop_sgld" else run(name, quadratic(d=3), step_size=10.0,
+                                                           steps=400, burn_in=100, chains=4)
+    assert math.isnan(est.lambda_hat)
+    assert est.diagnostics["divergent_chains"] == [0, 1, 2, 3]
+    assert all(math.isnan(x) for x in est.lambda_hat_chains)
+    assert any("all chains diverged" in w for w in est.warnings)
+
+
+@dataclass
+class Poisoned(Quadratic):
+    """A quadratic whose loss is +inf for chain rows in ``bad_rows`` from call ``after`` on."""
+
+    bad_rows: tuple = ()
+    after: int = 0
+    calls: int = field(default=0)
+
+    def loss(self, w, idx=None):
+        out = super().loss(w, idx)
+        if w.shape[0] > 1:
+            self.calls += 1
+            if self.calls > self.after:
+                mask = torch.zeros(w.shape[0], dtype=torch.bool, device=w.device)
+                mask[list(self.bad_rows)] = True
+                out = torch.where(mask, torch.full_like(out, float("inf")), out)
+        return out
+
+
+def test_diverged_chains_are_flagged_frozen_and_excluded():
+    target = quadratic(d=3)
+    poisoned = Poisoned(**{k: getattr(target, k) for k in ("id", "family", "dim", "n", "w_star", "truth", "a")},
+                        bad_rows=(1, 3), after=150)
+    est = run("sgld", poisoned, step_size=2e-4, steps=600, burn_in=200, chains=4, check_every=50)
+    assert est.diagnostics["divergent_chains"] == [1, 3]
+    assert set(est.diagnostics["divergence_step"]) == {"1", "3"}
+    assert math.isnan(est.lambda_hat_chains[1]) and math.isnan(est.lambda_hat_chains[3])
+    good = [est.lambda_hat_chains[0], est.lambda_hat_chains[2]]
+    assert all(math.isfinite(x) for x in good)
+    assert est.lambda_hat == pytest.approx(np.mean(good), rel=1e-9)
+    assert any("2 of 4 chains diverged" in w for w in est.warnings)
+    assert est.diagnostics["chains_used"] == 2
+    # no NaN leaks into the summary statistics
+    assert math.isfinite(est.se) and math.isfinite(est.diagnostics["ess_bulk"])
+
+
+# --------------------------------------------------------------------------- minibatches
+
+
+def test_epoch_batches_visit_every_index_once_per_epoch():
+    g = torch.Generator().manual_seed(0)
+    n, b = 1003, 100
+    sampler = EpochBatches(n, b, g)
+    per_epoch = math.ceil(n / b)
+    assert sampler.per_epoch == per_epoch
+    epochs = []
+    for _ in range(3):
+        batches = [sampler.next() for _ in range(per_epoch)]
+        sizes = {len(x) for x in batches}
+        assert max(sizes) <= b and max(sizes) - min(sizes) <= 1  # near-equal batches
+        seen = torch.cat(batches).sort().values
+        assert torch.equal(seen, torch.arange(n))  # each index exactly once
+        epochs.append(torch.cat(batches))
+    assert not torch.equal(epochs[0], epochs[1])  # a fresh permutation each epoch
+    again = EpochBatches(n, b, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat([again.next() for _ in range(per_epoch)]), epochs[0])  # seeded
+
+
+@dataclass
+class Counting(LinearData):
+    """Records the shapes of every loss call."""
+
+    shapes: list = field(default_factory=list)
+
+    def loss(self, w, idx=None):
+        self.shapes.append((w.shape[0], None if idx is None else int(idx.numel()), w.requires_grad))
+        return super().loss(w, idx)
+
+
+def test_one_batched_loss_call_per_step_and_without_replacement_batches():
+    base = linear_data(n=1000)
+    target = Counting(**{k: getattr(base, k) for k in ("id", "family", "dim", "n", "w_star", "truth", "num_data",
+                                                          "x", "y", "out")})
+    chains, steps, b = 5, 120, 64
+    est = run("sgld", target, step_size=1e-4, steps=steps, burn_in=20, chains=chains, batch_size=b)
+    loop = [s for s in target.shapes if s[0] > 1]  # not the 1-row L_n(w*) evaluation
+    assert len(loop) == steps  # one call per step ...
+    assert all(s[0] == chains + 1 for s in loop)  # ... for all chains at once (+ the w* row)
+    assert all(s[1] is not None and s[1] <= b for s in loop)
+    assert est.extra["batches_per_epoch"] == math.ceil(1000 / b)
+    assert est.extra["trace_reference"] == "L_B(w*) same batch"
+    # without the control variate: exactly `chains` rows per call
+    target.shapes.clear()
+    run("sgld", target, step_size=1e-4, steps=50, burn_in=10, chains=chains, batch_size=b, control_variate=False)
+    assert all(s[0] == chains for s in target.shapes if s[0] > 1)
+
+
+def test_analytic_potential_uses_exact_loss():
+    target = Counting(**{k: getattr(linear_data(n=300), k) for k in ("id", "family", "dim", "n", "w_star", "truth",
+                                                                     "num_data", "x", "y", "out")})
+    target.num_data = 300
+    run("sgld", target, step_size=1e-4, steps=30, burn_in=10, chains=3, batch_size=1000)  # batch ≥ n: full data
+    assert all(s[1] is None for s in target.shapes if s[0] > 1)
+
+
+# --------------------------------------------------------------------------- burn-in
+
+
+@dataclass
+class Offset(Quadratic):
+    """Adds a constant to the loss during the first ``until`` sampling calls (gradient unchanged)."""
+
+    until: int = 0
+    calls: int = field(default=0)
+    offset: float = 1.0
+
+    def loss(self, w, idx=None):
+        out = super().loss(w, idx)
+        if w.shape[0] > 1:
+            self.calls += 1
+            if self.calls <= self.until:
+                out = out + self.offset
+        return out
+
+
+def test_burn_in_is_excluded():
+    # A loss offset during the burn-in leaves the trajectory unchanged (same
+    # gradient) and must leave λ̂ unchanged bit for bit; the trace length is
+    # (steps − burn_in) / thin.
+    base = quadratic(d=3)
+    fields_ = {k: getattr(base, k) for k in ("id", "family", "dim", "n", "w_star", "truth", "a")}
+    kw = dict(step_size=1e-4, steps=500, burn_in=200, chains=3, thin=3)
+    plain = run("sgld", Quadratic(**fields_), **kw)
+    shifted = run("sgld", Offset(**fields_, until=200), **kw)
+    assert shifted.lambda_hat == plain.lambda_hat
+    assert plain.diagnostics["draws_per_chain"] == (500 - 200) // 3
+    # while an offset that reaches into the draws does change it
+    leaked = run("sgld", Offset(**fields_, until=260), **kw)
+    assert leaked.lambda_hat > plain.lambda_hat + 100
+
+
+# --------------------------------------------------------------------------- SGNHT thermostat
+
+
+def test_sgnht_thermostat_moves_and_drives_kinetic_energy_to_one():
+    # Start at rest (p = 0): the kinetic energy pᵀp/d starts at 0, the
+    # thermostat ξ must move away from its initial value, and after the
+    # burn-in the time-averaged pᵀp/d must be 1 (the thermostat's fixed point)
+    # to within 10 % (d = 20 coordinates × 1500 draws, correlated).
+    target = quadratic(d=20, a=2.0)
+    est = run("sgnht", target, steps=2000, burn_in=500, init_momentum="zero", chains=4)
+    x = est.extra
+    assert x["kinetic_init"] == [0.0] * 4
+    assert all(lo < x["xi_init"] - 1e-3 for lo in x["xi_min"])  # ξ fell to let the system heat up
+    assert all(abs(k - 1.0) < 0.1 for k in x["kinetic_mean"]), x["kinetic_mean"]
+    assert x["xi_final"] != [x["xi_init"]] * 4
+
+
+def test_sgnht_thermostat_absorbs_minibatch_noise():
+    # With minibatch gradients the friction ξ must settle above the injected
+    # diffusion A (it absorbs the gradient noise), keeping pᵀp/d near 1.
+    est = run("sgnht", linear_data(n=2000), steps=1500, burn_in=500, chains=4, batch_size=32)
+    x = est.extra
+    assert all(m > x["diffusion"] for m in x["xi_mean"])
+    assert all(abs(k - 1.0) < 0.15 for k in x["kinetic_mean"]), x["kinetic_mean"]
+
+
+# --------------------------------------------------------------------------- priors, small cases
+
+
+@dataclass
+class GaussianPrior(Quadratic):
+    tau: float = 0.0
+
+    def log_prior(self, w):
+        return -0.5 * self.tau * w.square().sum(-1)
+
+    @property
+    def has_prior(self):
+        return True
+
+
+@dataclass
+class SingularPrior(Quadratic):
+    def log_prior(self, w):
+        return torch.log(w.abs()).sum(-1)
+
+    @property
+    def has_prior(self):
+        return True
+
+
+def test_priors_smooth_included_singular_refused():
+    base = quadratic(d=4, a=2.0, n=1000)
+    fields_ = {k: getattr(base, k) for k in ("id", "family", "dim", "n", "w_star", "truth", "a")}
+    nbeta = 1000 / math.log(1000)
+    tau = 100.0  # a prior as strong as 35 % of nβ·a: its effect is far outside the tolerance
+    with_prior = run("sgld", GaussianPrior(**fields_, tau=tau), gamma=1.0, steps=2500, burn_in=700)
+    # discretised AR(1) law with total curvature A = nβa + γ + τ (see the stationary-law test)
+    A = nbeta * 2.0 + 1.0 + tau
+    eps = with_prior.extra["step_size"]
+    v = eps / (1 - (1 - eps * A / 2) ** 2)
+    predicted = 4 * nbeta * 2.0 * v / 2
+    assert abs(with_prior.lambda_hat - predicted) <= 4 * with_prior.se
+    spec = get_estimator("sgld")
+    assert spec.supports(GaussianPrior(**fields_, tau=tau)) is None
+    reason = spec.supports(SingularPrior(**fields_))
+    assert reason and "infinite" in reason
+    with pytest.raises(UnsupportedTarget):
+        run("sgld", SingularPrior(**fields_), steps=10, burn_in=2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_chain_and_float64_work(name):
+    est = run(name, linear_data(n=500), steps=200, burn_in=50, chains=1, dtype="float64", batch_size=50)
+    assert math.isfinite(est.lambda_hat)
+    assert len(est.loss_trace) == 1 and 0 < len(est.loss_trace[0]) <= 200
+    import json
+
+    json.dumps(est.diagnostics)
+    json.dumps(est.extra)
+
+
+def test_loss_trace_is_small_and_extra_reports_the_run():
+    est = run("sgld", quadratic(d=2), steps=3000, burn_in=500, chains=2)
+    assert all(len(tr) <= 200 for tr in est.loss_trace)
+    x = est.extra
+    assert x["nbeta"] == pytest.approx(10_000 / math.log(10_000))
+    assert x["init_loss"] == 0.0 and x["step_size"] > 0 and x["step_size_source"] == "rule"
+    assert x["hessian_top"] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_top_hessian_eigenvalue():
+    t = quadratic(d=5)
+    t.a = torch.tensor([1.0, 7.0, 3.0, 0.5, 2.0], dtype=torch.float64)
+    assert top_hessian_eigenvalue(t, t.w_star, iters=200) == pytest.approx(7.0, rel=1e-3)

@@ -579,6 +579,17 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     if rhat is not None and rhat > 1.1:
         warn.append(f"split R-hat of the λ trace is {rhat:.3f} > 1.1: chains disagree "
                     "(not mixed, or burn-in too short)")
+    finite = np.array([x for x in per_chain if math.isfinite(x)])
+    if finite.size >= 4:
+        med = float(np.median(finite))
+        mad = 1.4826 * float(np.median(np.abs(finite - med)))
+        spread = max(5 * mad, 0.05 * abs(med), 1e-12)
+        outliers = [c for c, x in enumerate(per_chain) if math.isfinite(x) and abs(x - med) > spread]
+        diagnostics["outlier_chains"] = outliers
+        if outliers:
+            warn.append(f"chains {outliers} have per-chain λ̂ far from the median {med:.4g} of the chains "
+                        f"({', '.join(f'{per_chain[c]:.4g}' for c in outliers)}): a chain stuck or heated in "
+                        "another region; λ̂ (their mean) is sensitive to it")
     drift = diagnostics.get("half_means")
     if drift is not None and diagnostics.get("half_drift_z") is not None:
         z = diagnostics["half_drift_z"]

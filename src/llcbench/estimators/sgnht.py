@@ -22,8 +22,10 @@ noise dominates; the estimate is refreshed at each step-size adaptation
 during the first half of the burn-in, and from then on ξ evolves freely.
 
 Step size: ``step_size`` is h. Default (None): h = √ε_s with the SGLD rule
-ε_s = step_scale/(nβ·max(h_H, curvature_floor) + γ) (h_H the top Hessian
-eigenvalue of L at w*): h·ω_max = √step_scale for the stiffest frequency
+ε_s = step_scale/(nβ·max(h_H, curvature_floor)·(1 + nβ/b) + γ) of
+:mod:`llcbench.estimators.sgmcmc` (h_H the top Hessian eigenvalue of L, at w*
+and then at the chains' positions during the first half of the burn-in):
+h·ω_max ≤ √step_scale for the stiffest frequency
 ω_max = √(nβ·h_H + γ), the same discretisation bias in the stiffest
 direction as SGLD with ε_s (the symplectic-Euler oscillator's stationary
 position variance is 1/(ω²(1 − h²ω²/4))), while flat directions move
@@ -55,8 +57,7 @@ class SGNHTConfig(SGMCMCConfig):
     """SGNHT. Every field: see ``llcbench estimators``."""
 
     step_size: Optional[float] = doc(
-        None, "time step h; None: h = √(step_scale/(nβ·max(h_H, curvature_floor) + γ)), "
-        "h_H = top Hessian eigenvalue of L at w*")
+        None, "time step h; None: h = √ε_s, ε_s the SGLD step-size rule (see sgld), adapted in the burn-in")
     diffusion: float = doc(1.0, "A: injected noise √(2·A·h)·N(0, I)")
     xi_init: Optional[float] = doc(
         None, "initial ξ; None: A + B̂, B̂ = h·nβ²·mean Var(∇L_B)/2 the minibatch-noise heat estimated at w* "

@@ -145,14 +145,8 @@ def _check_gamma(config) -> None:
         raise ValueError("gamma_scale must be >= 0")
 
 
-def resolve_nbeta(target: Target, config) -> float:
-    """nβ exactly as the SG-MCMC estimators resolve it: the absolute value, else nbeta_scale·n/log n."""
-    return float(config.nbeta) if config.nbeta is not None else float(config.nbeta_scale) * target.nbeta_star
-
-
-def resolve_gamma(nbeta: float, config) -> float:
-    """γ exactly as the SG-MCMC estimators resolve it: the absolute value, else gamma_scale·nβ."""
-    return float(config.gamma) if config.gamma is not None else float(config.gamma_scale) * float(nbeta)
+# nβ and γ are resolved by the SG-MCMC code itself, so a reference is always at the run's (n, β, γ).
+from .sgmcmc import resolve_gamma, resolve_nbeta  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------- quadratic losses

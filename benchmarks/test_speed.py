@@ -15,9 +15,11 @@ each, so that both see the same machine load):
     ArviZ diagnostics — cancel); explicit step_size (no step-size rule).
     Target ≤ 0.03 ms per chain-step (≤ 0.24 ms per step for 8 chains).
 (b) that step over a bare batched forward+backward of the same 8 chains on
-    batches of 256 (``target.loss(w, idx)`` + ``autograd.grad``, with the
-    minibatch indices taken from precomputed permutation slices as the
-    sampler does). Target ≤ 1.3×. The sampler's step includes the w* row of
+    batches of 256 (``target.loss_and_grad(w, idx)``, the same gradient path
+    the sampler uses — for the DLN family the moment form with hand-written
+    back-propagation — with the minibatch indices taken from precomputed
+    permutation slices as the sampler does). Target ≤ 1.3×. For reference
+    the autograd forward+backward of ``target.loss`` is reported too. The sampler's step includes the w* row of
     the control variate (9 rows instead of 8), the update, the trace record
     and the minibatch bookkeeping.
 
@@ -74,16 +76,19 @@ def sgld_seconds(target, steps: int) -> float:
     return time.perf_counter() - t0
 
 
-def bare_seconds(target32, steps: int) -> float:
-    """`steps` bare batched forward+backward passes of CHAINS chains on batches of BATCH."""
+def bare_seconds(target32, steps: int, autograd: bool = False) -> float:
+    """`steps` bare batched forward+backward passes of CHAINS chains on batches of BATCH
+    (the target's loss_and_grad, or autograd on its loss)."""
     w = target32.w_star.expand(CHAINS, target32.dim).clone()
     batches = EpochBatches(target32.num_data, BATCH, torch.Generator().manual_seed(0))
     t0 = time.perf_counter()
     for _ in range(steps):
         idx = batches.next()
-        wl = w.detach().requires_grad_(True)
-        loss = target32.loss(wl, idx)
-        torch.autograd.grad(loss.sum(), wl)
+        if autograd:
+            wl = w.detach().requires_grad_(True)
+            torch.autograd.grad(target32.loss(wl, idx).sum(), wl)
+        else:
+            target32.loss_and_grad(w, idx)
     return time.perf_counter() - t0
 
 
@@ -91,14 +96,16 @@ def side_by_side(target, n1: int, n2: int, repeats: int) -> dict:
     target32 = target.to("cpu", torch.float32)
     bare_seconds(target32, 20)  # warm-up
     sgld_seconds(target, 20)
-    best = {"sgld_n1": float("inf"), "sgld_n2": float("inf"), "bare": float("inf")}
-    for _ in range(repeats):  # interleaved: both see the same load
+    best = {"sgld_n1": float("inf"), "sgld_n2": float("inf"), "bare": float("inf"), "autograd": float("inf")}
+    for _ in range(repeats):  # interleaved: all see the same load
         best["sgld_n1"] = min(best["sgld_n1"], sgld_seconds(target, n1))
         best["sgld_n2"] = min(best["sgld_n2"], sgld_seconds(target, n2))
         best["bare"] = min(best["bare"], bare_seconds(target32, n2 - n1))
+        best["autograd"] = min(best["autograd"], bare_seconds(target32, n2 - n1, autograd=True))
     step_ms = (best["sgld_n2"] - best["sgld_n1"]) / (n2 - n1) * 1e3
     bare_ms = best["bare"] / (n2 - n1) * 1e3
     return {
+        "autograd_fwd_bwd_ms_per_step": best["autograd"] / (n2 - n1) * 1e3,
         "sgld_ms_per_step": step_ms,
         "sgld_ms_per_chain_step": step_ms / CHAINS,
         "bare_fwd_bwd_ms_per_step": bare_ms,
@@ -120,7 +127,8 @@ def test_sgld_step_vs_bare_forward_backward(benchmark, target, threads):
         benchmark.extra_info.update(figures)
         print(f"\n[threads={threads}] sgld {figures['sgld_ms_per_chain_step']:.4f} ms per chain-step "
               f"({figures['sgld_ms_per_step']:.3f} ms per step of {CHAINS} chains); bare fwd+bwd "
-              f"{figures['bare_fwd_bwd_ms_per_step']:.3f} ms; ratio {figures['ratio_step_over_bare']:.2f}x")
+              f"{figures['bare_fwd_bwd_ms_per_step']:.3f} ms; ratio {figures['ratio_step_over_bare']:.2f}x; "
+              f"autograd fwd+bwd of target.loss {figures['autograd_fwd_bwd_ms_per_step']:.3f} ms")
         # the timed quantity of pytest-benchmark: one SGLD estimate of n2 steps
         benchmark.pedantic(sgld_seconds, args=(target, n2), rounds=1 if disabled else 3, iterations=1)
     finally:

@@ -15,6 +15,7 @@ from llcbench.errors import TruthError, UserError
 from llcbench.families import FAMILIES, get_family
 from llcbench.families.base import _MISSING
 from llcbench.families.polynomial import polynomial_target
+from llcbench.target import Target
 from llcbench.truth import Truth
 from llcbench.families.dln import (
     canonical_layers,
@@ -145,6 +146,53 @@ def test_dln_batched_equals_loop(widths):
     t_sub.x, t_sub.y = t.x[idx], t.y[idx]
     loop = torch.stack([_dln_loss_single(t_sub, w[c]) for c in range(4)])
     torch.testing.assert_close(sub, loop, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("noise_std", [0.0, 0.7])
+def test_dln_moment_loss_equals_per_sample_loss(noise_std):
+    """The moment form (⟨D·S_xx, D⟩ − 2⟨S_ex, D⟩ + S_ee)/(2σ²) is the per-sample mean, with label noise too."""
+    t = build("dln", widths=[3, 4, 2], rank=1, n=500, noise_std=noise_std)
+    assert (t.z is None) == (noise_std == 0.0)
+    w = t.w_star[None] + 0.3 * torch.randn(3, t.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    loop = torch.stack([_dln_loss_single(t, w[c]) for c in range(3)])
+    torch.testing.assert_close(t.loss(w), loop, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(t.full_loss(w), loop, rtol=1e-12, atol=1e-12)
+
+
+GRAD_SPECS = [
+    ("dln", dict(widths=[3, 4, 2, 3], rank=1, n=300)),
+    ("dln", dict(widths=[3, 4, 2, 3], rank=1, n=300, noise_std=0.5)),
+    ("dln", dict(widths=[2, 3, 3, 2], rank=1, n=300, variant="generic")),
+    ("rrr", dict(inputs=4, hidden=2, outputs=3, rank=1, n=300)),
+    ("regular", dict(model="linear", in_features=4, out_features=3, n=300)),
+    ("regular", dict(model="linear", in_features=4, out_features=2, n=300, noise_std=0.0)),
+]
+
+
+@pytest.mark.parametrize("spec", GRAD_SPECS, ids=_ids)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_closed_form_gradient_equals_autograd(spec, dtype):
+    """Families that override loss_and_grad (hand-written back-propagation through W_M⋯W_1, or the
+    linear model's closed form) agree with the autograd default of Target, on the full data and on
+    a minibatch with a repeated index."""
+    family, kw = spec
+    t = build(family, **kw).to(dtype=dtype)
+    assert type(t).loss_and_grad is not Target.loss_and_grad
+    w = t.w_star[None] + 0.3 * torch.randn(4, t.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    w = w.to(dtype)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-4, atol=2e-5)
+    for idx in (None, torch.tensor([7, 3, 3, 250, 0])):
+        loss, grad = t.loss_and_grad(w, idx)
+        ref_loss, ref_grad = Target.loss_and_grad(t, w, idx)
+        assert loss.shape == (4,) and grad.shape == w.shape and grad.dtype == dtype
+        assert not loss.requires_grad and not grad.requires_grad
+        torch.testing.assert_close(loss, ref_loss, **tol)
+        torch.testing.assert_close(grad, ref_grad, **tol)
+        torch.testing.assert_close(loss, t.loss(w, idx), **tol)
+    # at the anchor with noiseless labels: L = 0 and ∇L = 0 exactly (no cancellation)
+    if kw.get("noise_std", 0.0 if family in ("dln", "rrr") else 1.0) == 0.0:
+        loss, grad = t.loss_and_grad(t.w_star[None].to(dtype), torch.arange(20))
+        assert float(loss.abs().max()) == 0.0 and float(grad.abs().max()) == 0.0
 
 
 def test_dln_forward_orders_agree():

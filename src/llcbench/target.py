@@ -54,6 +54,16 @@ class Target(ABC):
         Returns (chains,). Analytic potentials ignore idx.
         """
 
+    def loss_and_grad(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None):
+        """(L(w), ∇L(w)) detached, shapes (chains,) and (chains, dim): what a gradient sampler needs
+        per step. This default runs autograd on ``loss``; families with a cheaper closed form
+        override it (and their tests check it against this default)."""
+        with torch.enable_grad():
+            wl = w.detach().requires_grad_(True)
+            out = self.loss(wl, idx)
+            (grad,) = torch.autograd.grad(out.sum(), wl)
+        return out.detach(), grad
+
     def log_prior(self, w: torch.Tensor) -> Optional[torch.Tensor]:
         """log prior density (up to a constant) at w, shape (chains,), or None for a flat prior."""
         return None

@@ -53,7 +53,7 @@ def sgld_update(w: torch.Tensor, noise: torch.Tensor, g: torch.Tensor, pg: Optio
         noise.add_(pg, alpha=eps / 2)
     if ctx.gamma != 0.0:
         a = eps * ctx.gamma / 2
-        w.mul_(1.0 - a).add_(ctx.w_star, alpha=a)
+        w.lerp_(ctx.w_star, a)  # (1 − a)·w + a·w*: the localisation's pull, one kernel
     w.add_(noise)
 
 

@@ -14,8 +14,8 @@ tempered, localised target
     p(w) ∝ exp(−nβ·L_n(w) − (γ/2)·‖w − w*‖²)  (× the prior φ, if the target has one),
 
 the seeded minibatch stream, the batched forward/backward (all chains in one
-``(chains, dim)`` tensor: ONE ``target.loss`` call and one backward per step,
-never a Python loop over chains), the per-draw λ trace, burn-in, thinning,
+``(chains, dim)`` tensor: ONE ``target.loss_and_grad`` call per step — autograd,
+or the family's closed form — never a Python loop over chains), the per-draw λ trace, burn-in, thinning,
 divergence handling, the step-size rule and its adaptation, and the ArviZ
 diagnostics.
 
@@ -442,12 +442,11 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
 
         def grad_noise(w: torch.Tensor, k: int = 8) -> torch.Tensor:
             """Mean over coordinates of Var(∇L_B) across k random minibatches, per row of w."""
-            wl = w.detach().clone().requires_grad_(True)
+            wl = w.detach()
             gs = []
             for _ in range(k):
                 bidx = torch.randint(target.num_data, (int(config.batch_size),), generator=noise_gen, device=dev)
-                (gk,) = torch.autograd.grad(tgt.loss(wl, bidx).sum(), wl)
-                gs.append(gk)
+                gs.append(tgt.loss_and_grad(wl, bidx)[1])
             return torch.stack(gs).var(dim=0).mean(dim=1)
 
         ctx.grad_noise = grad_noise
@@ -458,8 +457,12 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
 
     steps = int(config.steps)
     use_cv = batches is not None and bool(config.control_variate)
-    # trace[t] = L_B(w_t) − reference: L_B(w*) of the same forward pass (control variate), else L_n(w*)
-    trace = torch.empty(steps, chains, dtype=dtype, device=dev)
+    # raw[t] = L_B of every row at step t (the chains, then w* with the control variate); the trace
+    # is L_B(w_t) − reference: L_B(w*) of the same forward pass (control variate), else L_n(w*)
+    raw = torch.empty(steps, chains + (1 if use_cv else 0), dtype=dtype, device=dev)
+
+    def excess(block: torch.Tensor) -> torch.Tensor:
+        return block[:, :chains] - (block[:, chains:] if use_cv else offset)
     aux = (torch.empty(steps, chains, sampler.aux_width, dtype=dtype, device=dev)
            if sampler.aux_width else None)
     state = sampler.init(ctx)
@@ -469,9 +472,6 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     if use_cv:
         rows[chains] = w_star
     state.w = w = rows[:chains]  # (chains, dim) view, updated in place by the sampler
-    grad_weights = torch.ones(rows.shape[0], dtype=dtype, device=dev)
-    if use_cv:
-        grad_weights[chains] = 0.0  # no gradient needed for the w* row
     alive = torch.ones(chains, dtype=torch.bool, device=dev)
     alive_col = None  # set once a chain has diverged: (chains, 1) bool
     divergence_step: dict[int, int] = {}
@@ -482,11 +482,16 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     adapt_gen = torch.Generator(device=dev)
     adapt_gen.manual_seed(int(seed) + 7_919)
 
+    pending: list[torch.Tensor] = []  # losses of the steps since the last check
+
     def check(upto: int) -> None:
         nonlocal alive_col, last_check
+        if pending:
+            torch.stack(pending, out=raw[upto - len(pending) : upto])
+            pending.clear()
         if upto <= last_check:
             return
-        block = trace[last_check:upto]
+        block = excess(raw[last_check:upto])
         bad = (~torch.isfinite(block) | (block > excess_limit)).any(dim=0) & alive
         last_check = upto
         if bool(bad.any()):  # host sync, every check_every steps
@@ -524,34 +529,36 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     step_fn = sampler.step
     offset = init_loss
     next_adapt = adapt_at.pop(0) if adapt_at else -1
-    for t in range(steps):
-        if t == next_adapt:
-            adapt(t)
-            next_adapt = adapt_at.pop(0) if adapt_at else -1
-        idx = batches.next() if batches is not None else None
-        wl = rows.detach().requires_grad_(True)
-        out = tgt.loss(wl, idx)  # ONE batched call: all chains (+ the w* row)
-        (g_all,) = torch.autograd.grad(out, wl, grad_outputs=grad_weights)
-        g = g_all[:chains]
-        pg = None
-        if has_prior:
-            (pg_all,) = torch.autograd.grad(tgt.log_prior(wl).sum(), wl)
-            pg = pg_all[:chains]
-        with torch.no_grad():
-            if use_cv:
-                torch.sub(out[:chains], out[chains], out=trace[t])
-            else:
-                torch.sub(out, offset, out=trace[t])
+    grad_mode = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)  # the loop's updates need no graph (autograd re-enables it where used)
+    try:
+        for t in range(steps):
+            if t == next_adapt:
+                with torch.enable_grad():
+                    adapt(t)
+                next_adapt = adapt_at.pop(0) if adapt_at else -1
+            idx = batches.next() if batches is not None else None
+            out, g_all = tgt.loss_and_grad(rows, idx)  # ONE batched call: all chains (+ the w* row)
+            pending.append(out)  # copied into raw in one kernel at the next check
+            g = g_all[:chains]
+            pg = None
+            if has_prior:
+                with torch.enable_grad():
+                    wl = rows.detach().requires_grad_(True)
+                    (pg_all,) = torch.autograd.grad(tgt.log_prior(wl).sum(), wl)
+                pg = pg_all[:chains]
             step_fn(state, g, pg, ctx, t, None if aux is None else aux[t])
             if alive_col is not None:
                 w.copy_(torch.where(alive_col, w, w_star))
-        if (t + 1) % check_every == 0 or t + 1 == steps:
-            check(t + 1)
-            if progress is not None:
-                progress(t + 1, steps)
+            if (t + 1) % check_every == 0 or t + 1 == steps:
+                check(t + 1)
+                if progress is not None:
+                    progress(t + 1, steps)
+    finally:
+        torch.set_grad_enabled(grad_mode)
 
     # ---------------------------------------------------------------- summary (one transfer)
-    trace_np = trace.to(torch.float64).cpu().numpy()  # (steps, chains)
+    trace_np = excess(raw.to(torch.float64)).cpu().numpy()  # (steps, chains)
     aux_np = None if aux is None else aux.to(torch.float64).cpu().numpy()
     draws_loss = trace_np[config.burn_in :: config.thin].T  # (chains, draws): L_B(w_t) − reference
     lam_draws = nbeta * draws_loss

@@ -28,6 +28,7 @@ coefficient at w* (see the local-versus-global trap in truth.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from fractions import Fraction
 from typing import Optional, Sequence
 
@@ -37,6 +38,7 @@ import torch
 from ..errors import TruthError
 from ..target import Target
 from ..truth import Truth
+from . import moments
 from .base import Family, Field
 
 VARIANTS = ("canonical", "generic")
@@ -55,13 +57,27 @@ def dln_dim(widths: Sequence[int]) -> int:
     return sum(a * b for a, b in layer_shapes(widths))
 
 
-def unflatten(w: torch.Tensor, widths: Sequence[int]) -> list[torch.Tensor]:
-    """Views (chains, H_j, H_{j−1}) of the layers of a batch w: (chains, dim)."""
+@lru_cache(maxsize=256)
+def _layout(widths: tuple) -> tuple:
+    """((rows, cols, offset), …) of the layers in a flat parameter vector."""
     out, start = [], 0
     for rows, cols in layer_shapes(widths):
-        out.append(w[:, start : start + rows * cols].reshape(w.shape[0], rows, cols))
+        out.append((rows, cols, start))
         start += rows * cols
-    return out
+    return tuple(out)
+
+
+def unflatten(w: torch.Tensor, widths: Sequence[int]) -> list[torch.Tensor]:
+    """Views (chains, H_j, H_{j−1}) of the layers of a batch w: (chains, dim).
+
+    One ``as_strided`` per layer (the samplers call this twice per step, and
+    slicing plus reshaping costs twice as many tiny kernel launches)."""
+    layout = _layout(tuple(int(h) for h in widths))
+    chains = w.shape[0]
+    if w.dim() == 2 and w.stride(1) == 1:
+        s0, base = w.stride(0), w.storage_offset()
+        return [w.as_strided((chains, r, c), (s0, c, 1), base + off) for r, c, off in layout]
+    return [w[:, off : off + r * c].reshape(chains, r, c) for r, c, off in layout]
 
 
 def product_matrix(w: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
@@ -223,25 +239,70 @@ def generic_layers(widths: Sequence[int], r: int, seed: int, attempts: int = 20)
 
 @dataclass
 class DLNTarget(Target):
-    """Teacher-student deep linear network with Gaussian noise."""
+    """Teacher-student deep linear network with Gaussian noise.
+
+    The loss is evaluated from batch moments of [x | y − T x] (``moments.py``):
+    the same number as the per-sample mean, at a per-chain cost independent of
+    the batch size, and ``loss_and_grad`` back-propagates through the product
+    W_M⋯W_1 by hand (no autograd graph in the samplers' hot loop).
+    """
 
     widths: tuple = ()
     x: Optional[torch.Tensor] = None  # (num_data, H_0)
     y: Optional[torch.Tensor] = None  # (num_data, H_M)
     sigma: float = 1.0  # σ used in the loss scale 1/(2σ²)
+    teacher: Optional[torch.Tensor] = None  # T = W*_M ⋯ W*_1, (H_M, H_0)
+    z: Optional[torch.Tensor] = None  # [x | y − T x], or None for noiseless labels
+    full_moments: Optional[torch.Tensor] = None  # zᵀz/n over all the data
 
-    def loss(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _check(self, w: torch.Tensor) -> None:
         if w.dim() != 2 or w.shape[1] != self.dim:
             raise ValueError(f"w must have shape (chains, {self.dim}), got {tuple(w.shape)}")
-        x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
-        x = x.to(device=w.device, dtype=w.dtype)
-        y = y.to(device=w.device, dtype=w.dtype)
-        resid = forward(w, self.widths, x) - y  # (chains, batch, H_M)
-        return resid.square().sum(dim=-1).mean(dim=-1) / (2.0 * self.sigma**2)
+
+    def _moments(self, idx: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        m = self.full_moments if idx is None else moments.batch_moments(self.x, self.z, idx)
+        return _like(m, like)
+
+    def _teacher(self, like: torch.Tensor) -> torch.Tensor:
+        return _like(self.teacher, like)
+
+    def loss(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
+        self._check(w)
+        d = product_matrix(w, self.widths) - self._teacher(w)
+        return moments.loss_from_moments(d, self._moments(idx, w), self.sigma)
+
+    def full_loss(self, w: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        return self.loss(w)  # the full-data moments are precomputed: no pass over the data
+
+    def loss_and_grad(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None):
+        """(L, ∇L) by hand: prefixes Q_k = W_k⋯W_1, then G ← ∂L/∂P back through the layers,
+        ∂L/∂W_k = (W_M⋯W_{k+1})ᵀ·G·Q_{k−1}ᵀ, written straight into the flat gradient."""
+        self._check(w)
+        w = w.detach()
+        layers = unflatten(w, self.widths)
+        prefix = [layers[0]]
+        for layer in layers[1:]:
+            prefix.append(torch.bmm(layer, prefix[-1]))
+        d = prefix[-1] - self._teacher(w)
+        loss, back = moments.loss_and_map_grad(d, self._moments(idx, w), self.sigma)
+        grad = torch.empty_like(w)
+        grads = unflatten(grad, self.widths)
+        for k in range(len(layers) - 1, 0, -1):
+            torch.bmm(back, prefix[k - 1].transpose(1, 2), out=grads[k])
+            back = torch.bmm(layers[k].transpose(1, 2), back)
+        grads[0].copy_(back)
+        return loss, grad
 
     def product(self, w: torch.Tensor) -> torch.Tensor:
         """W_M ⋯ W_1 for each chain (chains, H_M, H_0)."""
         return product_matrix(w, self.widths)
+
+
+def _like(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """t on like's device and dtype (no call at all when it already is: this runs every step)."""
+    if t.dtype == like.dtype and t.device == like.device:
+        return t
+    return t.to(device=like.device, dtype=like.dtype)
 
 
 def _sigma(case, default: float) -> tuple[float, float]:
@@ -270,9 +331,12 @@ def build_dln_target(case, family: str, widths: Sequence[int], r: int, variant: 
     x = torch.randn(n, widths[0], generator=gen, dtype=torch.float64)
     f = forward(w_star[None], widths, x)[0]
     y = f + noise * torch.randn(n, widths[-1], generator=gen, dtype=torch.float64)
+    teacher = product_matrix(w_star[None], widths)[0]
+    z = moments.residual_data(x, y, teacher)
     return DLNTarget(
         id=case.id, family=family, dim=dln_dim(widths), n=n, w_star=w_star, truth=truth,
-        num_data=n, info=info, widths=widths, x=x, y=y, sigma=scale,
+        num_data=n, info=info, widths=widths, x=x, y=y, sigma=scale, teacher=teacher, z=z,
+        full_moments=moments.batch_moments(x, z, None),
     )
 
 

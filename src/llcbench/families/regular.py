@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..errors import TruthError
 from ..target import Target
 from ..truth import Truth
+from . import moments
 from .base import Family, Field
 
 MODELS = ("linear", "logistic")
@@ -35,7 +36,12 @@ MODELS = ("linear", "logistic")
 
 @dataclass
 class RegularTarget(Target):
-    """Linear or logistic regression without bias."""
+    """Linear or logistic regression without bias.
+
+    The linear loss is evaluated from batch moments of [x | y − W* x]
+    (``moments.py``; the same number as the per-sample mean, at a per-chain
+    cost independent of the batch size), with a closed-form gradient.
+    """
 
     model: str = "linear"
     in_features: int = 1
@@ -43,19 +49,41 @@ class RegularTarget(Target):
     x: Optional[torch.Tensor] = None  # (num_data, in)
     y: Optional[torch.Tensor] = None  # (num_data, out) for linear, (num_data,) in {0, 1} for logistic
     sigma: float = 1.0  # loss scale for linear
+    z: Optional[torch.Tensor] = None  # linear: [x | y − W* x] (None when the residual is zero)
+    full_moments: Optional[torch.Tensor] = None  # linear: zᵀz/n over all the data
 
-    def loss(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _check(self, w: torch.Tensor) -> None:
         if w.dim() != 2 or w.shape[1] != self.dim:
             raise ValueError(f"w must have shape (chains, {self.dim}), got {tuple(w.shape)}")
+
+    def _linear_parts(self, w: torch.Tensor, idx: Optional[torch.Tensor]):
+        """(D = W − W*, the moment matrix) for the linear model, in w's dtype and device."""
+        d = (w - self.w_star.to(device=w.device, dtype=w.dtype)).reshape(
+            w.shape[0], self.out_features, self.in_features)
+        m = self.full_moments if idx is None else moments.batch_moments(self.x, self.z, idx)
+        return d, m.to(device=w.device, dtype=w.dtype)
+
+    def loss(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
+        self._check(w)
+        if self.model == "linear":
+            return moments.loss_from_moments(*self._linear_parts(w, idx), self.sigma)
         x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
         x = x.to(device=w.device, dtype=w.dtype)
         y = y.to(device=w.device, dtype=w.dtype)
-        if self.model == "linear":
-            wm = w.reshape(w.shape[0], self.out_features, self.in_features)
-            resid = torch.matmul(x, wm.transpose(1, 2)) - y  # (chains, batch, out)
-            return resid.square().sum(dim=-1).mean(dim=-1) / (2.0 * self.sigma**2)
         z = w @ x.T  # (chains, batch)
         return F.binary_cross_entropy_with_logits(z, y.expand_as(z), reduction="none").mean(dim=-1)
+
+    def full_loss(self, w: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        if self.model == "linear":
+            return self.loss(w)  # precomputed full-data moments: no pass over the data
+        return super().full_loss(w, chunk)
+
+    def loss_and_grad(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None):
+        if self.model != "linear":
+            return super().loss_and_grad(w, idx)
+        self._check(w)
+        loss, grad = moments.loss_and_map_grad(*self._linear_parts(w.detach(), idx), self.sigma)
+        return loss, grad.reshape(w.shape[0], -1)
 
 
 def _least_squares(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -167,6 +195,9 @@ class RegularFamily(Family):
             scale = noise if noise > 0 else 1.0
             y = x @ teacher.T + noise * torch.randn(n, d_out, generator=gen, dtype=torch.float64)
             w_star = _least_squares(x, y).T.contiguous().reshape(-1)  # (out·in,)
+            anchor_map = w_star.reshape(d_out, d_in)
+            z = moments.residual_data(x, y, anchor_map)
+            linear_moments = {"z": z, "full_moments": moments.batch_moments(x, z, None)}
             info.update({"noise_std": noise, "loss_sigma": scale,
                          "loss": "mean ||y - W x||^2 / (2 sigma^2), constant dropped",
                          "anchor": "least-squares optimum"})
@@ -175,9 +206,10 @@ class RegularFamily(Family):
             y = (u < torch.sigmoid(x @ teacher[0])).to(torch.float64)
             w_star = _logistic_mle(x, y)
             scale = 1.0
+            linear_moments = {}
             info.update({"loss": "mean binary cross-entropy with logits", "anchor": "MLE (Newton)"})
         return RegularTarget(
             id=case.id, family=self.name, dim=d_in * d_out, n=n, w_star=w_star,
             truth=self.truth(params), num_data=n, info=info, model=model, in_features=d_in,
-            out_features=d_out, x=x, y=y, sigma=scale,
+            out_features=d_out, x=x, y=y, sigma=scale, **linear_moments,
         )

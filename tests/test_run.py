@@ -38,6 +38,8 @@ def test_run_stores_and_reuses(cli, write_toml, tmp_path):
     for key in ("case", "estimator", "lambda", "lambda_hat", "se", "rel_error", "rhat", "ess", "seconds",
                 "grad_evals", "config", "seed"):
         assert key in records[0]
+    full = json.loads(cli(*args, "--json", "--full").stdout)
+    assert full[0]["torch_threads"] == 1  # the run command's default
     assert not any(r["cached"] for r in records)
     assert records[0]["config"]["steps"] == 400
     assert len(rows(db)) == 2
@@ -78,6 +80,7 @@ def test_seeds_make_distinct_runs(cli, write_toml, tmp_path):
         (["--estimator", "nope"], ["unknown estimator", "sgld"]),
         (["--case", "no/such"], ["no/such"]),
         (["--seeds", "0"], ["--seeds"]),
+        (["--threads", "0"], ["--threads"]),
         (["--device", "tpu"], ["--device"]),
     ],
 )

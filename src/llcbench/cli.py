@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import UserError
+from .explain import TOLERANCE, explanation
 
 
 class _Parser(argparse.ArgumentParser):
@@ -142,6 +143,8 @@ def _num(x: Optional[float], fmt: str = "{:.3g}") -> str:
 
 
 def cmd_run(args) -> int:
+    import torch
+
     from .catalogue import build_target, case_truth
     from .estimators import get_estimator
     from .estimators.base import make_config
@@ -150,6 +153,11 @@ def cmd_run(args) -> int:
 
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: must be >= 1")
+    if args.threads < 1:
+        raise UserError(f"--threads {args.threads}: must be >= 1")
+    # one intra-op thread by default: the catalogue's models are small, where a thread pool costs
+    # more than it gains, and 10x more when another process competes for the cores
+    torch.set_num_threads(args.threads)
     device = check_device(args.device)
     spec = get_estimator(args.estimator)
     config = make_config(spec.config_cls, args.set or [])
@@ -185,6 +193,8 @@ def cmd_run(args) -> int:
                 bar.set_postfix_str(f"step {done}/{total}", refresh=False)
         for record, cached in run_all(specs, store, device, args.force, on_start, step_progress):
             record = dict(record, cached=cached)
+            if "explained" not in record:  # stored by an llcbench that did not explain runs yet
+                record.update(explanation(record))
             records.append(record)
             if bar is not None:
                 bar.update(1)
@@ -217,7 +227,7 @@ def cmd_run(args) -> int:
                 (_num(r.get("sampler_bias"), "{:+.3g}") + " ± " + _num(r.get("sampler_bias_se"), "{:.2g}"))
                 if r.get("sampler_bias") is not None else "—",
             ]
-        row.append(("stored " if r["cached"] else "") + _warning_note(r["warnings"]))
+        row.append(("stored " if r["cached"] else "") + _note(r))
         rows.append(row)
     print(_fmt_table(headers, rows, right=set(range(2, len(headers) - 1))))
     errs = sorted(abs(r["rel_error"]) for r in records if r["rel_error"] is not None and math.isfinite(r["rel_error"]))
@@ -226,6 +236,12 @@ def cmd_run(args) -> int:
     if errs:
         median = errs[len(errs) // 2] if len(errs) % 2 else 0.5 * (errs[len(errs) // 2 - 1] + errs[len(errs) // 2])
         summary += f"; median |rel.err| {median:.1%}, worst {errs[-1]:.1%}"
+    off = [r for r in records if r.get("explained") is not None]
+    if off:
+        unexplained = [r["case"] for r in off if not r["explained"]]
+        summary += (f"\n{len(off)} worse than {TOLERANCE:.0%}: {len(off) - len(unexplained)} explained by the "
+                    f"estimand (see the note column), {len(unexplained)} unexplained"
+                    + (f" ({', '.join(unexplained)})" if unexplained else ""))
     print(summary)
     by_reason: dict[str, list[str]] = {}
     for cid, why in skipped:
@@ -235,6 +251,17 @@ def cmd_run(args) -> int:
     for why, ids in by_reason.items():
         print(f"skipped {len(ids)} case{'s' if len(ids) > 1 else ''} ({', '.join(ids[:3])}{', …' if len(ids) > 3 else ''}): {why}")
     return 0
+
+
+def _note(record: dict) -> str:
+    """The last column: for a run worse than the tolerance, its explanation (or that it has none);
+    else its first warning."""
+    if record.get("explained") is None:
+        return _warning_note(record["warnings"])
+    texts = record.get("explanations") or []
+    if record["explained"]:
+        return "estimand: " + "; ".join(texts)
+    return "✗ unexplained" + (": " + _warning_note(record["warnings"]) if record["warnings"] else "")
 
 
 def _warning_note(warnings: list) -> str:
@@ -247,7 +274,8 @@ def _warning_note(warnings: list) -> str:
 
 _BRIEF_KEYS = ("case", "estimator", "lambda", "lambda_float", "lambda_hat", "se", "rel_error", "rhat", "ess",
                "seconds", "grad_evals", "config", "seed", "multiplicity", "truth_kind", "lambda_ref",
-               "estimand_bias", "sampler_bias", "sampler_bias_se", "warnings", "key", "cached")
+               "estimand_bias", "sampler_bias", "sampler_bias_se", "explanations", "explained", "warnings", "key",
+               "cached")
 
 
 def _brief(record: dict) -> dict:
@@ -298,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="run seeds 0..K-1 (default 1)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch intra-op threads (default 1: fastest for the catalogue's small models; "
+                        "λ̂ is bit-identical for a fixed N)")
     p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute runs already in the store")
     p.add_argument("--json", action="store_true", help="print the records as JSON")

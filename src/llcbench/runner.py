@@ -23,6 +23,7 @@ from .case import Case
 from .catalogue import build_target, case_truth
 from .errors import UserError
 from .estimators.base import Estimate, EstimatorSpec, config_dict
+from .explain import explanation
 from .store import Store, run_key
 
 
@@ -114,7 +115,7 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
     lam_hat = estimate.lambda_hat
     rel = (lam_hat - lam) / lam if lam != 0 and math.isfinite(lam_hat) else float("nan")
     diag = estimate.diagnostics
-    return {
+    record = {
         "key": spec.key,
         "case": spec.case.id,
         "case_key": spec.case.key(),
@@ -150,8 +151,11 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
         "llcbench_version": __version__,
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),  # bit-identical λ̂ holds for a fixed thread count
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    record.update(explanation(record))
+    return record
 
 
 def execute(spec: RunSpec, device: str = "cpu", progress: Optional[Callable[[int, int], None]] = None) -> dict:

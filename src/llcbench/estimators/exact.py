@@ -83,9 +83,9 @@ import torch
 from ..errors import UnsupportedTarget
 from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
+from .temperature import TemperatureConfig, resolve_gamma, resolve_nbeta  # noqa: F401 (re-exported for callers)
 
 # Same defaults as sgld (``SGMCMCConfig``): a reference is only useful at the run's (n, β, γ).
-DEFAULT_GAMMA_SCALE = 1e-3  # γ = gamma_scale·nβ when gamma is None
 MAX_QUADRATURE_DIM = 3
 MAX_GAUSSIAN_DIM = 20_000  # eigendecomposition of a dense d×d H in float64
 METHODS = ("auto", "gaussian", "quadrature")
@@ -96,15 +96,9 @@ _NODE_LADDER = (8, 12, 16, 24, 32)
 
 
 @dataclass
-class ExactConfig:
+class ExactConfig(TemperatureConfig):
     """λ_{nβ,γ} without sampling. Every field: see ``llcbench estimators``."""
 
-    gamma: Optional[float] = doc(
-        None, "localisation strength γ of the term (γ/2)·‖w − w*‖² (absolute); "
-        "None: gamma_scale·nβ (as sgld)")
-    gamma_scale: float = doc(DEFAULT_GAMMA_SCALE, "γ = gamma_scale·nβ when gamma is None (as sgld)")
-    nbeta: Optional[float] = doc(None, "inverse temperature nβ (absolute); None: nbeta_scale·n/log n")
-    nbeta_scale: float = doc(1.0, "multiplier of n/log n when nbeta is None")
     method: str = doc("auto", "auto (closed form for quadratic losses, else quadrature), gaussian, or "
                       "quadrature (polynomial targets with d <= 3)")
     sgld_step_size: Optional[float] = doc(
@@ -116,11 +110,7 @@ class ExactConfig:
     max_points: int = doc(150_000_000, "quadrature: largest tensor grid (points) the refinement may use")
 
     def validate(self) -> None:
-        _check_gamma(self)
-        if self.nbeta is not None and not (self.nbeta > 0 and math.isfinite(self.nbeta)):
-            raise ValueError("nbeta must be > 0 (or None for the default)")
-        if not (self.nbeta_scale > 0 and math.isfinite(self.nbeta_scale)):
-            raise ValueError("nbeta_scale must be > 0")
+        self.validate_temperature()
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.sgld_step_size is not None:
@@ -136,17 +126,6 @@ class ExactConfig:
             raise ValueError("mesh_ratio must be in (1, 8]")
         if self.max_points < 1000:
             raise ValueError("max_points must be >= 1000")
-
-
-def _check_gamma(config) -> None:
-    if config.gamma is not None and not (config.gamma >= 0 and math.isfinite(config.gamma)):
-        raise ValueError("gamma must be >= 0 (or None for gamma_scale·nβ)")
-    if not (config.gamma_scale >= 0 and math.isfinite(config.gamma_scale)):
-        raise ValueError("gamma_scale must be >= 0")
-
-
-# nβ and γ are resolved by the SG-MCMC code itself, so a reference is always at the run's (n, β, γ).
-from .sgmcmc import resolve_gamma, resolve_nbeta  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------- quadratic losses

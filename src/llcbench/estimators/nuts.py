@@ -79,21 +79,15 @@ import torch
 from ..errors import UnsupportedTarget, UserError
 from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
-from .exact import DEFAULT_GAMMA_SCALE, _check_gamma, resolve_gamma, resolve_nbeta
+from .temperature import TemperatureConfig, resolve_gamma, resolve_nbeta
 
 DEFAULT_MAX_DIM = 200
 
 
 @dataclass
-class NUTSConfig:
+class NUTSConfig(TemperatureConfig):
     """Full-batch NUTS (Pyro). Every field: see ``llcbench estimators``."""
 
-    gamma: Optional[float] = doc(
-        None, "localisation strength γ of the term (γ/2)·‖w − w*‖² (absolute); "
-        "None: gamma_scale·nβ (as sgld)")
-    gamma_scale: float = doc(DEFAULT_GAMMA_SCALE, "γ = gamma_scale·nβ when gamma is None (as sgld)")
-    nbeta: Optional[float] = doc(None, "inverse temperature nβ (absolute); None: nbeta_scale·n/log n")
-    nbeta_scale: float = doc(1.0, "multiplier of n/log n when nbeta is None")
     chains: int = doc(4, "number of chains (run one after another: Pyro cannot vectorise NUTS chains)")
     warmup: int = doc(500, "warm-up (adaptation) iterations per chain, excluded from every average")
     samples: int = doc(1000, "post-warm-up draws per chain")
@@ -106,11 +100,7 @@ class NUTSConfig:
     trace_points: int = doc(200, "at most this many loss-trace points per chain in the record")
 
     def validate(self) -> None:
-        _check_gamma(self)
-        if self.nbeta is not None and not (self.nbeta > 0 and math.isfinite(self.nbeta)):
-            raise ValueError("nbeta must be > 0 (or None for the default)")
-        if not (self.nbeta_scale > 0 and math.isfinite(self.nbeta_scale)):
-            raise ValueError("nbeta_scale must be > 0")
+        self.validate_temperature()
         for name in ("chains", "samples", "max_tree_depth", "max_dim", "trace_points"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")

@@ -50,7 +50,7 @@ import torch
 from ..target import Target
 from .base import Estimate, doc
 from .sgld import sgld_update
-from .sgmcmc import Context, Sampler, SGMCMCConfig, run_sgmcmc
+from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc
 
 
 @dataclass
@@ -115,13 +115,7 @@ def step(state: RMSPropState, g, pg, ctx: Context, t: int, aux=None) -> None:
     bc = 1.0 - b2 ** (t + 1)
     # buf = ε_t = ε / (√(v/bc) + a)
     torch.div(v, bc, out=buf).sqrt_().add_(state.a).reciprocal_().mul_(state.eps)
-    # drift = nβ·g + γ·(w − w*) − ∇log φ
-    if ctx.gamma != 0.0:
-        torch.sub(w, ctx.w_star, out=drift).mul_(ctx.gamma).add_(g, alpha=ctx.nbeta)
-    else:
-        torch.mul(g, ctx.nbeta, out=drift)
-    if pg is not None:
-        drift.sub_(pg)
+    potential_gradient(w, g, pg, ctx, out=drift)  # nβ·g + γ·(w − w*) − ∇log φ
     w.addcmul_(drift, buf, value=-0.5)
     noise.normal_(generator=ctx.generator)
     w.addcmul_(noise, buf.sqrt_())

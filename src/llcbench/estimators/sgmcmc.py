@@ -78,30 +78,30 @@ import torch
 
 from ..target import Target
 from .base import Estimate, doc
+from .temperature import TemperatureConfig, resolve_gamma, resolve_nbeta  # noqa: F401 (re-exported)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+HEAT_RULES = ("measured", "fisher")
+HEAT_REDUCE = "max"  # the noisiest coordinate sets the heat, as the stiffest direction sets h
 
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
+# ‖w − w*‖² is recorded every this many post-burn-in steps (for the localisation sensitivity)
+LOCALISATION_STRIDE = 5
 
 
 # --------------------------------------------------------------------------- config
 
 
 @dataclass
-class SGMCMCConfig:
+class SGMCMCConfig(TemperatureConfig):
     """Fields shared by the SG-MCMC estimators (names are a contract of the CLI and sweeps)."""
 
     step_size: Optional[float] = doc(
-        None, "step size ε (h for sgnht); None: the rule ε = step_scale/(nβ·max(h, curvature_floor)·"
-        "(1 + nβ/batch_size) + γ), h = top Hessian eigenvalue of L at w*, adapted in the burn-in")
+        None, "step size ε (h for sgnht); None: the rule ε = step_scale/(nβ·max(h, curvature_floor) + heat + γ), "
+        "h = top Hessian eigenvalue of L at w*, heat = the minibatch-noise term (minibatch_heat), "
+        "adapted in the burn-in")
     step_scale: float = doc(0.2, "c in the step-size rule (used only when step_size is None)")
-    gamma: Optional[float] = doc(
-        None, "localisation strength γ of the term (γ/2)·‖w − w*‖² (absolute); None: gamma_scale·nβ")
-    gamma_scale: float = doc(1e-3, "γ = gamma_scale·nβ when gamma is None: the localisation is then a fixed "
-                             "fraction of the tempered loss, nβ·[L(w) + (gamma_scale/2)·‖w − w*‖²]")
-    nbeta: Optional[float] = doc(None, "inverse temperature nβ (absolute); None: nbeta_scale·n/log n")
-    nbeta_scale: float = doc(1.0, "multiplier of n/log n when nbeta is None")
     batch_size: int = doc(1024, "minibatch size (without replacement, near-equal batches per epoch); "
                           "ignored by analytic potentials")
     chains: int = doc(8, "number of chains, vectorised in one tensor")
@@ -122,29 +122,35 @@ class SGMCMCConfig:
         4, "re-set the rule's step this many times in the first half of the burn-in from the largest over "
         "chains of the top Hessian eigenvalue at their current positions (0: the rule at w* only)")
     adapt_growth: float = doc(4.0, "at most this factor of growth of the step per adaptation round")
+    minibatch_heat: str = doc(
+        "measured", "the minibatch-noise term of the step-size rule: 'measured' (nβ²·v, v the largest "
+        "per-coordinate Var(∇L_B) over heat_batches random minibatches at w* and at each adaptation) or "
+        "'fisher' (nβ·h·nβ/b, which assumes the per-sample gradient covariance equals the Hessian)")
+    heat_batches: int = doc(16, "minibatch gradients per measurement of v (minibatch_heat = 'measured')")
     adapt_iters: int = doc(10, "power iterations per adaptation round")
     check_every: int = doc(100, "steps between divergence checks (the only host syncs of the loop)")
     trace_points: int = doc(200, "at most this many loss-trace points per chain in the record")
 
     def validate(self) -> None:
-        _positive(self, "step_scale", "curvature_floor", "nbeta_scale")
-        if not (self.gamma_scale >= 0 and math.isfinite(self.gamma_scale)):
-            raise ValueError("gamma_scale must be >= 0")
+        self.validate_temperature()
+        _positive(self, "step_scale", "curvature_floor")
         if not (self.adapt_growth >= 1 and math.isfinite(self.adapt_growth)):
             raise ValueError("adapt_growth must be >= 1")
         if self.adapt_rounds < 0:
             raise ValueError("adapt_rounds must be >= 0")
-        _optional_positive(self, "step_size", "nbeta", "divergence_threshold")
+        _optional_positive(self, "step_size", "divergence_threshold")
         _at_least(self, 1, "batch_size", "chains", "steps", "thin", "hessian_iters", "hessian_points", "adapt_iters",
                   "check_every", "trace_points")
-        if self.gamma is not None and not (self.gamma >= 0 and math.isfinite(self.gamma)):
-            raise ValueError("gamma must be >= 0")
         if self.burn_in < 0:
             raise ValueError("burn_in must be >= 0")
         if self.burn_in >= self.steps:
             raise ValueError(f"burn_in must be < steps (got burn_in={self.burn_in}, steps={self.steps})")
         if (self.steps - self.burn_in) // self.thin < 1:
             raise ValueError("no draw left: need (steps - burn_in) // thin >= 1")
+        if self.minibatch_heat not in HEAT_RULES:
+            raise ValueError(f"minibatch_heat must be one of {', '.join(HEAT_RULES)}, got {self.minibatch_heat!r}")
+        if self.heat_batches < 2:
+            raise ValueError("heat_batches must be >= 2")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
@@ -266,24 +272,72 @@ class Sampler:
     uses_rule: Callable[[Any], bool] = lambda config: config.step_size is None
 
 
-def default_step_size(h: float, nbeta: float, gamma: float, config, noise: float = 0.0,
+def potential_gradient(w: torch.Tensor, g: torch.Tensor, pg: Optional[torch.Tensor], ctx: "Context",
+                       out: torch.Tensor) -> torch.Tensor:
+    """out ← ∇U(w) = nβ·∇L_B(w) + γ·(w − w*) − ∇log φ(w), the drift of the tempered localised
+    potential (pg = ∇log φ, None for a flat prior), written in place."""
+    if ctx.gamma != 0.0:
+        torch.sub(w, ctx.w_star, out=out).mul_(ctx.gamma).add_(g, alpha=ctx.nbeta)
+    else:
+        torch.mul(g, ctx.nbeta, out=out)
+    if pg is not None:
+        out.sub_(pg)
+    return out
+
+
+def default_step_size(h: float, nbeta: float, gamma: float, config, heat: float = 0.0,
                       floor: Optional[float] = None) -> float:
-    """The SGLD rule ε_s = step_scale / (nβ·max(h, floor)·(1 + noise) + γ).
+    """The SGLD rule ε_s = step_scale / (nβ·max(h, floor) + heat + γ).
 
     floor: curvature_floor at w* (where h is 0 at a quartic minimum); during
     adaptation a tiny floor, growth being capped by adapt_growth instead.
 
-    h: top Hessian eigenvalue of L (at w*, or the median over chains at their
-    current positions during adaptation). noise = nβ / batch_size for
-    minibatch targets (0 for exact gradients): the minibatch gradient noise
-    adds (ε·nβ/2)²·C/b to the injected variance ε per step, C the per-sample
-    gradient covariance, ≈ the Hessian at a true parameter of a well-specified
-    model; relative to ε that is ε·nβ·h·(nβ/b)/4, the same form as the
-    discretisation error ε·nβ·h/4 of the stationary variance. The rule keeps
-    their sum at step_scale/4 in the stiffest direction.
+    h: top Hessian eigenvalue of L (at w*, or the largest over chains at their
+    current positions during adaptation): SGLD's stationary variance in the
+    stiffest direction is inflated by ≈ ε·nβ·h/4 by the discretisation.
+    heat: the minibatch-noise term (:func:`minibatch_heat`; 0 for exact
+    gradients), whose inflation is ε·heat/4. The rule keeps the sum at
+    step_scale/4.
     """
     floor = config.curvature_floor if floor is None else floor
-    return config.step_scale / (nbeta * max(h, floor) * (1.0 + noise) + gamma)
+    return config.step_scale / (nbeta * max(h, floor) + heat + gamma)
+
+
+def minibatch_heat(target: Target, w: torch.Tensor, nbeta: float, h: float, config,
+                   generator: torch.Generator) -> tuple[float, Optional[float]]:
+    """(heat term of the step-size rule, measured v or None), for a minibatch target at rows w.
+
+    The minibatch gradient enters an SGLD step as (ε·nβ/2)·∇L_B, whose noise adds
+    (ε·nβ/2)²·Var(∇L_B) to the injected variance ε per coordinate: a relative
+    heat ε·nβ²·v/4, v = Var(∇L_B). 'measured': v = the largest per-coordinate
+    variance over ``heat_batches`` random minibatches (largest over the rows
+    too: the noisiest coordinate sets the heat, as the stiffest direction sets
+    h), heat = nβ²·v. 'fisher': v = h/b (the per-sample gradient covariance
+    taken equal to the Hessian, as at a true parameter of a well-specified
+    model with noisy labels), heat = nβ·h·nβ/b. The two agree on noisy linear
+    regression; with noiseless teacher labels (the DLN and RRR catalogue) the
+    per-sample gradients vanish at w* and the measured heat is orders of
+    magnitude smaller, so the rule no longer shrinks the step ~(1 + nβ/b)-fold
+    for noise that is not there.
+    """
+    if config.minibatch_heat == "fisher":
+        return nbeta * h * nbeta / config.batch_size, None
+    v = float(minibatch_gradient_variance(target, w, int(config.batch_size), int(config.heat_batches),
+                                          generator, reduce=HEAT_REDUCE).max())
+    return nbeta * nbeta * v, v
+
+
+def minibatch_gradient_variance(target: Target, w: torch.Tensor, batch_size: int, k: int,
+                                generator: torch.Generator, reduce: str = "mean") -> torch.Tensor:
+    """Var(∂_i L_B) across k random minibatches (with replacement), reduced over the coordinates
+    i by ``reduce`` ("mean" or "max"), per row of w."""
+    w = w.detach()
+    gs = []
+    for _ in range(k):
+        bidx = torch.randint(target.num_data, (batch_size,), generator=generator, device=w.device)
+        gs.append(target.loss_and_grad(w, bidx)[1])
+    var = torch.stack(gs).var(dim=0)
+    return var.amax(dim=1) if reduce == "max" else var.mean(dim=1)
 
 
 # --------------------------------------------------------------------------- curvature
@@ -337,16 +391,6 @@ def top_hessian_eigenvalue(target: Target, w_star: torch.Tensor, iters: int = 30
 
 
 # --------------------------------------------------------------------------- driver
-
-
-def resolve_nbeta(target: Target, config) -> float:
-    """nβ: the config's absolute value, else nbeta_scale·n/log n."""
-    return float(config.nbeta) if config.nbeta is not None else config.nbeta_scale * target.nbeta_star
-
-
-def resolve_gamma(nbeta: float, config) -> float:
-    """γ: the config's absolute value, else gamma_scale·nβ."""
-    return float(config.gamma) if config.gamma is not None else config.gamma_scale * nbeta
 
 
 def prior_problem(target: Target) -> Optional[str]:
@@ -411,16 +455,24 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
         init_loss = float(t64.full_loss(w_star64[None])[0])
 
     minibatch = target.num_data > 0 and config.batch_size < target.num_data
-    noise = nbeta / config.batch_size if minibatch else 0.0
     hess_idx = _subset(target, config.hessian_points, dev)
+    noise_gen = torch.Generator(device=dev)  # the samplers' gradient-noise estimates (ctx.grad_noise)
+    noise_gen.manual_seed(int(seed) + 104_729)
+    heat_gen = torch.Generator(device=dev)  # the step-size rule's, kept apart so neither shifts the other
+    heat_gen.manual_seed(int(seed) + 130_363)
 
     # step size: user-given, or the rule at w* (then adapted during the burn-in)
     uses_rule = bool(sampler.uses_rule(config))
     hess_top = eps_rule = None
+    heat_log: list[dict] = []
     if uses_rule:
         hess_top = float(top_hessian_eigenvalues(t64, w_star64[None], hess_idx, config.hessian_iters)[0])
         h = hess_top if math.isfinite(hess_top) else config.curvature_floor
-        eps_rule = float(default_step_size(h, nbeta, gamma, config, noise))
+        heat = 0.0
+        if minibatch:
+            heat, v = minibatch_heat(t64, w_star64[None], nbeta, max(h, config.curvature_floor), config, heat_gen)
+            heat_log.append({"step": 0, "heat": heat, "grad_variance": v})
+        eps_rule = float(default_step_size(h, nbeta, gamma, config, heat))
     if config.step_size is not None:
         eps = float(config.step_size)
     else:
@@ -437,17 +489,10 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     ctx = Context(chains=chains, dim=d, w_star=w_star, nbeta=nbeta, gamma=gamma, eps=eps,
                   generator=gen, dtype=dtype, device=dev, config=config, eps_rule=eps_rule)
     if minibatch:
-        noise_gen = torch.Generator(device=dev)
-        noise_gen.manual_seed(int(seed) + 104_729)
 
         def grad_noise(w: torch.Tensor, k: int = 8) -> torch.Tensor:
             """Mean over coordinates of Var(∇L_B) across k random minibatches, per row of w."""
-            wl = w.detach()
-            gs = []
-            for _ in range(k):
-                bidx = torch.randint(target.num_data, (int(config.batch_size),), generator=noise_gen, device=dev)
-                gs.append(tgt.loss_and_grad(wl, bidx)[1])
-            return torch.stack(gs).var(dim=0).mean(dim=1)
+            return minibatch_gradient_variance(tgt, w, int(config.batch_size), k, noise_gen)
 
         ctx.grad_noise = grad_noise
     has_prior = target.has_prior
@@ -516,8 +561,12 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
         if hs.numel() == 0:
             return
         h_top = float(hs.max())
+        heat = 0.0
+        if minibatch:
+            heat, v = minibatch_heat(tgt, pos, nbeta, h_top, config, heat_gen)
+            heat_log.append({"step": t, "heat": heat, "grad_variance": v})
         old = ctx.eps_rule
-        new = float(default_step_size(h_top, nbeta, gamma, config, noise, floor=1e-30))
+        new = float(default_step_size(h_top, nbeta, gamma, config, heat, floor=1e-30))
         new = min(new, old * config.adapt_growth)
         ctx.eps_rule = new
         if config.step_size is None:
@@ -529,6 +578,9 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     step_fn = sampler.step
     offset = init_loss
     next_adapt = adapt_at.pop(0) if adapt_at else -1
+    # ‖w − w*‖² at every LOCALISATION_STRIDE-th post-burn-in step, for ∂λ̂/∂log γ (see _localisation)
+    r2_rows: list[torch.Tensor] = []
+    loc_from = int(config.burn_in) if gamma > 0 else steps
     grad_mode = torch.is_grad_enabled()
     torch.set_grad_enabled(False)  # the loop's updates need no graph (autograd re-enables it where used)
     try:
@@ -547,6 +599,8 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
                     wl = rows.detach().requires_grad_(True)
                     (pg_all,) = torch.autograd.grad(tgt.log_prior(wl).sum(), wl)
                 pg = pg_all[:chains]
+            if t >= loc_from and (t - loc_from) % LOCALISATION_STRIDE == 0:
+                r2_rows.append(torch.sub(w, w_star).square_().sum(dim=1))  # ‖w_t − w*‖², same w_t as out
             step_fn(state, g, pg, ctx, t, None if aux is None else aux[t])
             if alive_col is not None:
                 w.copy_(torch.where(alive_col, w, w_star))
@@ -577,6 +631,10 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     else:
         lambda_hat = float(good.mean())
     diagnostics = _diagnostics(good, draws_loss[alive_np])
+    if r2_rows:
+        at = np.arange(loc_from, steps, LOCALISATION_STRIDE)[: len(r2_rows)]
+        r2 = torch.stack(r2_rows).to(torch.float64).cpu().numpy()  # (k, chains)
+        diagnostics.update(_localisation(nbeta * trace_np[at][:, alive_np], r2[:, alive_np], gamma, lambda_hat))
     diagnostics["divergent_chains"] = divergent
     diagnostics["divergence_step"] = {str(k): v for k, v in sorted(divergence_step.items())}
     diagnostics["divergence_threshold"] = threshold
@@ -616,7 +674,8 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
         "rule_step_size_init": eps_rule,
         "hessian_top": hess_top,
         "adaptation": adapt_log,
-        "batch_noise_ratio": noise,
+        "minibatch_heat": config.minibatch_heat if minibatch else None,
+        "heat_log": heat_log,
         "gamma": gamma,
         "chains": chains,
         "steps": steps,
@@ -641,6 +700,27 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
         warnings=warn,
         extra=extra,
     )
+
+
+def _localisation(lam: np.ndarray, r2: np.ndarray, gamma: float, lambda_hat: float) -> dict:
+    """How much the estimand moves with the localisation, from the same draws.
+
+    For p_γ ∝ exp(−nβL − (γ/2)‖w − w*‖²), ∂E[f]/∂γ = −½·Cov(f, ‖w − w*‖²), so
+    ∂λ_γ/∂log γ = −(γ/2)·Cov(nβ(L − L*), ‖w − w*‖²): estimated with the
+    within-chain covariance (minibatch noise in the λ trace is independent of
+    w_t, so it adds variance, not bias). A value that is a sizeable fraction
+    of λ̂ says the estimand at this γ is still set by the localisation, not by
+    the loss: a γ-driven (estimand) bias, not a sampler error. lam, r2:
+    (draws, chains) at the same steps.
+    """
+    if lam.shape[0] < 8 or lam.shape[1] == 0:
+        return {}
+    cov = float(np.mean((lam - lam.mean(axis=0)) * (r2 - r2.mean(axis=0))))
+    sens = -0.5 * gamma * cov
+    rel = sens / lambda_hat if math.isfinite(lambda_hat) and lambda_hat != 0 else None
+    return {"localisation_sensitivity": _finite_or_none(sens),
+            "localisation_sensitivity_rel": None if rel is None else _finite_or_none(rel),
+            "mean_sq_distance": _finite_or_none(float(r2.mean()))}
 
 
 def _diagnostics(lam_draws: np.ndarray, draws_loss: np.ndarray) -> dict:

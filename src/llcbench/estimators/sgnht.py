@@ -47,7 +47,7 @@ import torch
 
 from ..target import Target
 from .base import Estimate, doc
-from .sgmcmc import Context, Sampler, SGMCMCConfig, run_sgmcmc
+from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc
 
 MOMENTUM_INITS = ("normal", "zero")
 
@@ -128,13 +128,7 @@ def on_step_size(state: SGNHTState, ctx: Context, t: int) -> None:
 def step(state: SGNHTState, g, pg, ctx: Context, t: int, aux: Optional[torch.Tensor] = None) -> None:
     h = ctx.eps
     w, p, xi, drift, noise = state.w, state.p, state.xi, state.drift, state.noise
-    # ∇U = nβ·g + γ·(w − w*) − ∇log φ
-    if ctx.gamma != 0.0:
-        torch.sub(w, ctx.w_star, out=drift).mul_(ctx.gamma).add_(g, alpha=ctx.nbeta)
-    else:
-        torch.mul(g, ctx.nbeta, out=drift)
-    if pg is not None:
-        drift.sub_(pg)
+    potential_gradient(w, g, pg, ctx, out=drift)  # ∇U = nβ·g + γ·(w − w*) − ∇log φ
     # p ← p·(1 − h·ξ) − h·∇U + √(2Ah)·N
     torch.mul(xi, -h, out=state.fric).add_(1.0)
     p.mul_(state.fric).add_(drift, alpha=-h)

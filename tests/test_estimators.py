@@ -436,3 +436,42 @@ def test_top_hessian_eigenvalue():
     t = quadratic(d=5)
     t.a = torch.tensor([1.0, 7.0, 3.0, 0.5, 2.0], dtype=torch.float64)
     assert top_hessian_eigenvalue(t, t.w_star, iters=200) == pytest.approx(7.0, rel=1e-3)
+
+
+# --------------------------------------------------------------------------- step-size rule: minibatch heat
+
+
+def _family_target(family: str, n: int, noise_std: float, **params):
+    from llcbench.case import Case
+    from llcbench.families import FAMILIES
+
+    fam = FAMILIES[family]
+    case = Case(id=f"test/{family}", family=family, params=params, n=n, seed=0, noise_std=noise_std)
+    return fam.target(case)
+
+
+def test_measured_heat_follows_the_gradient_noise():
+    """The rule's minibatch-noise term, measured, against the Fisher assumption C = H.
+
+    Noisy linear regression (σ = 1, x ~ N(0, I)): C ≈ H, so the measured heat nβ²·v must be
+    close to nβ·h·nβ/b; v is the largest of 8 per-coordinate variances from 16 minibatches
+    (relative sd √(2/15) ≈ 0.37 each), so the ratio lies in ≈ [0.7, 2] — we allow [0.5, 3].
+    Noiseless deep linear network at its teacher: per-sample gradients are exactly 0 at w*,
+    so the measured heat is 0 there and the rule's step is the full (1 + nβ/b)-fold larger."""
+    torch.set_num_threads(1)
+    quick = {"steps": 20, "burn_in": 10, "adapt_rounds": 0, "chains": 2, "batch_size": 256}
+    lin = _family_target("regular", 20_000, 1.0, model="linear", in_features=4, out_features=2)
+    measured = run("sgld", lin, **quick).extra
+    fisher = run("sgld", lin, **quick, minibatch_heat="fisher").extra
+    nbeta, b, h = measured["nbeta"], 256, measured["hessian_top"]
+    ratio = measured["heat_log"][0]["heat"] / (nbeta * h * nbeta / b)
+    assert 0.5 < ratio < 3.0, ratio
+    assert fisher["minibatch_heat"] == "fisher" and fisher["heat_log"][0]["grad_variance"] is None
+    dln = _family_target("dln", 20_000, 0.0, widths=[3, 3, 3], rank=1)
+    m = run("sgld", dln, **quick).extra
+    f = run("sgld", dln, **quick, minibatch_heat="fisher").extra
+    assert m["heat_log"][0]["heat"] == 0.0
+    curv = m["nbeta"] * max(m["hessian_top"], 1.0)
+    fisher_over_measured = (curv * (1 + m["nbeta"] / b) + m["gamma"]) / (curv + m["gamma"])
+    assert m["step_size"] / f["step_size"] == pytest.approx(fisher_over_measured, rel=1e-9)
+    assert fisher_over_measured > 5  # nβ/b ≈ 8.2 at n = 2·10⁴, b = 256

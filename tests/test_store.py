@@ -76,3 +76,33 @@ def test_two_processes_write_one_store(tmp_path):
     with Store(path) as store:
         assert store.count() == 200
         assert all(json.loads(json.dumps(r))["key"] for r in store.records())
+
+
+def test_stored_reference_matches_the_same_posterior(tmp_path):
+    """A NUTS run in the store is the reference of an SGLD run only at the same case definition and
+    the same (nβ, γ), with agreeing chains and no divergences; an exact run wins over NUTS."""
+    from llcbench.runner import stored_reference, with_reference
+
+    def rec(key, estimator, lam_hat, se=0.02, nbeta=100.0, gamma=0.1, rhat=1.0, case_key="ck", div=0):
+        r = fake_record(key, lambda_hat=lam_hat)
+        r.update(estimator=estimator, se=se, rhat=rhat, case_key=case_key,
+                 extra={"nbeta": nbeta, "gamma": gamma}, diagnostics={"divergences": [div, 0]})
+        return r
+
+    sgld = rec("s", "sgld", 0.30, se=0.01)
+    with Store(tmp_path / "s.sqlite") as store:
+        assert stored_reference(store, sgld) is None
+        for bad in (rec("n1", "nuts", 0.4, gamma=0.2), rec("n2", "nuts", 0.4, case_key="other"),
+                    rec("n3", "nuts", 0.4, rhat=1.2), rec("n4", "nuts", 0.4, div=3)):
+            store.put(bad)
+        assert stored_reference(store, sgld) is None
+        store.put(rec("n5", "nuts", 0.40, se=0.05))
+        store.put(rec("n6", "nuts", 0.42, se=0.03))
+        assert stored_reference(store, sgld)["key"] == "n6"  # the smaller standard error
+        out = with_reference(sgld, stored_reference(store, sgld))
+        assert out["lambda_ref"] == 0.42 and out["lambda_ref_method"].startswith("nuts (stored run n6")
+        assert math.isclose(out["estimand_bias"], 0.42 - 0.5) and math.isclose(out["sampler_bias"], 0.30 - 0.42)
+        assert math.isclose(out["sampler_bias_se"], math.hypot(0.01, 0.03))
+        store.put(rec("e1", "exact", 0.41, se=0.0))
+        assert stored_reference(store, sgld)["key"] == "e1"
+        assert stored_reference(store, rec("n7", "nuts", 0.4)) is None  # references need none

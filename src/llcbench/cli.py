@@ -148,7 +148,7 @@ def cmd_run(args) -> int:
     from .catalogue import build_target, case_truth
     from .estimators import get_estimator
     from .estimators.base import make_config
-    from .runner import RunSpec, check_device, run_all
+    from .runner import RunSpec, check_device, run_all, stored_reference, with_reference
     from .store import Store
 
     if args.seeds < 1:
@@ -193,8 +193,11 @@ def cmd_run(args) -> int:
                 bar.set_postfix_str(f"step {done}/{total}", refresh=False)
         for record, cached in run_all(specs, store, device, args.force, on_start, step_progress):
             record = dict(record, cached=cached)
-            if "explained" not in record:  # stored by an llcbench that did not explain runs yet
-                record.update(explanation(record))
+            if record.get("lambda_ref") is None:  # a NUTS (or exact) run of the same posterior in the store?
+                ref = stored_reference(store, record)
+                if ref is not None:
+                    record = with_reference(record, ref)
+            record.update(explanation(record))  # a function of the record: stored runs get today's reading
             records.append(record)
             if bar is not None:
                 bar.update(1)
@@ -258,7 +261,7 @@ def _note(record: dict) -> str:
     else its first warning."""
     if record.get("explained") is None:
         return _warning_note(record["warnings"])
-    texts = record.get("explanations") or []
+    texts = record.get("explanations_short") or record.get("explanations") or []
     if record["explained"]:
         return "estimand: " + "; ".join(texts)
     return "✗ unexplained" + (": " + _warning_note(record["warnings"]) if record["warnings"] else "")

@@ -33,20 +33,21 @@ RHAT_MIXED = 1.1  # the localisation finding needs chains that agree (split R-ha
 
 
 def findings(record: dict) -> list[dict]:
-    """Estimand findings of one record: dicts with kind, text and (optional) predicted λ."""
+    """Estimand findings of one record: dicts with kind, text, short text and (optional) predicted λ."""
     out: list[dict] = []
     lam = record.get("lambda_float")
     extra = record.get("extra") or {}
     nbeta = extra.get("nbeta")
     ref = record.get("lambda_ref")
     if ref is not None:
-        out.append({"kind": "exact", "predicted": ref,
+        out.append({"kind": "exact", "predicted": ref, "short": f"exact λ_nβ,γ = {ref:.4g}",
                     "text": f"exact λ_nβ,γ = {ref:.4g} (estimand {ref - lam:+.3g}, sampler "
                             f"{record.get('sampler_bias', float('nan')):+.3g})"})
     m = record.get("multiplicity") or 1
     if m > 1 and nbeta and nbeta > math.e and lam is not None:
         first = lam - (m - 1) / math.log(nbeta)
         out.append({"kind": "multiplicity", "predicted": first,
+                    "short": f"m = {m}: λ − (m−1)/log nβ = {first:.3g}",
                     "text": f"multiplicity m = {m}: λ − (m−1)/log nβ = {first:.3g} at nβ = {nbeta:.4g} "
                             "(first order; estimand)"})
     diag = record.get("diagnostics") or {}
@@ -54,7 +55,7 @@ def findings(record: dict) -> list[dict]:
     # a covariance of the stationary distribution: meaningless while the chains still drift apart
     mixed = (record.get("rhat") or diag.get("rhat") or 1.0) <= RHAT_MIXED
     if rel is not None and rel <= LOCALISATION_REL and mixed:
-        out.append({"kind": "localisation", "predicted": None,
+        out.append({"kind": "localisation", "predicted": None, "short": f"∂λ̂/∂log γ = {rel:+.0%} of λ̂",
                     "text": f"localisation-dominated: ∂λ̂/∂log γ = {rel:+.0%} of λ̂ at γ = "
                             f"{extra.get('gamma', float('nan')):.3g} (estimand below its γ → 0 value)"})
     return out
@@ -78,6 +79,8 @@ def explained(record: dict, found: Optional[list[dict]] = None) -> Optional[bool
 
 
 def explanation(record: dict) -> dict:
-    """The fields a record carries: ``explanations`` (texts) and ``explained`` (None/True/False)."""
+    """The fields a record carries: ``explanations`` (texts), ``explanations_short`` (for a table
+    column) and ``explained`` (None/True/False)."""
     found = findings(record)
-    return {"explanations": [f["text"] for f in found], "explained": explained(record, found)}
+    return {"explanations": [f["text"] for f in found], "explanations_short": [f["short"] for f in found],
+            "explained": explained(record, found)}

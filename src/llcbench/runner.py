@@ -109,6 +109,65 @@ def error_decomposition(target, estimator: str, estimate: Estimate) -> dict:
     return out
 
 
+REFERENCE_ESTIMATORS = ("exact", "nuts")  # samples (or values) of the localised tempered posterior itself
+REFERENCE_RHAT = 1.05  # a stored NUTS run serves as a reference only if its chains agree this well
+
+
+def _same(a, b) -> bool:
+    return a is not None and b is not None and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def stored_reference(store: Store, record: dict) -> Optional[dict]:
+    """A reference run of the same case definition at the same (nβ, γ) in the store, or None.
+
+    What a run is compared with must be the same posterior: same case
+    definition (its content hash), same resolved nβ and γ. ``exact`` wins;
+    else the NUTS run with the smallest standard error among those whose
+    split R-hat is at most REFERENCE_RHAT and that had no divergent chain.
+    """
+    extra = record.get("extra") or {}
+    nbeta, gamma = extra.get("nbeta"), extra.get("gamma")
+    if nbeta is None or gamma is None or record.get("estimator") in REFERENCE_ESTIMATORS:
+        return None
+    best = None
+    for name in REFERENCE_ESTIMATORS:
+        for ref in store.records(estimator=name, case_id=record["case"]):
+            rx = ref.get("extra") or {}
+            if ref.get("case_key") != record.get("case_key") or not (_same(rx.get("nbeta"), nbeta)
+                                                                     and _same(rx.get("gamma"), gamma)):
+                continue
+            lam, se = ref.get("lambda_hat"), ref.get("se")
+            if lam is None or not math.isfinite(lam):
+                continue
+            if name == "nuts":
+                diag = ref.get("diagnostics") or {}
+                if (ref.get("rhat") or math.inf) > REFERENCE_RHAT or sum(diag.get("divergences") or []):
+                    continue
+                if se is None or not math.isfinite(se):
+                    continue
+            if name == "exact":
+                return ref
+            if best is None or se < best["se"]:
+                best = ref
+    return best
+
+
+def with_reference(record: dict, ref: dict) -> dict:
+    """The record with the decomposition against a stored reference run (a new dict)."""
+    lam = record["lambda_float"]
+    ref_se = ref.get("se") if ref.get("se") is not None and math.isfinite(ref.get("se")) else 0.0
+    se = record.get("se")
+    return dict(
+        record,
+        lambda_ref=ref["lambda_hat"],
+        lambda_ref_error=ref_se,
+        lambda_ref_method=f"{ref['estimator']} (stored run {ref['key'][:12]})",
+        estimand_bias=ref["lambda_hat"] - lam,
+        sampler_bias=record["lambda_hat"] - ref["lambda_hat"],
+        sampler_bias_se=math.hypot(se, ref_se) if se is not None and math.isfinite(se) else None,
+    )
+
+
 def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: Optional[dict] = None) -> dict:
     truth = case_truth(spec.case)
     lam = float(truth.lam)

@@ -35,7 +35,9 @@ def test_multiplicity_first_order_prediction():
 def test_exact_reference_decides():
     # the exact estimand is close to λ, so a −50 % run is the sampler's fault even with m > 1
     r = record(lam=1.0, lam_hat=0.5, m=2, nbeta=8686.0, ref=0.95)
-    assert [f["kind"] for f in findings(r)] == ["exact", "multiplicity"]
+    assert [f["kind"] for f in findings(r)] == ["reference", "multiplicity"]
+    assert findings(r)[0]["short"].startswith("exact")
+    assert findings(dict(r, lambda_ref_method="nuts (stored run 0123)"))[0]["short"].startswith("NUTS")
     assert explanation(r)["explained"] is False
     assert explanation(record(lam=1.0, lam_hat=0.6, ref=0.62))["explained"] is True
 

@@ -3,9 +3,10 @@
 Reads only a record (so it can be rebuilt from the store) and returns
 findings, each with the estimand value it predicts where it predicts one:
 
-- ``exact``: the exact λ_nβ,γ of the run's own localised tempered posterior
-  (the ``exact`` estimator, where it applies): the estimand. λ̂ − λ_nβ,γ is
-  the sampler's part.
+- ``reference``: λ_nβ,γ of the run's own localised tempered posterior, from
+  the ``exact`` estimator where it applies, else from a NUTS run of the same
+  posterior in the store (``runner.stored_reference``): the estimand.
+  λ̂ − λ_nβ,γ is the sampler's part.
 - ``multiplicity``: m > 1. E_β[nβ(L − L*)] = λ − (m − 1)/log nβ + o(1/log nβ)
   (the derivative in log nβ of the free energy λ·log nβ − (m − 1)·log log nβ):
   an estimand below λ at any finite nβ, first order only.
@@ -40,8 +41,9 @@ def findings(record: dict) -> list[dict]:
     nbeta = extra.get("nbeta")
     ref = record.get("lambda_ref")
     if ref is not None:
-        out.append({"kind": "exact", "predicted": ref, "short": f"exact λ_nβ,γ = {ref:.4g}",
-                    "text": f"exact λ_nβ,γ = {ref:.4g} (estimand {ref - lam:+.3g}, sampler "
+        how = "NUTS" if str(record.get("lambda_ref_method") or "").startswith("nuts") else "exact"
+        out.append({"kind": "reference", "predicted": ref, "short": f"{how} λ_nβ,γ = {ref:.4g}",
+                    "text": f"{how} λ_nβ,γ = {ref:.4g} (estimand {ref - lam:+.3g}, sampler "
                             f"{record.get('sampler_bias', float('nan')):+.3g})"})
     m = record.get("multiplicity") or 1
     if m > 1 and nbeta and nbeta > math.e and lam is not None:
@@ -70,12 +72,13 @@ def explained(record: dict, found: Optional[list[dict]] = None) -> Optional[bool
         return None
     found = findings(record) if found is None else found
     predicted = [f["predicted"] for f in found if f["predicted"] is not None]
-    # the exact value, when there is one, is the estimand; else the best first-order prediction
-    exact = [f["predicted"] for f in found if f["kind"] == "exact"]
-    candidates = exact or predicted
+    # a reference value (exact, or a stored NUTS run), when there is one, is the estimand; else the
+    # first-order prediction
+    reference = [f["predicted"] for f in found if f["kind"] == "reference"]
+    candidates = reference or predicted
     if any(abs(lam_hat - p) <= TOLERANCE * abs(lam) for p in candidates):
         return True
-    return any(f["kind"] == "localisation" for f in found) and not exact
+    return any(f["kind"] == "localisation" for f in found) and not reference
 
 
 def explanation(record: dict) -> dict:

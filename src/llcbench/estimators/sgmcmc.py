@@ -14,10 +14,11 @@ tempered, localised target
     p(w) ∝ exp(−nβ·L_n(w) − (γ/2)·‖w − w*‖²)  (× the prior φ, if the target has one),
 
 the seeded minibatch stream, the batched forward/backward (all chains in one
-``(chains, dim)`` tensor: ONE ``target.loss_and_grad`` call per step — autograd,
-or the family's closed form — never a Python loop over chains), the per-draw λ trace, burn-in, thinning,
-divergence handling, the step-size rule and its adaptation, and the ArviZ
-diagnostics.
+``(chains, dim)`` tensor: ONE ``target.loss_and_grad`` call per step —
+autograd, or the family's closed form — never a Python loop over chains),
+the per-draw λ trace, burn-in, thinning, divergence handling, the step-size
+rule and its adaptation, the ArviZ diagnostics, and the localisation
+sensitivity ∂λ̂/∂log γ = −(γ/2)·Cov(nβL, ‖w − w*‖²) from the same draws.
 
 Defaults users can trust (each is a documented config field):
 
@@ -43,15 +44,17 @@ Defaults users can trust (each is a documented config field):
   from λ̂; if every chain diverges λ̂ is NaN with a warning.
 
 Step size (``step_size = None``, the default): the rule
-ε_s = step_scale / (nβ·max(h, curvature_floor)·(1 + nβ/b) + γ), with h the
-top eigenvalue of the Hessian of L at w* (power iteration with Hessian-vector
-products on a fixed data subset) and nβ/b the minibatch-noise term (0 for
-exact gradients): it keeps the discretisation error plus the heat of the
-gradient noise at ≈ step_scale/4 of the variance in the stiffest direction
-(:func:`default_step_size`). Because h at w* says little at a singular point
-(h = 0 at a quartic minimum), the rule is re-applied ``adapt_rounds`` times
-during the first half of the burn-in with h = the largest top eigenvalue over
-the chains at their current positions (growth ≤ ``adapt_growth`` per round);
+ε_s = step_scale / (nβ·max(h, curvature_floor) + heat + γ), with h the top
+eigenvalue of the Hessian of L at w* (power iteration with Hessian-vector
+products on a fixed data subset) and heat = nβ²·v the minibatch-noise term,
+v the measured variance of the minibatch gradient (0 for exact gradients;
+:func:`minibatch_heat`): it keeps the discretisation error plus the heat of
+the gradient noise at ≈ step_scale/4 of the variance in the stiffest
+direction (:func:`default_step_size`). Because h at w* says little at a
+singular point (h = 0 at a quartic minimum, and v = 0 at a noiseless
+teacher), the rule is re-applied ``adapt_rounds`` times during the first
+half of the burn-in with h and v the largest over the chains at their
+current positions (growth ≤ ``adapt_growth`` per round);
 from then on ε is fixed, so the draws come from a time-homogeneous chain.
 Each sampler maps ε_s to its own step (SGLD: ε = ε_s; SGNHT: h = √ε_s;
 RMSProp-SGLD: see its module). A user-given ``step_size`` is used as is.

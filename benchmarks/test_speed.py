@@ -15,11 +15,11 @@ each, so that both see the same machine load):
     ArviZ diagnostics — cancel); explicit step_size (no step-size rule).
     Target ≤ 0.03 ms per chain-step (≤ 0.24 ms per step for 8 chains).
 (b) that step over a bare batched forward+backward of the same 8 chains on
-    batches of 256 (``target.loss_and_grad(w, idx)``, the same gradient path
-    the sampler uses — for the DLN family the moment form with hand-written
-    back-propagation — with the minibatch indices taken from precomputed
-    permutation slices as the sampler does). Target ≤ 1.3×. For reference
-    the autograd forward+backward of ``target.loss`` is reported too. The sampler's step includes the w* row of
+    batches of 256 (``target.loss_and_grad(w, batch)``, the same gradient
+    path the sampler uses — for the DLN family the moment form with
+    hand-written back-propagation, and batch moments computed once per epoch
+    by ``target.epoch_batches``). Target ≤ 1.3×. For reference the autograd
+    forward+backward of ``target.loss`` on index minibatches is reported too. The sampler's step includes the w* row of
     the control variate (9 rows instead of 8), the update, the trace record
     and the minibatch bookkeeping.
 
@@ -80,7 +80,9 @@ def bare_seconds(target32, steps: int, autograd: bool = False) -> float:
     """`steps` bare batched forward+backward passes of CHAINS chains on batches of BATCH
     (the target's loss_and_grad, or autograd on its loss)."""
     w = target32.w_star.expand(CHAINS, target32.dim).clone()
-    batches = EpochBatches(target32.num_data, BATCH, torch.Generator().manual_seed(0))
+    # the sampler's minibatch path: the target's epoch plan (for the DLN, batch moments per epoch)
+    plan = None if autograd else target32.epoch_batches
+    batches = EpochBatches(target32.num_data, BATCH, torch.Generator().manual_seed(0), plan=plan)
     t0 = time.perf_counter()
     for _ in range(steps):
         idx = batches.next()

@@ -195,6 +195,27 @@ def test_closed_form_gradient_equals_autograd(spec, dtype):
         assert float(loss.abs().max()) == 0.0 and float(grad.abs().max()) == 0.0
 
 
+@pytest.mark.parametrize("spec", GRAD_SPECS, ids=_ids)
+def test_epoch_batch_moments_equal_index_batches(spec):
+    """Target.epoch_batches: batch moments for a whole epoch at once give the same losses and
+    gradients as the index slices of torch.tensor_split (n = 300 into 7 batches: sizes 43 and 42)."""
+    family, kw = spec
+    t = build(family, **kw)
+    perm = torch.randperm(t.num_data, generator=torch.Generator().manual_seed(10))
+    plan = t.epoch_batches(perm, 7)
+    slices = torch.tensor_split(perm, 7)
+    assert len(plan) == 7 and not isinstance(plan[0], torch.Tensor)  # precomputed, not indices
+    w = t.w_star[None] + 0.3 * torch.randn(3, t.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    for batch, idx in zip(plan, slices):
+        loss, grad = t.loss_and_grad(w, batch)
+        ref_loss, ref_grad = t.loss_and_grad(w, idx)
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(t.loss(w, batch), ref_loss, rtol=1e-12, atol=1e-12)
+    # batches smaller than a moment matrix: plain index slices
+    assert all(isinstance(b, torch.Tensor) for b in t.epoch_batches(perm, 300))
+
+
 def test_dln_forward_orders_agree():
     """Both evaluation orders (through the batch / product first) give the same loss."""
     from llcbench.families.dln import forward

@@ -54,6 +54,14 @@ class Target(ABC):
         Returns (chains,). Analytic potentials ignore idx.
         """
 
+    def epoch_batches(self, perm: torch.Tensor, count: int) -> list:
+        """One epoch's minibatches: ``perm`` (a permutation of the data) split into ``count``
+        near-equal consecutive slices, as ``torch.tensor_split`` does. Each item is what ``loss``
+        and ``loss_and_grad`` take as ``idx`` for that step. This default returns the index slices;
+        a family may return per-batch statistics computed for the whole epoch at once instead (the
+        same numbers, fewer operations per step), which its ``loss`` then accepts as ``idx``."""
+        return list(torch.tensor_split(perm, count))
+
     def loss_and_grad(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None):
         """(L(w), ∇L(w)) detached, shapes (chains,) and (chains, dim): what a gradient sampler needs
         per step. This default runs autograd on ``loss``; families with a cheaper closed form

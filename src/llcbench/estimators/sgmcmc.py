@@ -182,34 +182,39 @@ def _at_least(cfg, lo, *names):
 
 
 class EpochBatches:
-    """Minibatch indices without replacement.
+    """Minibatches without replacement.
 
     Each epoch draws a fresh permutation of range(num_data) from ``generator``
     and splits it into ceil(num_data / batch_size) near-equal contiguous
     slices (sizes differ by at most one, so that the mean of the batch means
     over an epoch is the full-data mean). Every index is visited exactly once
-    per epoch. The slices are views of the permutation, computed once per
-    epoch; ``next()`` costs one list lookup.
+    per epoch. ``plan(perm, count)`` turns an epoch's permutation into what
+    the loss takes per step: by default the index slices themselves
+    (``torch.tensor_split``); a target may precompute per-batch statistics for
+    the whole epoch at once (``Target.epoch_batches``). ``next()`` costs one
+    list lookup.
     """
 
-    def __init__(self, num_data: int, batch_size: int, generator: torch.Generator, device="cpu"):
+    def __init__(self, num_data: int, batch_size: int, generator: torch.Generator, device="cpu",
+                 plan: Optional[Callable[[torch.Tensor, int], list]] = None):
         if num_data < 1:
             raise ValueError("EpochBatches needs num_data >= 1")
         self.num_data = int(num_data)
         self.per_epoch = -(-self.num_data // int(batch_size))
         self.generator = generator
         self.device = torch.device(device)
+        self.plan = plan or (lambda perm, count: list(torch.tensor_split(perm, count)))
         self.epoch = -1
-        self._batches: list[torch.Tensor] = []
+        self._batches: list = []
         self._pos = 0
 
     def _new_epoch(self) -> None:
         perm = torch.randperm(self.num_data, generator=self.generator, device=self.device)
-        self._batches = list(torch.tensor_split(perm, self.per_epoch))
+        self._batches = self.plan(perm, self.per_epoch)
         self._pos = 0
         self.epoch += 1
 
-    def next(self) -> torch.Tensor:
+    def next(self):
         if self._pos >= len(self._batches):
             self._new_epoch()
         batch = self._batches[self._pos]
@@ -488,7 +493,8 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     gen.manual_seed(int(seed))
     data_gen = torch.Generator(device=dev)
     data_gen.manual_seed(int(seed) * 1_000_003 + 17)
-    batches = EpochBatches(target.num_data, config.batch_size, data_gen, dev) if minibatch else None
+    batches = (EpochBatches(target.num_data, config.batch_size, data_gen, dev, plan=tgt.epoch_batches)
+               if minibatch else None)
     ctx = Context(chains=chains, dim=d, w_star=w_star, nbeta=nbeta, gamma=gamma, eps=eps,
                   generator=gen, dtype=dtype, device=dev, config=config, eps_rule=eps_rule)
     if minibatch:

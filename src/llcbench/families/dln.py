@@ -259,9 +259,14 @@ class DLNTarget(Target):
         if w.dim() != 2 or w.shape[1] != self.dim:
             raise ValueError(f"w must have shape (chains, {self.dim}), got {tuple(w.shape)}")
 
-    def _moments(self, idx: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    def _moments(self, idx, like: torch.Tensor) -> torch.Tensor:
         m = self.full_moments if idx is None else moments.batch_moments(self.x, self.z, idx)
         return _like(m, like)
+
+    def epoch_batches(self, perm: torch.Tensor, count: int) -> list:
+        """The epoch's batch moments, computed at once (see ``moments.epoch_moments``)."""
+        plan = moments.epoch_moments(self.x, self.z, perm, count)
+        return plan if plan is not None else super().epoch_batches(perm, count)
 
     def _teacher(self, like: torch.Tensor) -> torch.Tensor:
         return _like(self.teacher, like)

@@ -37,12 +37,49 @@ def residual_data(x: torch.Tensor, y: torch.Tensor, anchor_map: torch.Tensor) ->
     return torch.cat([x, e], dim=1)
 
 
-def batch_moments(x: torch.Tensor, z: Optional[torch.Tensor], idx: Optional[torch.Tensor]) -> torch.Tensor:
-    """zᵀz / b over the rows idx (all rows when idx is None): (k, k), k = H_0 (+ H_M with a residual)."""
+class BatchMoments:
+    """One minibatch's moment matrix zᵀz/b, computed with the rest of its epoch
+    (:func:`epoch_moments`); the targets' losses accept it in place of indices."""
+
+    __slots__ = ("m",)
+
+    def __init__(self, m: torch.Tensor):
+        self.m = m
+
+
+def batch_moments(x: torch.Tensor, z: Optional[torch.Tensor], idx) -> torch.Tensor:
+    """zᵀz / b over the rows idx (all rows when idx is None; the stored matrix for a
+    :class:`BatchMoments`): (k, k), k = H_0 (+ H_M with a residual)."""
+    if isinstance(idx, BatchMoments):
+        return idx.m
     rows = x if z is None else z
     if idx is not None:
         rows = rows.index_select(0, idx)
     return torch.mm(rows.T, rows).div_(rows.shape[0])
+
+
+def epoch_moments(x: torch.Tensor, z: Optional[torch.Tensor], perm: torch.Tensor,
+                  count: int) -> Optional[list]:
+    """The moment matrices of all ``count`` batches of an epoch at once, or None when that does not pay.
+
+    The batches are those of ``torch.tensor_split(perm, count)``: consecutive
+    slices, the first n mod count of them one longer. One gather of the
+    permuted rows and one batched product per batch length replace a gather
+    and a product per step. None when a k×k moment matrix is larger than the
+    b×k rows it summarises (k > b).
+    """
+    rows = x if z is None else z
+    n, k = perm.numel(), rows.shape[1]
+    size, longer = divmod(n, count)
+    if size < 1 or k > size:
+        return None
+    data = rows.index_select(0, perm)
+    parts = []
+    for start, num, length in ((0, longer, size + 1), (longer * (size + 1), count - longer, size)):
+        if num:
+            block = data[start:start + num * length].view(num, length, k)
+            parts.append(torch.bmm(block.transpose(1, 2), block).div_(length))
+    return [BatchMoments(m) for m in torch.cat(parts).unbind(0)]
 
 
 def _blocks(m: torch.Tensor, h0: int):

@@ -63,6 +63,11 @@ class RegularTarget(Target):
         m = self.full_moments if idx is None else moments.batch_moments(self.x, self.z, idx)
         return d, m.to(device=w.device, dtype=w.dtype)
 
+    def epoch_batches(self, perm: torch.Tensor, count: int) -> list:
+        """Linear: the epoch's batch moments, computed at once (``moments.epoch_moments``)."""
+        plan = moments.epoch_moments(self.x, self.z, perm, count) if self.model == "linear" else None
+        return plan if plan is not None else super().epoch_batches(perm, count)
+
     def loss(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
         self._check(w)
         if self.model == "linear":

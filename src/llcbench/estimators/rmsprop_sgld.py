@@ -48,9 +48,9 @@ import numpy as np
 import torch
 
 from ..target import Target
-from .base import Estimate, doc
+from .base import Estimate, EstimatorSpec, doc
 from .sgld import sgld_update
-from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc
+from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc, supports
 
 
 @dataclass
@@ -172,3 +172,9 @@ def estimate(target: Target, config: RMSPropSGLDConfig, seed: int, device: str =
              progress: Optional[Callable[[int, int], None]] = None) -> Estimate:
     """λ̂ by RMSProp-preconditioned localised SGLD (see the module doc)."""
     return run_sgmcmc(target, config, seed, device, SAMPLER, progress=progress)
+
+
+SPEC = EstimatorSpec(
+    name="rmsprop_sgld", config_cls=RMSPropSGLDConfig, estimate=estimate, supports=supports,
+    summary="RMSProp-preconditioned localised SGLD (Hitchcock & Hoogland 2025)",
+)

@@ -24,8 +24,8 @@ from typing import Callable, Optional
 import torch
 
 from ..target import Target
-from .base import Estimate
-from .sgmcmc import Context, Sampler, SGMCMCConfig, run_sgmcmc
+from .base import Estimate, EstimatorSpec
+from .sgmcmc import Context, Sampler, SGMCMCConfig, run_sgmcmc, supports
 
 
 @dataclass
@@ -74,3 +74,9 @@ def estimate(target: Target, config: SGLDConfig, seed: int, device: str = "cpu",
              progress: Optional[Callable[[int, int], None]] = None) -> Estimate:
     """λ̂ by localised tempered SGLD (see the module doc)."""
     return run_sgmcmc(target, config, seed, device, SAMPLER, progress=progress)
+
+
+SPEC = EstimatorSpec(
+    name="sgld", config_cls=SGLDConfig, estimate=estimate, supports=supports,
+    summary="localised tempered SGLD (Lau et al. 2023), chains vectorised",
+)

@@ -46,8 +46,8 @@ import numpy as np
 import torch
 
 from ..target import Target
-from .base import Estimate, doc
-from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc
+from .base import Estimate, EstimatorSpec, doc
+from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc, supports
 
 MOMENTUM_INITS = ("normal", "zero")
 
@@ -172,3 +172,9 @@ def estimate(target: Target, config: SGNHTConfig, seed: int, device: str = "cpu"
              progress: Optional[Callable[[int, int], None]] = None) -> Estimate:
     """λ̂ by SGNHT (see the module doc)."""
     return run_sgmcmc(target, config, seed, device, SAMPLER, progress=progress)
+
+
+SPEC = EstimatorSpec(
+    name="sgnht", config_cls=SGNHTConfig, estimate=estimate, supports=supports,
+    summary="stochastic-gradient Nosé-Hoover thermostat (Ding et al. 2014), localised",
+)

@@ -81,6 +81,7 @@ def test_seeds_make_distinct_runs(cli, write_toml, tmp_path):
         (["--case", "no/such"], ["no/such"]),
         (["--seeds", "0"], ["--seeds"]),
         (["--threads", "0"], ["--threads"]),
+        (["--set", "minibatch_heat=foo"], ["minibatch_heat", "measured"]),
         (["--device", "tpu"], ["--device"]),
     ],
 )
@@ -149,3 +150,34 @@ def test_sgld_catalogue_accuracy(cli, tmp_path):
     assert median <= 0.10, median
     off = [r for r in records if abs(r["rel_error"]) > 0.30]
     assert off and all(r["explained"] for r in off), [(r["case"], r["explanations"]) for r in off]
+
+
+def test_stored_nuts_run_becomes_the_reference(cli, write_toml, tmp_path):
+    """A NUTS run of the same posterior in the store (same case definition, nβ and γ) is shown as
+    λ_nβ,γ of an SGLD run of a case that has no exact reference, with estimand and sampler bias;
+    one at another γ is not. (The NUTS record is written directly: running NUTS takes minutes.)"""
+    from llcbench.store import Store
+
+    cases = write_toml('[[case]]\nid = "t/dln"\nfamily = "dln"\nwidths = [2, 2, 2]\nrank = 0\nn = 2000\n')
+    db = tmp_path / "r.sqlite"
+    args = ["run", "--estimator", "sgld", "--no-builtin", "--file", cases, "--db", db, "--quiet", *QUICK]
+    (sgld,) = json.loads(cli(*args, "--json", "--full").stdout)
+    assert sgld["lambda_ref"] is None
+
+    def nuts_record(key, gamma, lam_hat):
+        return dict(sgld, key=key, estimator="nuts", lambda_hat=lam_hat, se=0.05, rhat=1.0,
+                    extra={"nbeta": sgld["extra"]["nbeta"], "gamma": gamma},
+                    diagnostics={"divergences": [0, 0]}, lambda_ref=None)
+
+    with Store(db) as store:
+        store.put(nuts_record("n-other-gamma", 2 * sgld["extra"]["gamma"], 9.0))
+    (again,) = json.loads(cli(*args, "--json").stdout)
+    assert again["lambda_ref"] is None and again["cached"]
+    with Store(db) as store:
+        store.put(nuts_record("n-same", sgld["extra"]["gamma"], 1.25))
+    (again,) = json.loads(cli(*args, "--json").stdout)
+    assert again["lambda_ref"] == 1.25
+    assert again["sampler_bias"] == pytest.approx(sgld["lambda_hat"] - 1.25)
+    assert again["estimand_bias"] == pytest.approx(1.25 - 1.5)
+    table = cli(*args).stdout
+    assert "λ_nβ,γ" in table and "1.25" in table

@@ -475,3 +475,33 @@ def test_measured_heat_follows_the_gradient_noise():
     fisher_over_measured = (curv * (1 + m["nbeta"] / b) + m["gamma"]) / (curv + m["gamma"])
     assert m["step_size"] / f["step_size"] == pytest.approx(fisher_over_measured, rel=1e-9)
     assert fisher_over_measured > 5  # nβ/b ≈ 8.2 at n = 2·10⁴, b = 256
+
+
+def test_sampler_that_rebinds_its_positions_fails_loudly():
+    """The driver evaluates the loss on the positions buffer it owns; a sampler that replaces
+    ``state.w`` instead of updating it in place would leave the driver sampling a stale copy."""
+    from dataclasses import dataclass as _dc
+
+    from llcbench.estimators.sgld import SGLDConfig, sgld_update
+    from llcbench.estimators.sgmcmc import Sampler, run_sgmcmc
+
+    @_dc
+    class State:
+        w: torch.Tensor
+        noise: torch.Tensor
+
+    def init(ctx):
+        w = ctx.start()
+        return State(w=w, noise=torch.empty_like(w))
+
+    def rebinding_step(state, g, pg, ctx, t, aux=None):
+        state.w = state.w.clone()  # the trap: a new tensor, the driver's buffer left behind
+        sgld_update(state.w, state.noise, g, pg, ctx.eps, ctx)
+
+    rogue = Sampler(name="rogue", init=init, step=rebinding_step, park=lambda s, d, c: None)
+    from llcbench.catalogue import build_target, load_catalogue
+
+    target = build_target(next(c for c in load_catalogue() if c.id == "poly/w1^2"))
+    config = make_config(SGLDConfig, ["steps=20", "burn_in=10"])
+    with pytest.raises(RuntimeError, match="state.w must be ctx.positions"):
+        run_sgmcmc(target, config, 0, "cpu", rogue)

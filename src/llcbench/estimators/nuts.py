@@ -79,6 +79,7 @@ import torch
 from ..errors import UnsupportedTarget, UserError
 from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
+from .diagnostics import finite_or_none, trace_diagnostics
 from .temperature import TemperatureConfig, resolve_gamma, resolve_nbeta
 
 DEFAULT_MAX_DIM = 200
@@ -142,39 +143,6 @@ def _import_pyro():
     except ImportError:  # pragma: no cover - depends on the environment
         raise UserError("nuts: needs the pyro-ppl package (pip install 'pyro-ppl>=1.8')") from None
     return pyro, MCMC, NUTS
-
-
-def _finite_or_none(x) -> Optional[float]:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _diagnostics(lam: np.ndarray) -> dict:
-    import arviz as az
-
-    out: dict = {"rhat": None, "ess_bulk": None, "ess_mean": None, "mcse_mean": None}
-    if lam.shape[1] < 4:
-        return out
-    import logging
-
-    log = logging.getLogger("arviz")
-    level = log.level
-    log.setLevel(logging.ERROR)  # one chain: ArviZ logs a shape warning, the values are still right
-    try:
-        return _az_diagnostics(az, lam, out)
-    finally:
-        log.setLevel(level)
-
-
-def _az_diagnostics(az, lam: np.ndarray, out: dict) -> dict:
-    with _warnings.catch_warnings():
-        _warnings.simplefilter("ignore")
-        arr = np.ascontiguousarray(lam)
-        out["ess_bulk"] = _finite_or_none(az.ess(arr, method="bulk"))
-        out["ess_mean"] = _finite_or_none(az.ess(arr, method="mean"))
-        out["mcse_mean"] = _finite_or_none(az.mcse(arr, method="mean"))
-        out["rhat"] = _finite_or_none(az.rhat(arr, method="rank" if arr.shape[0] >= 2 else "split"))
-    return out
 
 
 def _batched_full_loss(target: Target, w: torch.Tensor, rows: int = 64) -> torch.Tensor:
@@ -244,7 +212,7 @@ def estimate(target: Target, config: NUTSConfig, seed: int = 0, device: str = "c
                     diag = mcmc.diagnostics()  # {"divergences": {"chain 0": [...]}, "acceptance rate": {...}}
                 divergences.append(len(diag.get("divergences", {}).get("chain 0", [])))
                 acc = diag.get("acceptance rate", {}).get("chain 0")
-                accept.append(_finite_or_none(acc) if acc is not None else None)
+                accept.append(finite_or_none(acc) if acc is not None else None)
                 step_sizes.append(float(kernel.step_size))
             if progress is not None:
                 progress(c + 1, chains)
@@ -257,7 +225,7 @@ def estimate(target: Target, config: NUTSConfig, seed: int = 0, device: str = "c
     lam = nbeta * draws_loss
     per_chain = [float(x) for x in lam.mean(axis=1)]
     lambda_hat = float(lam.mean())
-    diagnostics = _diagnostics(lam)
+    diagnostics = trace_diagnostics(lam, rhat_method="rank" if lam.shape[0] >= 2 else "split")
     diagnostics.update({
         "frac_below_init": float((draws_loss < 0).mean()),
         "divergences": divergences,
@@ -276,7 +244,7 @@ def estimate(target: Target, config: NUTSConfig, seed: int = 0, device: str = "c
         warn.append(f"split R-hat of the λ trace is {rhat:.3f} > 1.05: chains disagree (raise warmup/samples)")
     se = diagnostics.get("mcse_mean")
     stride = max(1, -(-samples // int(config.trace_points)))
-    loss_trace = [[_finite_or_none(x) for x in draws_loss[c, ::stride]] for c in range(chains)]
+    loss_trace = [[finite_or_none(x) for x in draws_loss[c, ::stride]] for c in range(chains)]
     grad_evals = int(counter[0])
     return Estimate(
         lambda_hat=lambda_hat,

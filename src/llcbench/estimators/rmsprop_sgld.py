@@ -93,7 +93,7 @@ class RMSPropState:
 
 def init(ctx: Context) -> RMSPropState:
     cfg = ctx.config
-    w = ctx.w_star.expand(ctx.chains, ctx.dim).clone()
+    w = ctx.start()  # the driver's positions buffer (w* in every row)
     need_warmup = cfg.step_size is None or cfg.eps_precond is None
     return RMSPropState(
         w=w, v=torch.zeros_like(w), noise=torch.empty_like(w), buf=torch.empty_like(w),

@@ -40,7 +40,7 @@ class SGLDState:
 
 
 def init(ctx: Context) -> SGLDState:
-    w = ctx.w_star.expand(ctx.chains, ctx.dim).clone()
+    w = ctx.start()  # the driver's positions buffer (w* in every row)
     return SGLDState(w=w, noise=torch.empty_like(w))
 
 

@@ -92,7 +92,7 @@ def sgnht_rule(eps_sgld: float) -> float:
 
 def init(ctx: Context) -> SGNHTState:
     cfg = ctx.config
-    w = ctx.w_star.expand(ctx.chains, ctx.dim).clone()
+    w = ctx.start()  # the driver's positions buffer (w* in every row)
     p = torch.zeros_like(w)
     if cfg.init_momentum == "normal":
         p.normal_(generator=ctx.generator)

@@ -1,0 +1,100 @@
+"""The configuration every SG-MCMC estimator shares (field names are a contract of the CLI and sweeps)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..base import doc
+from ..temperature import TemperatureConfig
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+HEAT_RULES = ("measured", "fisher")
+
+# Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
+DIVERGENCE_PER_DIM = 1e4
+
+@dataclass
+class SGMCMCConfig(TemperatureConfig):
+    """Fields shared by the SG-MCMC estimators (names are a contract of the CLI and sweeps)."""
+
+    step_size: Optional[float] = doc(
+        None, "step size ε (h for sgnht); None: the rule ε = step_scale/(nβ·max(h, curvature_floor) + heat + γ), "
+        "h = top Hessian eigenvalue of L at w*, heat = the minibatch-noise term (minibatch_heat), "
+        "adapted in the burn-in")
+    step_scale: float = doc(0.2, "c in the step-size rule (used only when step_size is None)")
+    batch_size: int = doc(1024, "minibatch size (without replacement, near-equal batches per epoch); "
+                          "ignored by analytic potentials")
+    chains: int = doc(8, "number of chains, vectorised in one tensor")
+    steps: int = doc(6000, "sampler steps per chain, burn-in included")
+    burn_in: int = doc(2000, "initial steps excluded from every average")
+    thin: int = doc(1, "keep every thin-th post-burn-in draw")
+    dtype: str = doc("float32", "sampling precision: float32 or float64 (L_n(w*) is always float64)")
+    curvature_floor: float = doc(1.0, "lower bound on h in the step-size rule (h = 0 at quartic minima)")
+    hessian_iters: int = doc(30, "power iterations for h in the step-size rule")
+    hessian_points: int = doc(4096, "data points (fixed subset) for h in the step-size rule")
+    divergence_threshold: Optional[float] = doc(
+        None, "a chain diverges when nβ·(L_B − L_n(w*)) exceeds this (or is NaN/inf); "
+        f"None: {DIVERGENCE_PER_DIM:g}·max(dim, 1)")
+    control_variate: bool = doc(
+        True, "λ trace nβ·(L_B(w_t) − L_B(w*)) with L_B(w*) from the same batched forward (one extra row; "
+        "unbiased, removes the minibatch noise of L_B(w*)); False: nβ·(L_B(w_t) − L_n(w*))")
+    adapt_rounds: int = doc(
+        4, "re-set the rule's step this many times in the first half of the burn-in from the largest over "
+        "chains of the top Hessian eigenvalue at their current positions (0: the rule at w* only)")
+    adapt_growth: float = doc(4.0, "at most this factor of growth of the step per adaptation round")
+    minibatch_heat: str = doc(
+        "measured", "the minibatch-noise term of the step-size rule: 'measured' (nβ²·v, v the largest "
+        "per-coordinate Var(∇L_B) over heat_batches random minibatches at w* and at each adaptation) or "
+        "'fisher' (nβ·h·nβ/b, which assumes the per-sample gradient covariance equals the Hessian)")
+    heat_batches: int = doc(16, "minibatch gradients per measurement of v (minibatch_heat = 'measured')")
+    adapt_iters: int = doc(10, "power iterations per adaptation round")
+    check_every: int = doc(100, "steps between divergence checks (the only host syncs of the loop)")
+    trace_points: int = doc(200, "at most this many loss-trace points per chain in the record")
+
+    def validate(self) -> None:
+        self.validate_temperature()
+        _positive(self, "step_scale", "curvature_floor")
+        if not (self.adapt_growth >= 1 and math.isfinite(self.adapt_growth)):
+            raise ValueError("adapt_growth must be >= 1")
+        if self.adapt_rounds < 0:
+            raise ValueError("adapt_rounds must be >= 0")
+        _optional_positive(self, "step_size", "divergence_threshold")
+        _at_least(self, 1, "batch_size", "chains", "steps", "thin", "hessian_iters", "hessian_points", "adapt_iters",
+                  "check_every", "trace_points")
+        if self.burn_in < 0:
+            raise ValueError("burn_in must be >= 0")
+        if self.burn_in >= self.steps:
+            raise ValueError(f"burn_in must be < steps (got burn_in={self.burn_in}, steps={self.steps})")
+        if (self.steps - self.burn_in) // self.thin < 1:
+            raise ValueError("no draw left: need (steps - burn_in) // thin >= 1")
+        if self.minibatch_heat not in HEAT_RULES:
+            raise ValueError(f"minibatch_heat must be one of {', '.join(HEAT_RULES)}, got {self.minibatch_heat!r}")
+        if self.heat_batches < 2:
+            raise ValueError("heat_batches must be >= 2")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+
+def _positive(cfg, *names):
+    for name in names:
+        v = getattr(cfg, name)
+        if not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be > 0")
+
+
+def _optional_positive(cfg, *names):
+    for name in names:
+        v = getattr(cfg, name)
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be > 0 (or None for the default)")
+
+
+def _at_least(cfg, lo, *names):
+    for name in names:
+        if getattr(cfg, name) < lo:
+            raise ValueError(f"{name} must be >= {lo}")
+

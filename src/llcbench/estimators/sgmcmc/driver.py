@@ -1,0 +1,248 @@
+"""The SG-MCMC driver: one loop over steps for every sampler (module doc of the package).
+
+:func:`run_sgmcmc` sets up the run (temperature, L_n(w*), the step-size
+rule, the minibatch stream, the trace, the chain monitor), then
+:func:`_sample` runs the loop — one batched ``loss_and_grad`` per step for
+all chains, the sampler's in-place update, the checks — and
+:func:`_estimate` turns what was recorded into the Estimate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+from ...target import Target
+from ..base import Estimate
+from ..temperature import resolve_gamma, resolve_nbeta
+from .batches import EpochBatches
+from .config import DIVERGENCE_PER_DIM, DTYPES
+from .monitor import ChainMonitor
+from .sampler import Context, Sampler
+from .stepsize import StepSizeRule, minibatch_gradient_variance
+from .trace import LambdaTrace, loss_trace_points, summarise
+
+
+def prior_problem(target: Target) -> Optional[str]:
+    """None if the target's prior (if any) has a finite log-density gradient at w*, else why not."""
+    if not target.has_prior:
+        return None
+    w = target.w_star.detach().to(torch.float64).reshape(1, -1).clone().requires_grad_(True)
+    lp = target.log_prior(w)
+    if lp is None:
+        return None
+    try:
+        (g,) = torch.autograd.grad(lp.sum(), w)
+    except RuntimeError as exc:  # pragma: no cover - a prior without a gradient
+        return f"the prior's log-density has no gradient ({exc})"
+    if not (torch.isfinite(lp).all() and torch.isfinite(g).all()):
+        return ("the prior's log-density (or its gradient) is infinite at w* (e.g. |w_i|^h at w_i = 0); "
+                "gradient samplers cannot start there")
+    return None
+
+
+def supports(target: Target) -> Optional[str]:
+    """EstimatorSpec.supports for every SG-MCMC estimator: all flat-prior targets, and targets whose
+    prior has a finite log-density gradient at w* (then ∇ log prior joins the drift)."""
+    return prior_problem(target)
+
+
+
+@dataclass
+class Run:
+    """What the loop needs and what it leaves behind (explicit state, no closures)."""
+
+    target: Target  # in the run dtype, on the device
+    sampler: Sampler
+    state: Any
+    ctx: Context
+    rows: torch.Tensor  # (chains + extra rows, dim): the rows of every batched forward pass
+    batches: Optional[EpochBatches]
+    trace: LambdaTrace
+    monitor: ChainMonitor
+    rule: StepSizeRule
+    aux: Optional[torch.Tensor]
+    threshold: float
+    init_loss: float
+
+
+def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
+               progress: Optional[Callable[[int, int], None]] = None) -> Estimate:
+    """Run ``config.chains`` chains of ``sampler`` on ``target``; return the Estimate."""
+    t_start = time.perf_counter()
+    run = _setup(target, config, seed, device, sampler)
+    _sample(run, config, progress)
+    return _estimate(run, config, t_start)
+
+
+def _setup(target: Target, config, seed: int, device: str, sampler: Sampler) -> Run:
+    config.validate()
+    problem = prior_problem(target)
+    if problem is not None:
+        from ...errors import UnsupportedTarget
+
+        raise UnsupportedTarget(f"{sampler.name} on {target.id}: {problem}")
+    dev = torch.device(device)
+    dtype = DTYPES[config.dtype]
+    chains, d = int(config.chains), int(target.dim)
+    nbeta = resolve_nbeta(target, config)
+    gamma = resolve_gamma(nbeta, config)
+
+    # L_n(w*) on the full data, float64 (the offset every draw is measured from)
+    t64 = target.to(dev, torch.float64)
+    w_star64 = t64.w_star.to(device=dev, dtype=torch.float64)
+    with torch.no_grad():
+        init_loss = float(t64.full_loss(w_star64[None])[0])
+
+    minibatch = target.num_data > 0 and config.batch_size < target.num_data
+    rule = StepSizeRule.at_anchor(t64, w_star64, config, nbeta, gamma, minibatch, seed, dev,
+                                  enabled=bool(sampler.uses_rule(config)))
+    eps = float(config.step_size) if config.step_size is not None else float(sampler.from_rule(rule.eps_rule))
+    del t64
+
+    tgt = target if (dtype == torch.float64 and target.w_star.device == dev) else target.to(dev, dtype)
+    w_star = tgt.w_star.to(device=dev, dtype=dtype)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(seed))
+    data_gen = torch.Generator(device=dev)
+    data_gen.manual_seed(int(seed) * 1_000_003 + 17)
+    batches = (EpochBatches(target.num_data, config.batch_size, data_gen, dev, plan=tgt.epoch_batches)
+               if minibatch else None)
+    use_cv = batches is not None and bool(config.control_variate)
+    # all rows of one forward pass live in one buffer: the chains, then (control variate) w*
+    rows = torch.empty(chains + (1 if use_cv else 0), d, dtype=dtype, device=dev)
+    rows[:] = w_star
+    ctx = Context(chains=chains, dim=d, w_star=w_star, nbeta=nbeta, gamma=gamma, eps=eps, generator=gen,
+                  dtype=dtype, device=dev, config=config, positions=rows[:chains], eps_rule=rule.eps_rule)
+    if minibatch:
+        noise_gen = torch.Generator(device=dev)  # the samplers' gradient-noise estimates
+        noise_gen.manual_seed(int(seed) + 104_729)
+        ctx.grad_noise = lambda w, k=8: minibatch_gradient_variance(tgt, w, int(config.batch_size), k, noise_gen)
+    state = sampler.init(ctx)
+    _check_positions(state, ctx, sampler)
+    threshold = (float(config.divergence_threshold) if config.divergence_threshold is not None
+                 else DIVERGENCE_PER_DIM * max(d, 1))
+    steps = int(config.steps)
+    # the trace is L_B(w_t) − L_B(w*) of the same forward pass (control variate), else L(w_t) − L_n(w*)
+    trace = LambdaTrace(steps, chains, reference_column=use_cv, offset=init_loss, dtype=dtype, device=dev,
+                        localisation_from=int(config.burn_in) if gamma > 0 else steps)
+    aux = torch.empty(steps, chains, sampler.aux_width, dtype=dtype, device=dev) if sampler.aux_width else None
+    return Run(target=tgt, sampler=sampler, state=state, ctx=ctx, rows=rows, batches=batches, trace=trace,
+               monitor=ChainMonitor(chains, threshold / nbeta, dev), rule=rule, aux=aux, threshold=threshold,
+               init_loss=init_loss)
+
+
+def _check_positions(state, ctx: Context, sampler: Sampler) -> None:
+    if state.w is not ctx.positions:
+        raise RuntimeError(f"sampler {sampler.name!r}: state.w must be ctx.positions, updated in place "
+                           "(the driver evaluates the loss on that buffer)")
+
+
+def _check(run: Run, upto: int) -> None:
+    """Flush the trace and park the chains that diverged since the last check."""
+    block = run.trace.flush(upto)
+    if block is None:
+        return
+    bad = run.monitor.check(block, upto)
+    if bad is not None:
+        run.ctx.positions[bad] = run.ctx.w_star
+        run.sampler.park(run.state, bad, run.ctx)
+
+
+def _adapt(run: Run, t: int) -> None:
+    """Re-set the step size from the curvature where the live chains are now."""
+    _check(run, t)
+    with torch.enable_grad():
+        new = run.rule.adapt(run.target, run.monitor.live(run.ctx.positions), t)
+    if new is None:
+        return
+    ctx = run.ctx
+    ctx.eps_rule = new
+    if ctx.config.step_size is None:
+        ctx.eps = float(run.sampler.from_rule(new))
+    run.sampler.on_step_size(run.state, ctx, t)
+    run.rule.adapt_log[-1]["step_size"] = ctx.eps
+
+
+def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]]) -> None:
+    ctx, state, sampler, tgt, rows, trace = run.ctx, run.state, run.sampler, run.target, run.rows, run.trace
+    w, w_star, chains = ctx.positions, ctx.w_star, ctx.chains
+    steps, check_every, burn_in = int(config.steps), int(config.check_every), int(config.burn_in)
+    has_prior = tgt.has_prior
+    step_fn = sampler.step
+    grad_mode = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)  # the loop's updates need no graph (autograd re-enables it where used)
+    try:
+        for t in range(steps):
+            if run.rule.due(t):
+                _adapt(run, t)
+            if t == burn_in:
+                sampler.on_burn_in_end(state, ctx)
+            idx = run.batches.next() if run.batches is not None else None
+            out, g_all = tgt.loss_and_grad(rows, idx)  # ONE batched call: all chains (+ the w* row)
+            trace.record(out)  # copied into the trace buffer in one kernel at the next check
+            g = g_all[:chains]
+            pg = None
+            if has_prior:
+                with torch.enable_grad():
+                    wl = rows.detach().requires_grad_(True)
+                    (pg_all,) = torch.autograd.grad(tgt.log_prior(wl).sum(), wl)
+                pg = pg_all[:chains]
+            trace.record_distance(t, w, w_star)
+            step_fn(state, g, pg, ctx, t, None if run.aux is None else run.aux[t])
+            if state.w is not w:
+                _check_positions(state, ctx, sampler)
+            run.monitor.hold(w, w_star)
+            if (t + 1) % check_every == 0 or t + 1 == steps:
+                _check(run, t + 1)
+                if progress is not None:
+                    progress(t + 1, steps)
+    finally:
+        torch.set_grad_enabled(grad_mode)
+
+
+def _estimate(run: Run, config, t_start: float) -> Estimate:
+    ctx = run.ctx
+    trace_np, r2 = run.trace.to_numpy()
+    aux_np = None if run.aux is None else run.aux.to(torch.float64).cpu().numpy()
+    s = summarise(trace_np, r2, run.monitor.alive.cpu().numpy(), ctx.nbeta, ctx.gamma, int(config.burn_in),
+                  int(config.thin), run.trace.loc_from, run.threshold, run.monitor.divergence_step)
+    loss_trace, stride = loss_trace_points(s["draws_loss"], config.trace_points)
+    batches = run.batches
+    extra = {
+        "init_loss": run.init_loss,
+        "nbeta": ctx.nbeta,
+        "step_size": ctx.eps,
+        "step_size_source": "config" if config.step_size is not None else "rule",
+        "rule_step_size_init": run.rule.eps_rule_init,
+        "hessian_top": run.rule.hess_top,
+        "adaptation": run.rule.adapt_log,
+        "minibatch_heat": config.minibatch_heat if batches is not None else None,
+        "heat_log": run.rule.heat_log,
+        "gamma": ctx.gamma,
+        "chains": ctx.chains,
+        "steps": int(config.steps),
+        "burn_in": int(config.burn_in),
+        "thin": int(config.thin),
+        "batch_size": (int(config.batch_size) if batches is not None else None),
+        "batches_per_epoch": (batches.per_epoch if batches is not None else None),
+        "trace_reference": "L_B(w*) same batch" if run.trace.reference_column else "L_n(w*)",
+        "loss_trace_stride": stride * int(config.thin),
+        "dtype": config.dtype,
+        "device": str(ctx.device),
+    }
+    extra.update(run.sampler.summary(run.state, aux_np, ctx))
+    return Estimate(
+        lambda_hat=s["lambda_hat"],
+        lambda_hat_chains=s["per_chain"],
+        se=s["se"],
+        loss_trace=loss_trace,
+        diagnostics=s["diagnostics"],
+        grad_evals=int(config.steps) * ctx.chains,
+        seconds=time.perf_counter() - t_start,
+        warnings=s["warnings"],
+        extra=extra,
+    )

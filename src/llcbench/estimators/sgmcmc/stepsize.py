@@ -1,0 +1,214 @@
+"""The SG-MCMC step-size rule: curvature and minibatch heat at w*, re-applied during the burn-in.
+
+ε_s = step_scale / (nβ·max(h, curvature_floor) + heat + γ), with h the top
+eigenvalue of the Hessian of L (power iteration with Hessian-vector
+products on a fixed data subset) and heat = nβ²·v the minibatch-noise term,
+v the measured variance of the minibatch gradient (0 for exact gradients;
+:func:`minibatch_heat`): it keeps the discretisation error plus the heat of
+the gradient noise at ≈ step_scale/4 of the variance in the stiffest
+direction (:func:`default_step_size`). Because h at w* says little at a
+singular point (h = 0 at a quartic minimum, and v = 0 at a noiseless
+teacher), :class:`StepSizeRule` re-applies the rule ``adapt_rounds`` times
+during the first half of the burn-in with h and v the largest over the
+chains at their current positions (growth ≤ ``adapt_growth`` per round);
+from then on ε is fixed, so the draws come from a time-homogeneous chain.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ...target import Target
+
+HEAT_REDUCE = "max"  # the noisiest coordinate sets the heat, as the stiffest direction sets h
+
+
+def default_step_size(h: float, nbeta: float, gamma: float, config, heat: float = 0.0,
+                      floor: Optional[float] = None) -> float:
+    """The SGLD rule ε_s = step_scale / (nβ·max(h, floor) + heat + γ).
+
+    floor: curvature_floor at w* (where h is 0 at a quartic minimum); during
+    adaptation a tiny floor, growth being capped by adapt_growth instead.
+
+    h: top Hessian eigenvalue of L (at w*, or the largest over chains at their
+    current positions during adaptation): SGLD's stationary variance in the
+    stiffest direction is inflated by ≈ ε·nβ·h/4 by the discretisation.
+    heat: the minibatch-noise term (:func:`minibatch_heat`; 0 for exact
+    gradients), whose inflation is ε·heat/4. The rule keeps the sum at
+    step_scale/4.
+    """
+    floor = config.curvature_floor if floor is None else floor
+    return config.step_scale / (nbeta * max(h, floor) + heat + gamma)
+
+
+def minibatch_heat(target: Target, w: torch.Tensor, nbeta: float, h: float, config,
+                   generator: torch.Generator) -> tuple[float, Optional[float]]:
+    """(heat term of the step-size rule, measured v or None), for a minibatch target at rows w.
+
+    The minibatch gradient enters an SGLD step as (ε·nβ/2)·∇L_B, whose noise adds
+    (ε·nβ/2)²·Var(∇L_B) to the injected variance ε per coordinate: a relative
+    heat ε·nβ²·v/4, v = Var(∇L_B). 'measured': v = the largest per-coordinate
+    variance over ``heat_batches`` random minibatches (largest over the rows
+    too: the noisiest coordinate sets the heat, as the stiffest direction sets
+    h), heat = nβ²·v. 'fisher': v = h/b (the per-sample gradient covariance
+    taken equal to the Hessian, as at a true parameter of a well-specified
+    model with noisy labels), heat = nβ·h·nβ/b. The two agree on noisy linear
+    regression; with noiseless teacher labels (the DLN and RRR catalogue) the
+    per-sample gradients vanish at w* and the measured heat is orders of
+    magnitude smaller, so the rule no longer shrinks the step ~(1 + nβ/b)-fold
+    for noise that is not there.
+    """
+    if config.minibatch_heat == "fisher":
+        return nbeta * h * nbeta / config.batch_size, None
+    v = float(minibatch_gradient_variance(target, w, int(config.batch_size), int(config.heat_batches),
+                                          generator, reduce=HEAT_REDUCE).max())
+    return nbeta * nbeta * v, v
+
+
+def minibatch_gradient_variance(target: Target, w: torch.Tensor, batch_size: int, k: int,
+                                generator: torch.Generator, reduce: str = "mean") -> torch.Tensor:
+    """Var(∂_i L_B) across k random minibatches (with replacement), reduced over the coordinates
+    i by ``reduce`` ("mean" or "max"), per row of w."""
+    w = w.detach()
+    gs = []
+    for _ in range(k):
+        bidx = torch.randint(target.num_data, (batch_size,), generator=generator, device=w.device)
+        gs.append(target.loss_and_grad(w, bidx)[1])
+    var = torch.stack(gs).var(dim=0)
+    return var.amax(dim=1) if reduce == "max" else var.mean(dim=1)
+
+
+# --------------------------------------------------------------------------- curvature
+
+
+def _subset(target: Target, points: int, device) -> Optional[torch.Tensor]:
+    """A fixed data subset (permutation seeded with 0: independent of the run's seed), or None for all."""
+    if target.num_data <= points:
+        return None
+    g = torch.Generator().manual_seed(0)
+    return torch.randperm(target.num_data, generator=g)[:points].to(device)
+
+
+def top_hessian_eigenvalues(target: Target, w: torch.Tensor, idx: Optional[torch.Tensor], iters: int,
+                            generator: Optional[torch.Generator] = None, tol: float = 1e-3) -> torch.Tensor:
+    """Largest |eigenvalue| of the Hessian of L at each row of w, by batched power iteration.
+
+    w: (k, dim). One forward and one first backward (kept), then one
+    Hessian-vector product per iteration for all rows at once (rows are
+    independent, so the HVP of the summed loss is the per-row HVP).
+    Stops early when every row's estimate changed by less than ``tol``
+    (relative). Returns (k,) on w's device; 0 where the Hessian is 0.
+    """
+    w = w.detach().clone().requires_grad_(True)
+    loss = target.loss(w, idx).sum()
+    (grad,) = torch.autograd.grad(loss, w, create_graph=True)
+    if grad.grad_fn is None:  # the gradient does not depend on w: zero Hessian
+        return torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+    if generator is None:
+        generator = torch.Generator(device=w.device).manual_seed(0)
+    v = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
+    v = v / v.norm(dim=1, keepdim=True)
+    lam = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+    for i in range(iters):
+        (hv,) = torch.autograd.grad(grad, w, grad_outputs=v, retain_graph=i + 1 < iters)
+        new = (v * hv).sum(dim=1).abs()
+        norm = hv.norm(dim=1, keepdim=True)
+        v = torch.where(norm > 0, hv / norm.clamp_min(torch.finfo(w.dtype).tiny), v)
+        done = bool(((new - lam).abs() <= tol * new.clamp_min(torch.finfo(w.dtype).tiny)).all())
+        lam = torch.where(norm[:, 0] > 0, new, torch.zeros_like(new))
+        if done:
+            break
+    return lam.detach()
+
+
+def top_hessian_eigenvalue(target: Target, w_star: torch.Tensor, iters: int = 30, points: int = 4096) -> float:
+    """Largest |eigenvalue| of the Hessian of L at w* (float64, on a fixed data subset; 0.0 if zero)."""
+    w = w_star.detach().to(torch.float64).reshape(1, -1)
+    idx = _subset(target, points, w.device)
+    return float(top_hessian_eigenvalues(target, w, idx, iters)[0])
+
+
+def adaptation_steps(config) -> list[int]:
+    """Steps (before which) the step size is re-set: adapt_rounds points evenly spread over the
+    first half of the burn-in (none when adapt_rounds is 0 or the burn-in is too short)."""
+    k = int(config.adapt_rounds)
+    half = int(config.burn_in) // 2
+    if k <= 0 or half < k:
+        return []
+    return sorted({max(1, (half * (i + 1)) // k) for i in range(k)})
+
+
+@dataclass
+class StepSizeRule:
+    """The rule at w* (:meth:`at_anchor`) and its re-application at the chains' positions
+    (:meth:`adapt`), with the logs a record keeps (``heat_log``, ``adapt_log``)."""
+
+    config: object
+    nbeta: float
+    gamma: float
+    minibatch: bool
+    hess_idx: Optional[torch.Tensor]
+    heat_gen: torch.Generator
+    adapt_gen: torch.Generator
+    hess_top: Optional[float] = None
+    eps_rule: Optional[float] = None
+    eps_rule_init: Optional[float] = None  # the rule at w*, before any adaptation
+    schedule: list = field(default_factory=list)
+    heat_log: list = field(default_factory=list)
+    adapt_log: list = field(default_factory=list)
+
+    @classmethod
+    def at_anchor(cls, target64: Target, w_star64: torch.Tensor, config, nbeta: float, gamma: float,
+                  minibatch: bool, seed: int, device: torch.device, enabled: bool) -> "StepSizeRule":
+        """The rule at w* (float64 target); ``enabled`` False: no rule (a user-given step size)."""
+        heat_gen = torch.Generator(device=device)  # kept apart from the samplers' so neither shifts the other
+        heat_gen.manual_seed(int(seed) + 130_363)
+        adapt_gen = torch.Generator(device=device)
+        adapt_gen.manual_seed(int(seed) + 7_919)
+        rule = cls(config=config, nbeta=nbeta, gamma=gamma, minibatch=minibatch,
+                   hess_idx=_subset(target64, config.hessian_points, device), heat_gen=heat_gen,
+                   adapt_gen=adapt_gen)
+        if not enabled:
+            return rule
+        rule.hess_top = float(top_hessian_eigenvalues(target64, w_star64[None], rule.hess_idx,
+                                                      config.hessian_iters)[0])
+        h = rule.hess_top if math.isfinite(rule.hess_top) else config.curvature_floor
+        heat = 0.0
+        if minibatch:
+            heat, v = minibatch_heat(target64, w_star64[None], nbeta, max(h, config.curvature_floor), config,
+                                     heat_gen)
+            rule.heat_log.append({"step": 0, "heat": heat, "grad_variance": v})
+        rule.eps_rule = rule.eps_rule_init = float(default_step_size(h, nbeta, gamma, config, heat))
+        rule.schedule = adaptation_steps(config) if config.adapt_rounds > 0 else []
+        return rule
+
+    def due(self, t: int) -> bool:
+        """Whether the rule is re-applied before step t."""
+        return bool(self.schedule) and self.schedule[0] == t
+
+    def adapt(self, target: Target, positions: torch.Tensor, t: int) -> Optional[float]:
+        """Re-apply the rule at ``positions`` (the live chains) before step t: the new ε_s, or None
+        when nothing could be measured. Needs autograd enabled (Hessian-vector products)."""
+        self.schedule.pop(0)
+        if positions.shape[0] == 0:
+            return None
+        config = self.config
+        hs = top_hessian_eigenvalues(target, positions, self.hess_idx, config.adapt_iters, self.adapt_gen)
+        hs = hs[torch.isfinite(hs)]
+        if hs.numel() == 0:
+            return None
+        h_top = float(hs.max())
+        heat = 0.0
+        if self.minibatch:
+            heat, v = minibatch_heat(target, positions, self.nbeta, h_top, config, self.heat_gen)
+            self.heat_log.append({"step": t, "heat": heat, "grad_variance": v})
+        new = float(default_step_size(h_top, self.nbeta, self.gamma, config, heat, floor=1e-30))
+        new = min(new, self.eps_rule * config.adapt_growth)
+        self.eps_rule = new
+        self.adapt_log.append({"step": t, "h_max": h_top, "h_median": float(hs.median()),
+                               "rule_step_size": new})
+        return new

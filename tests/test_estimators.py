@@ -284,7 +284,9 @@ def test_one_batched_loss_call_per_step_and_without_replacement_batches():
     target = Counting(**{k: getattr(base, k) for k in ("id", "family", "dim", "n", "w_star", "truth", "num_data",
                                                           "x", "y", "out")})
     chains, steps, b = 5, 120, 64
-    est = run("sgld", target, step_size=1e-4, steps=steps, burn_in=20, chains=chains, batch_size=b)
+    # the gradient's own batch as trace: one call per step for all chains at once (+ the w* row)
+    est = run("sgld", target, step_size=1e-4, steps=steps, burn_in=20, chains=chains, batch_size=b,
+              trace_batch="same")
     loop = [s for s in target.shapes if s[0] > 1]  # not the 1-row L_n(w*) evaluation
     assert len(loop) == steps  # one call per step ...
     assert all(s[0] == chains + 1 for s in loop)  # ... for all chains at once (+ the w* row)
@@ -293,8 +295,19 @@ def test_one_batched_loss_call_per_step_and_without_replacement_batches():
     assert est.extra["trace_reference"] == "L_B(w*) same batch"
     # without the control variate: exactly `chains` rows per call
     target.shapes.clear()
-    run("sgld", target, step_size=1e-4, steps=50, burn_in=10, chains=chains, batch_size=b, control_variate=False)
+    run("sgld", target, step_size=1e-4, steps=50, burn_in=10, chains=chains, batch_size=b, control_variate=False,
+        trace_batch="same")
     assert all(s[0] == chains for s in target.shapes if s[0] > 1)
+    # the default for a target without a full-data excess loss: per step one gradient call for the
+    # chains, and one graph-free trace call (chains + w*) on an independent batch of the same size
+    target.shapes.clear()
+    est = run("sgld", target, step_size=1e-4, steps=steps, burn_in=20, chains=chains, batch_size=b)
+    assert est.extra["trace_batch"] == "independent"
+    loop = [s for s in target.shapes if s[0] > 1]
+    grads = [s for s in loop if s[2]]
+    traces = [s for s in loop if not s[2]]
+    assert len(grads) == steps and all(s[0] == chains and s[1] <= b for s in grads)
+    assert len(traces) == steps and all(s[0] == chains + 1 and s[1] == b for s in traces)
 
 
 def test_analytic_potential_uses_exact_loss():
@@ -505,3 +518,25 @@ def test_sampler_that_rebinds_its_positions_fails_loudly():
     config = make_config(SGLDConfig, ["steps=20", "burn_in=10"])
     with pytest.raises(RuntimeError, match="state.w must be ctx.positions"):
         run_sgmcmc(target, config, 0, "cpu", rogue)
+
+
+def test_rmsprop_preconditioner_is_frozen_after_burn_in():
+    """With freeze_preconditioner (the default) ε_t is fixed at the end of the burn-in: the final
+    per-coordinate steps do not depend on how long the chain samples afterwards. Kept adapting,
+    they do (v keeps averaging new gradients)."""
+    from llcbench.catalogue import build_target, load_catalogue
+
+    target = build_target(next(c for c in load_catalogue() if c.id == "poly/w1^2+w2^4"))
+    spec = get_estimator("rmsprop_sgld")
+
+    def final_steps(steps, freeze):
+        cfg = make_config(spec.config_cls, [f"steps={steps}", "burn_in=300", f"freeze_preconditioner={freeze}"])
+        est = spec.estimate(target, cfg, 0, "cpu")
+        return est.extra["eps_t_quantiles_final"], est.extra["preconditioner_frozen"]
+
+    short, frozen = final_steps(400, "true")
+    long, _ = final_steps(900, "true")
+    assert frozen and short == long
+    short_a, frozen_a = final_steps(400, "false")
+    long_a, _ = final_steps(900, "false")
+    assert not frozen_a and short_a != long_a

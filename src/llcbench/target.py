@@ -72,6 +72,24 @@ class Target(ABC):
             (grad,) = torch.autograd.grad(out.sum(), wl)
         return out.detach(), grad
 
+    @property
+    def has_full_excess_loss(self) -> bool:
+        """Whether :meth:`full_excess_loss` is available (at about the cost of a minibatch loss)."""
+        return False
+
+    def full_excess_loss(self, w: torch.Tensor) -> torch.Tensor:
+        """L_n(w) − L_n(w*) over ALL the data, batched over the rows of w, computed without the
+        cancellation of two large losses; only where ``has_full_excess_loss`` (e.g. Gaussian
+        losses of linear maps, from precomputed data moments). The SG-MCMC λ trace uses it: a
+        minibatch loss at w_t on a batch the chain has not just stepped on overstates L_n(w_t)."""
+        raise NotImplementedError(f"{type(self).__name__} has no cheap full-data excess loss")
+
+    def loss_grad_and_excess(self, w: torch.Tensor, idx=None):
+        """(L_B(w), ∇L_B(w), L_n(w) − L_n(w*)): one sampler step's gradient and the full-data λ
+        trace; families with ``has_full_excess_loss`` may share work between the two."""
+        loss, grad = self.loss_and_grad(w, idx)
+        return loss, grad, self.full_excess_loss(w)
+
     def log_prior(self, w: torch.Tensor) -> Optional[torch.Tensor]:
         """log prior density (up to a constant) at w, shape (chains,), or None for a flat prior."""
         return None

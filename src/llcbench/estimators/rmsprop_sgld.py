@@ -31,6 +31,13 @@ first half of the burn-in they are fixed. With both ε and a given there is
 no warm-up: the H&H update runs from the first step (note that at an
 analytic minimum g = 0 there, so the first step is ε/a).
 
+Frozen for the draws (``freeze_preconditioner``, the default): at the end
+of the burn-in ε_t is fixed, so the post-burn-in chain is SGLD with a fixed
+diagonal preconditioner — time-homogeneous, with the target as its
+continuous-time stationary law. Hitchcock & Hoogland keep updating v while
+sampling; ``freeze_preconditioner=false`` does that (docs/defaults.md has
+the ablation on the catalogue).
+
 β2 = 0.999 (not 0.99): v is a time average over ~1000 steps, so the
 preconditioner hardly depends on the current position; with 0.99 it tracks
 the position and, without the correction term of position-dependent
@@ -65,6 +72,9 @@ class RMSPropSGLDConfig(SGMCMCConfig):
     precond_floor: float = doc(0.1, "a = precond_floor·m when eps_precond is None")
     warmup: int = doc(100, "SGLD warm-up steps that set ε and/or a when they are None "
                       "(at most burn_in; at least 1)")
+    freeze_preconditioner: bool = doc(
+        True, "freeze v (so ε_t) at the end of the burn-in: the draws then come from a time-homogeneous "
+        "chain; False: keep updating v while sampling, as in Hitchcock & Hoogland's update")
 
     def validate(self) -> None:
         super().validate()
@@ -89,6 +99,8 @@ class RMSPropState:
     a: Optional[float]  # eps_precond
     warmup: int  # number of SGLD warm-up steps (0: none)
     m: Optional[float] = None  # max over coordinates of √v̂ (mean over chains) when ε / a were last set
+    frozen: bool = False  # ε_t fixed from here on (buf = ε_t, sqrt_eps = √ε_t)
+    sqrt_eps: Optional[torch.Tensor] = None
 
 
 def init(ctx: Context) -> RMSPropState:
@@ -104,8 +116,15 @@ def init(ctx: Context) -> RMSPropState:
 
 
 def step(state: RMSPropState, g, pg, ctx: Context, t: int, aux=None) -> None:
+    w, buf, drift, noise = state.w, state.buf, state.drift, state.noise
+    if state.frozen:  # the preconditioner of the end of the burn-in: a time-homogeneous chain
+        potential_gradient(w, g, pg, ctx, out=drift)
+        w.addcmul_(drift, buf, value=-0.5)
+        noise.normal_(generator=ctx.generator)
+        w.addcmul_(noise, state.sqrt_eps)
+        return
     b2 = ctx.config.beta2
-    w, v, buf, drift, noise = state.w, state.v, state.buf, state.drift, state.noise
+    v = state.v
     v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
     if t < state.warmup:  # plain SGLD with the rule's step while v accumulates
         sgld_update(w, noise, g, pg, ctx.eps_rule, ctx)
@@ -143,6 +162,25 @@ def on_step_size(state: RMSPropState, ctx: Context, t: int) -> None:
         _set_from_gradient_scale(state, ctx, t - 1)
 
 
+def on_burn_in_end(state: RMSPropState, ctx: Context) -> None:
+    """Freeze ε_t = ε/(√v̂ + a) at its value after the last burn-in step (freeze_preconditioner).
+
+    An RMSProp preconditioner that keeps adapting makes the sampling chain
+    time-inhomogeneous, and its stationary law is not the target's without
+    the correction term of position-dependent preconditioners; frozen, the
+    chain is SGLD with a fixed diagonal preconditioner, which leaves p
+    invariant up to discretisation. Nothing to freeze before any H&H step
+    (burn_in = 0)."""
+    cfg = ctx.config
+    t = int(cfg.burn_in)  # steps taken so far
+    if not cfg.freeze_preconditioner or t < 1 or state.eps is None or state.a is None:
+        return
+    bc = 1.0 - cfg.beta2 ** t
+    torch.div(state.v, bc, out=state.buf).sqrt_().add_(state.a).reciprocal_().mul_(state.eps)
+    state.sqrt_eps = state.buf.sqrt()
+    state.frozen = True
+
+
 def park(state: RMSPropState, dead: torch.Tensor, ctx: Context) -> None:
     state.v[dead] = 0.0
 
@@ -150,10 +188,16 @@ def park(state: RMSPropState, dead: torch.Tensor, ctx: Context) -> None:
 def summary(state: RMSPropState, aux, ctx: Context) -> dict:
     cfg = ctx.config
     out = {"step_size": state.eps, "eps_precond": state.a, "warmup": state.warmup,
-           "warmup_step_size": ctx.eps_rule if state.warmup else None, "max_sqrt_v": state.m}
-    if state.eps is not None and state.a is not None:
+           "warmup_step_size": ctx.eps_rule if state.warmup else None, "max_sqrt_v": state.m,
+           "preconditioner_frozen": state.frozen}
+    if state.frozen:
+        eps_t = state.buf.to(torch.float64).flatten().cpu().numpy()
+    elif state.eps is not None and state.a is not None:
         vhat = (state.v / (1.0 - cfg.beta2 ** cfg.steps)).to(torch.float64)
         eps_t = (state.eps / (vhat.sqrt() + state.a)).flatten().cpu().numpy()
+    else:
+        eps_t = None
+    if eps_t is not None:
         q = np.quantile(eps_t, [0.0, 0.1, 0.5, 0.9, 1.0])
         out["eps_t_quantiles_final"] = {k: float(x) for k, x in zip(("min", "q10", "median", "q90", "max"), q)}
     return out
@@ -161,7 +205,7 @@ def summary(state: RMSPropState, aux, ctx: Context) -> dict:
 
 def make_sampler() -> Sampler:
     return Sampler(name="rmsprop_sgld", init=init, step=step, park=park, summary=summary,
-                   on_step_size=on_step_size,
+                   on_step_size=on_step_size, on_burn_in_end=on_burn_in_end,
                    uses_rule=lambda cfg: cfg.step_size is None or cfg.eps_precond is None)
 
 

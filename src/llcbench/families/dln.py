@@ -282,6 +282,23 @@ class DLNTarget(Target):
     def loss_and_grad(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None):
         """(L, ∇L) by hand: prefixes Q_k = W_k⋯W_1, then G ← ∂L/∂P back through the layers,
         ∂L/∂W_k = (W_M⋯W_{k+1})ᵀ·G·Q_{k−1}ᵀ, written straight into the flat gradient."""
+        loss, grad, _ = self._loss_grad(w, idx, excess=False)
+        return loss, grad
+
+    @property
+    def has_full_excess_loss(self) -> bool:
+        return True
+
+    def full_excess_loss(self, w: torch.Tensor) -> torch.Tensor:
+        self._check(w)
+        d = product_matrix(w, self.widths) - self._teacher(w)
+        return moments.excess_from_moments(d, self._moments(None, w), self.sigma)
+
+    def loss_grad_and_excess(self, w: torch.Tensor, idx=None):
+        """``loss_and_grad`` and the full-data excess from the same product W_M⋯W_1."""
+        return self._loss_grad(w, idx, excess=True)
+
+    def _loss_grad(self, w: torch.Tensor, idx, excess: bool):
         self._check(w)
         w = w.detach()
         layers = unflatten(w, self.widths)
@@ -289,6 +306,7 @@ class DLNTarget(Target):
         for layer in layers[1:]:
             prefix.append(torch.bmm(layer, prefix[-1]))
         d = prefix[-1] - self._teacher(w)
+        full = moments.excess_from_moments(d, self._moments(None, w), self.sigma) if excess else None
         loss, back = moments.loss_and_map_grad(d, self._moments(idx, w), self.sigma)
         grad = torch.empty_like(w)
         grads = unflatten(grad, self.widths)
@@ -296,7 +314,7 @@ class DLNTarget(Target):
             torch.bmm(back, prefix[k - 1].transpose(1, 2), out=grads[k])
             back = torch.bmm(layers[k].transpose(1, 2), back)
         grads[0].copy_(back)
-        return loss, grad
+        return loss, grad, full
 
     def product(self, w: torch.Tensor) -> torch.Tensor:
         """W_M ⋯ W_1 for each chain (chains, H_M, H_0)."""

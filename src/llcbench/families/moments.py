@@ -110,3 +110,13 @@ def loss_and_map_grad(d: torch.Tensor, m: torch.Tensor, sigma: float) -> tuple[t
     if sigma != 1.0:
         grad.div_(sigma**2)
     return loss.mul_(0.5 / sigma**2), grad
+
+
+def excess_from_moments(d: torch.Tensor, m: torch.Tensor, sigma: float) -> torch.Tensor:
+    """L(w) − L(w*) for every chain from D = P − T and a moment matrix: the loss without its
+    constant S_ee/(2σ²), so nothing large cancels (exactly 0 at D = 0)."""
+    sxx, sex, _ = _blocks(m, d.shape[2])
+    ds = torch.matmul(d, sxx)
+    if sex is not None:
+        ds = ds - 2.0 * sex
+    return (ds * d).sum(dim=(1, 2)) / (2.0 * sigma**2)

@@ -90,6 +90,16 @@ class RegularTarget(Target):
         loss, grad = moments.loss_and_map_grad(*self._linear_parts(w.detach(), idx), self.sigma)
         return loss, grad.reshape(w.shape[0], -1)
 
+    @property
+    def has_full_excess_loss(self) -> bool:
+        return self.model == "linear"
+
+    def full_excess_loss(self, w: torch.Tensor) -> torch.Tensor:
+        if self.model != "linear":
+            return super().full_excess_loss(w)
+        self._check(w)
+        return moments.excess_from_moments(*self._linear_parts(w.detach(), None), self.sigma)
+
 
 def _least_squares(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """argmin_W ||y - x W||² (W: in×out) in float64: Cholesky of the Gram matrix plus one step of

@@ -28,11 +28,18 @@ Defaults users can trust (each is a documented config field, ``config.py``):
   the data split into ceil(N/batch_size) near-equal batches (sizes differ by
   at most one), so every point is visited exactly once per epoch; analytic
   potentials (num_data == 0) and batch_size ≥ N use the exact loss;
-- per-draw λ trace nβ·(L_B(w_t) − L_B(w*)), both minibatch losses from the
-  same batched forward pass as the gradient (w* rides along as one extra
-  row), free of the huge minibatch noise of L_B(w*) itself (at n = 10⁵,
-  b = 256 that noise is ≈ ±850 per draw on a λ of 11);
-  ``control_variate=False`` gives nβ·(L_B(w_t) − L_n(w*)) instead;
+- per-draw λ trace nβ·(L_n(w_t) − L_n(w*)) estimated WITHOUT bias
+  (``trace_batch``, :func:`~.driver.trace_mode`): on all the data where the
+  target computes the full-data excess at the cost of a minibatch loss
+  (Gaussian losses of linear maps from batch moments: deep linear networks,
+  reduced-rank and linear regression), else on a fresh uniform batch drawn
+  independently of the chain, with L_B(w*) of the same batch as control
+  variate (w* rides along as one extra row), which removes the minibatch
+  noise of L_B(w*) itself (at n = 10⁵, b = 256 that noise is ≈ ±850 per draw
+  on a λ of 11). Never the gradient's own batch: within an epoch it is
+  disjoint from the batches that just moved w_t, so it acts as a held-out
+  loss and overstates L_n(w_t) when the labels are noisy (+5 % on the
+  regular linear cases; ``trace_batch='same'`` keeps it for comparison);
 - chains start at w*; a chain whose loss becomes NaN/inf or whose
   nβ·(L − L*) exceeds ``divergence_threshold`` is flagged, parked at w* and
   excluded from λ̂; if every chain diverges λ̂ is NaN with a warning.

@@ -13,6 +13,7 @@ from ..temperature import TemperatureConfig
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 HEAT_RULES = ("measured", "fisher")
+TRACE_BATCHES = ("auto", "full", "independent", "same")
 
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
@@ -39,9 +40,14 @@ class SGMCMCConfig(TemperatureConfig):
     divergence_threshold: Optional[float] = doc(
         None, "a chain diverges when nβ·(L_B − L_n(w*)) exceeds this (or is NaN/inf); "
         f"None: {DIVERGENCE_PER_DIM:g}·max(dim, 1)")
+    trace_batch: str = doc(
+        "auto", "data of the λ trace nβ·(L(w_t) − L(w*)) under minibatches: 'full' (all the data, for targets "
+        "with a cheap full-data excess loss), 'independent' (a fresh random batch per step, independent of "
+        "the gradient batches), 'same' (the gradient's own batch: biased upward with noisy labels, kept for "
+        "comparison), 'auto' (full where available, else independent)")
     control_variate: bool = doc(
-        True, "λ trace nβ·(L_B(w_t) − L_B(w*)) with L_B(w*) from the same batched forward (one extra row; "
-        "unbiased, removes the minibatch noise of L_B(w*)); False: nβ·(L_B(w_t) − L_n(w*))")
+        True, "with a batch trace ('independent' or 'same'): L_B(w*) from the same batch as L_B(w_t) (one extra "
+        "row; removes the minibatch noise of L_B(w*)); False: L_B(w_t) − L_n(w*)")
     adapt_rounds: int = doc(
         4, "re-set the rule's step this many times in the first half of the burn-in from the largest over "
         "chains of the top Hessian eigenvalue at their current positions (0: the rule at w* only)")
@@ -73,6 +79,8 @@ class SGMCMCConfig(TemperatureConfig):
             raise ValueError("no draw left: need (steps - burn_in) // thin >= 1")
         if self.minibatch_heat not in HEAT_RULES:
             raise ValueError(f"minibatch_heat must be one of {', '.join(HEAT_RULES)}, got {self.minibatch_heat!r}")
+        if self.trace_batch not in TRACE_BATCHES:
+            raise ValueError(f"trace_batch must be one of {', '.join(TRACE_BATCHES)}, got {self.trace_batch!r}")
         if self.heat_batches < 2:
             raise ValueError("heat_batches must be >= 2")
         if self.dtype not in DTYPES:

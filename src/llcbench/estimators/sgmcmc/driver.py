@@ -67,6 +67,9 @@ class Run:
     aux: Optional[torch.Tensor]
     threshold: float
     init_loss: float
+    trace_mode: str  # see trace_mode()
+    trace_gen: Optional[torch.Generator] = None  # the independent trace batches
+    batch_size: int = 0
 
 
 def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
@@ -111,7 +114,8 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler) -> 
     data_gen.manual_seed(int(seed) * 1_000_003 + 17)
     batches = (EpochBatches(target.num_data, config.batch_size, data_gen, dev, plan=tgt.epoch_batches)
                if minibatch else None)
-    use_cv = batches is not None and bool(config.control_variate)
+    mode = trace_mode(target, config, minibatch)
+    use_cv = mode in ("same", "independent") and bool(config.control_variate)
     # all rows of one forward pass live in one buffer: the chains, then (control variate) w*
     rows = torch.empty(chains + (1 if use_cv else 0), d, dtype=dtype, device=dev)
     rows[:] = w_star
@@ -126,13 +130,59 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler) -> 
     threshold = (float(config.divergence_threshold) if config.divergence_threshold is not None
                  else DIVERGENCE_PER_DIM * max(d, 1))
     steps = int(config.steps)
-    # the trace is L_B(w_t) − L_B(w*) of the same forward pass (control variate), else L(w_t) − L_n(w*)
-    trace = LambdaTrace(steps, chains, reference_column=use_cv, offset=init_loss, dtype=dtype, device=dev,
-                        localisation_from=int(config.burn_in) if gamma > 0 else steps)
+    # the trace: L_n(w_t) − L_n(w*) exactly ('full'), L_B(w_t) − L_B(w*) of one evaluation (control
+    # variate), else L(w_t) − L_n(w*)
+    trace = LambdaTrace(steps, chains, reference_column=use_cv, offset=0.0 if mode == "full" else init_loss,
+                        dtype=dtype, device=dev, localisation_from=int(config.burn_in) if gamma > 0 else steps)
+    trace_gen = None
+    if mode == "independent":
+        trace_gen = torch.Generator(device=dev)
+        trace_gen.manual_seed(int(seed) + 31_337)
     aux = torch.empty(steps, chains, sampler.aux_width, dtype=dtype, device=dev) if sampler.aux_width else None
     return Run(target=tgt, sampler=sampler, state=state, ctx=ctx, rows=rows, batches=batches, trace=trace,
                monitor=ChainMonitor(chains, threshold / nbeta, dev), rule=rule, aux=aux, threshold=threshold,
-               init_loss=init_loss)
+               init_loss=init_loss, trace_mode=mode, trace_gen=trace_gen, batch_size=int(config.batch_size))
+
+
+def trace_mode(target: Target, config, minibatch: bool) -> str:
+    """Which data the λ trace is evaluated on (``trace_batch``, resolved for this target).
+
+    The trace must estimate L_n(w_t) − L_n(w*) without bias. The gradient's
+    own batch B_t does not: within an epoch B_t is disjoint from the batches
+    that just moved w_t, so L_{B_t}(w_t) behaves like a held-out loss and
+    overstates L_n(w_t) when the labels are noisy ('same', kept only for
+    comparison). 'full' evaluates all the data (exact; for targets whose full
+    loss costs about a minibatch loss); 'independent' a fresh uniform batch
+    drawn independently of the chain, whose mean given w_t is L_n(w_t).
+    Without minibatches the gradient's loss is the full loss: 'full' where
+    the target has the cancellation-free excess, else 'exact'.
+    """
+    if not minibatch:
+        return "full" if target.has_full_excess_loss else "exact"
+    mode = config.trace_batch
+    if mode == "auto":
+        return "full" if target.has_full_excess_loss else "independent"
+    if mode == "full" and not target.has_full_excess_loss:
+        from ...errors import UnsupportedTarget
+
+        raise UnsupportedTarget(f"trace_batch='full' on {target.id}: the target has no cheap full-data excess "
+                                "loss; use 'independent' or 'auto'")
+    return mode
+
+
+def _evaluate(run: Run, idx):
+    """One step's batched evaluation: (∇L_B of the chains, the trace values of this step)."""
+    tgt, rows, chains = run.target, run.rows, run.ctx.chains
+    mode = run.trace_mode
+    if mode == "full":
+        _, g, excess = tgt.loss_grad_and_excess(run.ctx.positions, idx)
+        return g, excess
+    if mode == "independent":
+        _, g = tgt.loss_and_grad(run.ctx.positions, idx)
+        tidx = torch.randint(tgt.num_data, (run.batch_size,), generator=run.trace_gen, device=rows.device)
+        return g, tgt.loss(rows, tidx)  # the chains (+ w* with the control variate) on the trace batch
+    out, g_all = tgt.loss_and_grad(rows, idx)  # 'same' / 'exact': all chains (+ the w* row) at once
+    return g_all[:chains], out
 
 
 def _check_positions(state, ctx: Context, sampler: Sampler) -> None:
@@ -182,9 +232,8 @@ def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]]) ->
             if t == burn_in:
                 sampler.on_burn_in_end(state, ctx)
             idx = run.batches.next() if run.batches is not None else None
-            out, g_all = tgt.loss_and_grad(rows, idx)  # ONE batched call: all chains (+ the w* row)
-            trace.record(out)  # copied into the trace buffer in one kernel at the next check
-            g = g_all[:chains]
+            g, values = _evaluate(run, idx)
+            trace.record(values)  # copied into the trace buffer in one kernel at the next check
             pg = None
             if has_prior:
                 with torch.enable_grad():
@@ -229,7 +278,9 @@ def _estimate(run: Run, config, t_start: float) -> Estimate:
         "thin": int(config.thin),
         "batch_size": (int(config.batch_size) if batches is not None else None),
         "batches_per_epoch": (batches.per_epoch if batches is not None else None),
-        "trace_reference": "L_B(w*) same batch" if run.trace.reference_column else "L_n(w*)",
+        "trace_batch": run.trace_mode,
+        "trace_reference": ("L_B(w*) same batch" if run.trace.reference_column
+                            else "exact excess L_n(w) − L_n(w*)" if run.trace_mode == "full" else "L_n(w*)"),
         "loss_trace_stride": stride * int(config.thin),
         "dtype": config.dtype,
         "device": str(ctx.device),

@@ -55,18 +55,20 @@ def test_suite_flag_replaces_the_builtin_catalogue(cli):
     assert bad.returncode == 2 and "--suite nope: unknown suite" in bad.stderr
 
 
-# Median |rel.err| the sgld defaults must reach on the holdout suite (seed 0, one thread: the runs are
-# bit-identical, so the measurement repeats exactly). Measured: see the test's docstring. The bound
-# leaves room above the measurement for an honest change of the estimator, not for a regression of
-# the defaults' accuracy by half again; re-measure and adjust here when the estimator changes.
-HOLDOUT_MEDIAN_BOUND = 0.15
+# Median |rel.err| the sgld defaults must reach on the holdout suite: the catalogue's own bar
+# (test_run.py::test_sgld_catalogue_accuracy), so that the claim "within 10 % (median)" is held out of
+# sample too. Measured with llcbench 0.2.0 (seed 0, one thread; the runs are bit-identical, so the
+# measurement repeats exactly): median 3.9 %, worst 23.2 % (holdout/dln/6-2-1-2-4/r0, m = 2); per
+# family dln 2.7 %, polynomial 4.1 %, regular 5.3 %, rrr 2.1 %. Re-measure (-s prints the numbers)
+# and adjust here when the estimator changes; never change a default to pass it.
+HOLDOUT_MEDIAN_BOUND = 0.10
 
 
 @pytest.mark.slow
 def test_sgld_holdout_accuracy(cli, tmp_path):
     """The defaults out of sample, end to end through the CLI: `llcbench run --estimator sgld
     --suite holdout`. Prints the median, worst and per-family median |rel.err| (run with -s).
-    ≈ 2 minutes: `python -m pytest -m slow -k holdout -s`."""
+    ≈ 30 s: `python -m pytest -m slow -k holdout -s`."""
     proc = cli("run", "--estimator", "sgld", "--suite", "holdout", "--db", tmp_path / "r.sqlite", "--quiet",
                "--json", timeout=3600)
     assert proc.returncode == 0, proc.stderr

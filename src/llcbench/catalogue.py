@@ -33,6 +33,20 @@ def builtin_files() -> list[Path]:
     return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml"))
 
 
+def suite_names() -> list[str]:
+    """Names of the case suites shipped besides the catalogue (``llcbench/suites/NAME.toml``)."""
+    root = resources.files("llcbench") / "suites"
+    return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def suite_file(name: str) -> Path:
+    """The file of a shipped suite (``holdout``: the out-of-sample cases, never used for tuning)."""
+    names = suite_names()
+    if name not in names:
+        raise UserError(f"--suite {name}: unknown suite; shipped: {', '.join(names)}")
+    return Path(str(resources.files("llcbench") / "suites" / f"{name}.toml"))
+
+
 def _where(file: str, case_id: Optional[str], field: Optional[str] = None) -> str:
     parts = [file]
     if case_id is not None:

@@ -36,9 +36,12 @@ def _fmt_table(headers: list[str], rows: list[list[str]], right: set[int] = froz
 
 
 def _load_cases(args) -> list:
-    from .catalogue import load_catalogue, select
+    from .catalogue import load_catalogue, select, suite_file
 
-    cases = load_catalogue(args.file, builtin=not args.no_builtin)
+    files, builtin = list(args.file or []), not args.no_builtin
+    if args.suite:  # a shipped suite replaces the built-in catalogue
+        files, builtin = [suite_file(args.suite), *files], False
+    cases = load_catalogue(files, builtin=builtin)
     return select(cases, getattr(args, "case", None), args.family)
 
 
@@ -302,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     def case_args(p, with_case: bool):
         p.add_argument("--file", action="append", metavar="F.toml", help="also load this case file (repeatable)")
         p.add_argument("--no-builtin", action="store_true", help="only the --file cases, not the built-in catalogue")
+        p.add_argument("--suite", metavar="NAME", help="a shipped suite instead of the built-in catalogue "
+                       "(holdout: out-of-sample cases, never used for tuning)")
         p.add_argument("--family", metavar="NAME", help="only cases of this family")
         if with_case:
             p.add_argument("--case", action="append", metavar="ID", help="only this case (repeatable; 'dln/' selects a prefix)")

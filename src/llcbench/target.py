@@ -23,6 +23,19 @@ import torch
 from .truth import Truth
 
 
+@dataclass(frozen=True)
+class PolynomialForm:
+    """L(w* + u) = Σ_j c_j ∏_i u_i^{A_ji} exactly; the prior density (if any) is ∏_i |u_i|^{h_i}.
+
+    exponents: A, (terms, d) int64. coeffs: c, (terms,) float64.
+    prior_exponents: h, (d,) float64, or None for a flat prior.
+    """
+
+    exponents: torch.Tensor
+    coeffs: torch.Tensor
+    prior_exponents: Optional[torch.Tensor] = None
+
+
 @dataclass
 class Target(ABC):
     """Base class of every target.
@@ -97,6 +110,19 @@ class Target(ABC):
     @property
     def has_prior(self) -> bool:
         return False
+
+    # Capabilities an estimator may ask for instead of testing the target's type. Each answers None
+    # unless the target states it *exactly* (never from probing the loss numerically): an estimator
+    # that relies on one gives a wrong number if it is only approximately true.
+    def quadratic_form(self) -> Optional[torch.Tensor]:
+        """H (float64, d×d, CPU) if L(w) − L(w*) = ½(w − w*)ᵀH(w − w*) for every w, else None: the
+        localised tempered posterior is then Gaussian and λ_nβ,γ has a closed form (``exact``)."""
+        return None
+
+    def polynomial(self) -> Optional[PolynomialForm]:
+        """L as a polynomial in u = w − w* (and the prior as ∏|u_i|^h_i), else None: ``exact``
+        integrates such a posterior by quadrature when d is small."""
+        return None
 
     @property
     def nbeta_star(self) -> float:

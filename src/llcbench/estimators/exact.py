@@ -35,7 +35,7 @@ Methods (``extra["method"]``):
     noise is not modelled.) See :func:`sgld_stationary_lambda`.
 
 ``quadrature``
-    Polynomial targets (``PolynomialTarget``) with d ≤ 3, any γ ≥ 0, with
+    Polynomial targets (``Target.polynomial()``) with d ≤ 3, any γ ≥ 0, with
     the prior ∏|w_i|^{h_i} if the target has one. Composite tensor-product
     Gauss–Legendre quadrature of Z = ∫e^{−U}φ and N = ∫ nβ(K − K*)·e^{−U}φ,
     U = nβ(K − K*) + (γ/2)‖w‖², on a per-axis mesh graded geometrically
@@ -132,58 +132,28 @@ class ExactConfig(TemperatureConfig):
 
 
 def _is_polynomial(target: Target) -> bool:
-    from ..families.polynomial import PolynomialTarget
-
-    return isinstance(target, PolynomialTarget)
+    """Whether the target states its loss as a polynomial (``Target.polynomial``)."""
+    return target.polynomial() is not None
 
 
 def _poly_arrays(target: Target) -> tuple[np.ndarray, np.ndarray]:
     """(exponents (terms, d) int, coefficients (terms,) float64) of a polynomial target."""
-    A = target.exponents.detach().cpu().numpy().astype(np.int64).reshape(-1, target.dim)
-    c = target.coeffs.detach().cpu().to(torch.float64).numpy().reshape(-1)
+    form = target.polynomial()
+    A = form.exponents.detach().cpu().numpy().astype(np.int64).reshape(-1, target.dim)
+    c = form.coeffs.detach().cpu().to(torch.float64).numpy().reshape(-1)
     return A, c
 
 
 def quadratic_hessian(target: Target) -> Optional[np.ndarray]:
     """H (float64, d×d) if L(w) − L(w*) = ½(w − w*)ᵀH(w − w*) holds exactly, else None.
 
-    Recognised (by family type, never by probing the loss numerically):
-    - polynomial targets without a prior whose terms all have total degree 2
-      (terms of degree 0, a constant, are allowed; w* = 0): H_ii = 2·c(w_i²),
-      H_ij = H_ji = c(w_i·w_j);
-    - linear regression (``regular`` family, model "linear") at its
-      least-squares optimum: H = I_out ⊗ XᵀX/(n·σ²) (W row-major out×in).
+    Asked of the target (``Target.quadratic_form``), never probed from the loss numerically: the
+    polynomial family states it for polynomials whose terms all have total degree 2 (no prior), the
+    regular family for linear regression at its least-squares optimum (H = I_out ⊗ XᵀX/(n·σ²)).
     H need not be positive definite (the Gaussian method checks that).
     """
-    from ..families.regular import RegularTarget
-
-    if _is_polynomial(target):
-        if target.has_prior:
-            return None
-        A, c = _poly_arrays(target)
-        deg = A.sum(axis=1)
-        keep = c != 0
-        if not np.all((deg[keep] == 0) | (deg[keep] == 2)) or not np.any(deg[keep] == 2):
-            return None
-        d = target.dim
-        H = np.zeros((d, d))
-        for row, coef in zip(A[keep], c[keep]):
-            if row.sum() != 2:
-                continue
-            idx = np.flatnonzero(row)
-            if len(idx) == 1:
-                H[idx[0], idx[0]] += 2.0 * coef
-            else:
-                i, j = idx
-                H[i, j] += coef
-                H[j, i] += coef
-        return H
-    if isinstance(target, RegularTarget) and target.model == "linear":
-        x = target.x.detach().cpu().to(torch.float64)
-        n = x.shape[0]
-        gram = (x.T @ x / (n * float(target.sigma) ** 2)).numpy()
-        return np.kron(np.eye(int(target.out_features)), gram)
-    return None
+    H = target.quadratic_form()
+    return None if H is None else H.detach().cpu().to(torch.float64).numpy()
 
 
 def gaussian_lambda(H_eigs: Sequence[float], nbeta: float, gamma: float) -> float:
@@ -311,8 +281,9 @@ class _Quad:
         self.d = target.dim
         self.t, self.gamma = float(t), float(gamma)
         self.tc = self.t * self.c
-        if target.has_prior:
-            self.h = target.prior_h.detach().cpu().to(torch.float64).numpy().reshape(-1)
+        h = target.polynomial().prior_exponents
+        if h is not None:
+            self.h = h.detach().cpu().to(torch.float64).numpy().reshape(-1)
         else:
             self.h = np.zeros(self.d)
         # an axis folds onto [0, B] when K is even in it (w* = 0; the prior |w_i|^h and γ terms are even)
@@ -487,6 +458,8 @@ def quadrature_lambda(target: Target, nbeta: float, gamma: float, rtol: float = 
 
 
 def _refusal(target: Target) -> Optional[str]:
+    """Why ``exact`` has no method for the target (None if it has one), from the capabilities the
+    target declares: a quadratic form (closed form) or a polynomial loss with d ≤ 3 (quadrature)."""
     if _is_polynomial(target):
         if target.dim <= MAX_QUADRATURE_DIM:
             return None
@@ -494,15 +467,14 @@ def _refusal(target: Target) -> Optional[str]:
             return None
         return (f"exact: polynomial target {target.id} has d = {target.dim} > {MAX_QUADRATURE_DIM} and is not "
                 f"quadratic: no exact method (quadrature needs d <= {MAX_QUADRATURE_DIM})")
-    from ..families.regular import RegularTarget
-
-    if isinstance(target, RegularTarget) and target.model == "linear":
-        if target.dim > MAX_GAUSSIAN_DIM:
-            return f"exact: {target.id} has d = {target.dim} > {MAX_GAUSSIAN_DIM} (dense eigendecomposition)"
+    if target.dim > MAX_GAUSSIAN_DIM:  # checked first: a d×d H of this size is not even built
+        return (f"exact: {target.id} has d = {target.dim} > {MAX_GAUSSIAN_DIM}: no exact method (the closed form "
+                f"needs a dense eigendecomposition of the quadratic form)")
+    if target.quadratic_form() is not None:
         return None
-    return (f"exact: no exact method for {target.family} target {target.id} (d = {target.dim}): the closed form "
-            f"needs a quadratic loss (linear regression, degree-2 polynomial) and quadrature a polynomial "
-            f"target with d <= {MAX_QUADRATURE_DIM}")
+    return (f"exact: no exact method for {target.family} target {target.id} (d = {target.dim}): the target "
+            f"declares neither a quadratic_form() (the closed form: linear regression, degree-2 polynomial) nor "
+            f"a polynomial() loss (quadrature, d <= {MAX_QUADRATURE_DIM})")
 
 
 def supports(target: Target) -> Optional[str]:

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional
 
+import numpy as np
 import torch
 
-from ..target import Target
+from ..target import PolynomialForm, Target
 from ..truth import Truth
 from .base import Family, Field
 
@@ -97,6 +98,35 @@ class PolynomialTarget(Target):
     @property
     def has_prior(self) -> bool:
         return self.prior_h is not None
+
+    def polynomial(self) -> PolynomialForm:
+        """The terms of K (w* = 0, so u = w) and the prior's exponents."""
+        return PolynomialForm(self.exponents.reshape(-1, self.dim), self.coeffs.to(torch.float64),
+                              self.prior_h)
+
+    def quadratic_form(self) -> Optional[torch.Tensor]:
+        """H if every term of K has total degree 2 (constants allowed) and there is no prior:
+        H_ii = 2·c(w_i²), H_ij = H_ji = c(w_i·w_j). None otherwise."""
+        if self.has_prior:
+            return None
+        A = self.exponents.detach().cpu().numpy().astype(np.int64).reshape(-1, self.dim)
+        c = self.coeffs.detach().cpu().to(torch.float64).numpy().reshape(-1)
+        deg = A.sum(axis=1)
+        keep = c != 0
+        if not np.all((deg[keep] == 0) | (deg[keep] == 2)) or not np.any(deg[keep] == 2):
+            return None
+        H = np.zeros((self.dim, self.dim))
+        for row, coef in zip(A[keep], c[keep]):
+            if row.sum() != 2:
+                continue
+            idx = np.flatnonzero(row)
+            if len(idx) == 1:
+                H[idx[0], idx[0]] += 2.0 * coef
+            else:
+                i, j = idx
+                H[i, j] += coef
+                H[j, i] += coef
+        return torch.from_numpy(H)
 
 
 def _check_expr(value) -> None:

@@ -83,6 +83,15 @@ class RegularTarget(Target):
             return self.loss(w)  # precomputed full-data moments: no pass over the data
         return super().full_loss(w, chunk)
 
+    def quadratic_form(self) -> Optional[torch.Tensor]:
+        """Linear regression at its least-squares optimum is exactly quadratic:
+        H = I_out ⊗ XᵀX/(n·σ²) (W row-major out×in). Logistic regression is not (None)."""
+        if self.model != "linear":
+            return None
+        x = self.x.detach().cpu().to(torch.float64)
+        gram = x.T @ x / (x.shape[0] * float(self.sigma) ** 2)
+        return torch.kron(torch.eye(int(self.out_features), dtype=torch.float64), gram)
+
     def loss_and_grad(self, w: torch.Tensor, idx: Optional[torch.Tensor] = None):
         if self.model != "linear":
             return super().loss_and_grad(w, idx)

@@ -138,9 +138,10 @@ def test_kill_and_resume_loses_nothing(write_toml, tmp_path):
 def test_sgld_catalogue_accuracy(cli, tmp_path):
     """The headline claim of the defaults (docs/defaults.md), end to end through the CLI: `llcbench
     run --estimator sgld` on the whole built-in catalogue, seed 0, one thread — median |rel.err|
-    at most 10 % and every run worse than 30 % explained by an estimand finding. Deterministic
-    (fixed seed, fixed thread count: bit-identical λ̂), so no tolerance beyond the stated bars;
-    measured 6.2 % and 7 of 7 explained. ≈ 4 minutes: `python -m pytest -m slow -k catalogue_accuracy`."""
+    at most 10 % and no run worse than 30 % attributed to the sampler (those with an exact
+    reference are split into estimand and sampler parts; the rest carry hints only and are
+    unattributed). Deterministic (fixed seed, fixed thread count: bit-identical λ̂), so no
+    tolerance beyond the stated bars. ≈ 4 minutes: `python -m pytest -m slow -k catalogue_accuracy`."""
     proc = cli("run", "--estimator", "sgld", "--db", tmp_path / "r.sqlite", "--quiet", "--json", timeout=3600)
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)
@@ -149,35 +150,96 @@ def test_sgld_catalogue_accuracy(cli, tmp_path):
     median = 0.5 * (errs[25] + errs[26])
     assert median <= 0.10, median
     off = [r for r in records if abs(r["rel_error"]) > 0.30]
-    assert off and all(r["explained"] for r in off), [(r["case"], r["explanations"]) for r in off]
+    assert all(r["attribution"] in ("estimand", "unattributed") for r in off), \
+        [(r["case"], r["attribution"], r["findings"]) for r in off]
+    assert all((r["attribution"] is None) == (abs(r["rel_error"]) <= 0.30) for r in records)
 
 
 def test_stored_nuts_run_becomes_the_reference(cli, write_toml, tmp_path):
-    """A NUTS run of the same posterior in the store (same case definition, nβ and γ) is shown as
-    λ_nβ,γ of an SGLD run of a case that has no exact reference, with estimand and sampler bias;
-    one at another γ is not. (The NUTS record is written directly: running NUTS takes minutes.)"""
+    """A NUTS run of the same posterior in the store (same case definition, nβ and γ) that meets the
+    reference standard is shown as λ_nβ,γ of an SGLD run of a case that has no exact reference, with
+    its source, estimand and sampler bias; one at another γ, or with 2 chains, is not. A stored run
+    is attributed on display against today's references, so a reference added later (or a better
+    one) changes it. (The NUTS records are written directly: running NUTS takes minutes.)"""
     from llcbench.store import Store
 
     cases = write_toml('[[case]]\nid = "t/dln"\nfamily = "dln"\nwidths = [2, 2, 2]\nrank = 0\nn = 2000\n')
     db = tmp_path / "r.sqlite"
     args = ["run", "--estimator", "sgld", "--no-builtin", "--file", cases, "--db", db, "--quiet", *QUICK]
     (sgld,) = json.loads(cli(*args, "--json", "--full").stdout)
-    assert sgld["lambda_ref"] is None
+    assert sgld["lambda_ref"] is None and sgld["lambda_ref_source"] is None
+    assert "explained" not in sgld and "explanations" not in sgld
 
-    def nuts_record(key, gamma, lam_hat):
-        return dict(sgld, key=key, estimator="nuts", lambda_hat=lam_hat, se=0.05, rhat=1.0,
-                    extra={"nbeta": sgld["extra"]["nbeta"], "gamma": gamma},
-                    diagnostics={"divergences": [0, 0]}, lambda_ref=None)
+    def nuts_record(key, gamma, lam_hat, se=0.05, chains=4):
+        return dict(sgld, key=key, estimator="nuts", lambda_hat=lam_hat, se=se, rhat=1.0, ess=2000.0,
+                    extra={"nbeta": sgld["extra"]["nbeta"], "gamma": gamma, "chains": chains},
+                    diagnostics={"divergences": [0] * chains, "chains_used": chains, "ess_bulk": 2000.0},
+                    lambda_ref=None)
 
     with Store(db) as store:
         store.put(nuts_record("n-other-gamma", 2 * sgld["extra"]["gamma"], 9.0))
+        store.put(nuts_record("n-two-chains", sgld["extra"]["gamma"], 9.0, se=0.001, chains=2))
     (again,) = json.loads(cli(*args, "--json").stdout)
     assert again["lambda_ref"] is None and again["cached"]
     with Store(db) as store:
         store.put(nuts_record("n-same", sgld["extra"]["gamma"], 1.25))
     (again,) = json.loads(cli(*args, "--json").stdout)
-    assert again["lambda_ref"] == 1.25
+    assert again["lambda_ref"] == 1.25 and again["lambda_ref_source"] == "nuts:n-same"
     assert again["sampler_bias"] == pytest.approx(sgld["lambda_hat"] - 1.25)
     assert again["estimand_bias"] == pytest.approx(1.25 - 1.5)
     table = cli(*args).stdout
-    assert "λ_nβ,γ" in table and "1.25" in table
+    assert "λ_nβ,γ" in table and "1.25" in table and "nuts:n-same" in table
+
+    # the stored SGLD run, made 60 % low (and stored with a stale attribution): against a reference
+    # that is itself 59 % low it is the estimand's; against a better one (smaller se) at 1.25 the
+    # sampler's −0.65 is what puts it outside the band
+    with Store(db) as store:
+        store.put(dict(sgld, lambda_hat=0.6, se=0.01, rel_error=0.6 / 1.5 - 1, attribution="estimand"))
+        for key in ("n-same", "n-other-gamma", "n-two-chains"):
+            store.conn.execute("DELETE FROM runs WHERE key = ?", (key,))
+    (again,) = json.loads(cli(*args, "--json").stdout)
+    assert again["attribution"] == "unattributed" and again["lambda_ref"] is None
+    with Store(db) as store:
+        store.put(nuts_record("n-low", sgld["extra"]["gamma"], 0.62, se=0.01))
+    (again,) = json.loads(cli(*args, "--json").stdout)
+    assert again["attribution"] == "estimand", again["attribution_reason"]
+    with Store(db) as store:
+        store.put(nuts_record("n-better", sgld["extra"]["gamma"], 1.25, se=0.005))
+    (again,) = json.loads(cli(*args, "--json").stdout)
+    assert again["lambda_ref_source"] == "nuts:n-better" and again["attribution"] == "sampler"
+    table = cli(*args).stdout
+    assert "1 worse than 30%: 0 estimand, 1 sampler, 0 unattributed" in table
+    assert "sampler: " in table and "nuts:n-bette" in table
+
+
+def test_stored_run_from_another_torch_version_warns(cli, write_toml, tmp_path):
+    """The torch version is provenance, not key: a stored run made with another one is served, with
+    a warning line under the table and the warning in the record as displayed."""
+    from llcbench.store import Store
+
+    cases = write_toml(CASES)
+    db = tmp_path / "r.sqlite"
+    args = ["run", "--estimator", "sgld", "--no-builtin", "--file", cases, "--case", "t/a", "--db", db, "--quiet",
+            *QUICK]
+    (rec,) = json.loads(cli(*args, "--json", "--full").stdout)
+    assert "torch" not in cli(*args).stdout.split("\n\n")[-1]
+    with Store(db) as store:
+        store.put(dict(rec, torch_version="0.0.1"))
+    table = cli(*args).stdout
+    assert "⚠ 1 stored run made with torch 0.0.1" in table, table
+    (again,) = json.loads(cli(*args, "--json").stdout)
+    assert again["cached"] and again["torch_version"] == "0.0.1" and "torch 0.0.1" in again["warnings"][0]
+
+
+def test_device_and_threads_are_in_the_key(cli, write_toml, tmp_path):
+    """A run at another thread count is not served the stored one (λ̂ is bit-identical only at a
+    fixed thread count); the same thread count is."""
+    cases = write_toml(CASES)
+    db = tmp_path / "r.sqlite"
+    args = ["run", "--estimator", "sgld", "--no-builtin", "--file", cases, "--case", "t/a", "--db", db, "--quiet",
+            "--json", *QUICK]
+    (one,) = json.loads(cli(*args).stdout)
+    (two,) = json.loads(cli(*args, "--threads", "2").stdout)
+    assert not two["cached"] and two["key"] != one["key"]
+    assert json.loads(cli(*args, "--threads", "2").stdout)[0]["cached"]
+    assert len(rows(db)) == 2

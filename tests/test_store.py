@@ -42,10 +42,11 @@ def test_nan_is_stored_as_null(tmp_path):
 
 
 def test_run_key_depends_on_every_part():
-    base = dict(case_definition={"id": "a"}, estimator="sgld", config={"x": 1}, seed=0, version="1")
+    base = dict(case_definition={"id": "a"}, estimator="sgld", config={"x": 1}, seed=0, version="1",
+                device="cpu", threads=1)
     k0 = run_key(**base)
     for field, value in [("case_definition", {"id": "b"}), ("estimator", "sgnht"), ("config", {"x": 2}),
-                         ("seed", 1), ("version", "2")]:
+                         ("seed", 1), ("version", "2"), ("device", "cuda:0"), ("threads", 2)]:
         assert run_key(**dict(base, **{field: value})) != k0
     assert run_key(**base) == k0
 
@@ -78,31 +79,107 @@ def test_two_processes_write_one_store(tmp_path):
         assert all(json.loads(json.dumps(r))["key"] for r in store.records())
 
 
+def test_run_spec_key_covers_device_and_threads():
+    """A run on another device or at another torch thread count is another run (λ̂ is bit-identical
+    only on the same device at the same thread count); "cuda" is the current CUDA device."""
+    import torch
+
+    from llcbench.catalogue import load_catalogue
+    from llcbench.estimators import get_estimator
+    from llcbench.runner import RunSpec, device_key
+
+    case = next(c for c in load_catalogue() if c.id == "poly/w1^2")
+    est = get_estimator("sgld")
+    spec = RunSpec(case, est, est.config_cls(), 0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        k1 = spec.key("cpu")
+        assert spec.key("cuda") != k1 and spec.key("cuda") == spec.key(f"cuda:{device_key('cuda')[5:]}")
+        assert device_key("cpu") == "cpu" and device_key("cuda:1") == "cuda:1"
+        torch.set_num_threads(2)
+        assert spec.key("cpu") != k1
+        torch.set_num_threads(1)
+        assert spec.key("cpu") == k1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_stored_run_from_another_torch_version_is_served_with_a_warning(tmp_path):
+    import torch
+
+    from llcbench.catalogue import load_catalogue
+    from llcbench.estimators import get_estimator
+    from llcbench.estimators.base import make_config
+    from llcbench.runner import RunSpec, run_all
+
+    case = next(c for c in load_catalogue() if c.id == "poly/w1^2")
+    est = get_estimator("sgld")
+    spec = RunSpec(case, est, make_config(est.config_cls, ["steps=200", "burn_in=50", "chains=2"]), 0)
+    with Store(tmp_path / "s.sqlite") as store:
+        ((rec, cached),) = list(run_all([spec], store))
+        assert not cached and rec["torch_version"] == torch.__version__
+        ((again, cached),) = list(run_all([spec], store))
+        assert cached and not any("torch" in w for w in again["warnings"])
+        store.put(dict(rec, torch_version="0.0.1"))
+        ((old, cached),) = list(run_all([spec], store))
+        assert cached and old["lambda_hat"] == rec["lambda_hat"]
+        assert "torch 0.0.1" in old["warnings"][0] and torch.__version__ in old["warnings"][0]
+        assert store.get(rec["key"])["warnings"] == rec["warnings"]  # the stored record is unchanged
+
+
+def nuts_ref(key, lam_hat, se=0.02, nbeta=100.0, gamma=0.1, rhat=1.0, case_key="ck", div=0, chains=4, ess=1000.0):
+    r = fake_record(key, lambda_hat=lam_hat)
+    r.update(estimator="nuts", se=se, rhat=rhat, ess=ess, case_key=case_key,
+             extra={"nbeta": nbeta, "gamma": gamma, "chains": chains},
+             diagnostics={"divergences": [div] + [0] * (chains - 1), "chains_used": chains, "ess_bulk": ess})
+    return r
+
+
 def test_stored_reference_matches_the_same_posterior(tmp_path):
     """A NUTS run in the store is the reference of an SGLD run only at the same case definition and
-    the same (nβ, γ), with agreeing chains and no divergences; an exact run wins over NUTS."""
+    the same (nβ, γ), and only if it meets the reference standard; the smallest se wins among those
+    that do, and an exact run wins over NUTS."""
     from llcbench.runner import stored_reference, with_reference
 
-    def rec(key, estimator, lam_hat, se=0.02, nbeta=100.0, gamma=0.1, rhat=1.0, case_key="ck", div=0):
-        r = fake_record(key, lambda_hat=lam_hat)
-        r.update(estimator=estimator, se=se, rhat=rhat, case_key=case_key,
-                 extra={"nbeta": nbeta, "gamma": gamma}, diagnostics={"divergences": [div, 0]})
-        return r
-
-    sgld = rec("s", "sgld", 0.30, se=0.01)
+    sgld = dict(nuts_ref("s", 0.30, se=0.01), estimator="sgld")
     with Store(tmp_path / "s.sqlite") as store:
         assert stored_reference(store, sgld) is None
-        for bad in (rec("n1", "nuts", 0.4, gamma=0.2), rec("n2", "nuts", 0.4, case_key="other"),
-                    rec("n3", "nuts", 0.4, rhat=1.2), rec("n4", "nuts", 0.4, div=3)):
+        for bad in (nuts_ref("n1", 0.4, gamma=0.2), nuts_ref("n2", 0.4, case_key="other")):
             store.put(bad)
         assert stored_reference(store, sgld) is None
-        store.put(rec("n5", "nuts", 0.40, se=0.05))
-        store.put(rec("n6", "nuts", 0.42, se=0.03))
+        store.put(nuts_ref("n5", 0.40, se=0.05))
+        store.put(nuts_ref("n6", 0.42, se=0.03))
         assert stored_reference(store, sgld)["key"] == "n6"  # the smaller standard error
         out = with_reference(sgld, stored_reference(store, sgld))
         assert out["lambda_ref"] == 0.42 and out["lambda_ref_method"].startswith("nuts (stored run n6")
+        assert out["lambda_ref_source"] == "nuts:n6"
         assert math.isclose(out["estimand_bias"], 0.42 - 0.5) and math.isclose(out["sampler_bias"], 0.30 - 0.42)
         assert math.isclose(out["sampler_bias_se"], math.hypot(0.01, 0.03))
-        store.put(rec("e1", "exact", 0.41, se=0.0))
+        store.put(nuts_ref("e1", 0.41, se=0.0) | {"estimator": "exact"})
         assert stored_reference(store, sgld)["key"] == "e1"
-        assert stored_reference(store, rec("n7", "nuts", 0.4)) is None  # references need none
+        assert with_reference(sgld, stored_reference(store, sgld))["lambda_ref_source"] == "exact:e1"
+        assert stored_reference(store, nuts_ref("n7", 0.4)) is None  # references need none
+
+
+@pytest.mark.parametrize("bad,why", [
+    (dict(chains=2), "chains"),  # two chains, even with perfect R-hat
+    (dict(rhat=1.03), "R-hat"),  # agreeing to 3 %, not to 1 %
+    (dict(ess=150.0), "ESS"),
+    (dict(div=1), "divergent"),
+    (dict(se=float("nan")), "se"),
+])
+def test_reference_standard_refuses(tmp_path, bad, why):
+    """Runs below the reference standard are never a reference, even with a smaller se than one
+    that meets it."""
+    from llcbench.runner import reference_refusal, stored_reference
+
+    sgld = dict(nuts_ref("s", 0.30, se=0.01), estimator="sgld")
+    weak = nuts_ref("weak", 0.45, **dict({"se": 0.001}, **bad))
+    assert why in reference_refusal(weak)
+    assert reference_refusal(nuts_ref("good", 0.4)) is None
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put(weak)
+        assert stored_reference(store, sgld) is None
+        store.put(nuts_ref("good", 0.40, se=0.05))
+        assert stored_reference(store, sgld)["key"] == "good"

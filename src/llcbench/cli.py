@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import UserError
-from .explain import TOLERANCE, explanation
+from .attribution import ATTRIBUTIONS, TOLERANCE, attribution, reference_label
 
 
 class _Parser(argparse.ArgumentParser):
@@ -200,7 +200,8 @@ def cmd_run(args) -> int:
                 ref = stored_reference(store, record)
                 if ref is not None:
                     record = with_reference(record, ref)
-            record.update(explanation(record))  # a function of the record: stored runs get today's reading
+            # a function of the record and today's references: a stored run gets today's attribution
+            record.update(attribution(record))
             records.append(record)
             if bar is not None:
                 bar.update(1)
@@ -213,7 +214,7 @@ def cmd_run(args) -> int:
     with_ref = any(r.get("lambda_ref") is not None for r in records)
     headers = ["case", "λ", "λ̂ ± se", "rel.err", "R-hat", "ESS", "seconds"]
     if with_ref:
-        headers[4:4] = ["λ_nβ,γ", "estimand bias", "sampler bias"]
+        headers[4:4] = ["λ_nβ,γ", "ref", "estimand bias", "sampler bias"]
     headers.append("")
     rows = []
     for r in records:
@@ -229,6 +230,7 @@ def cmd_run(args) -> int:
         if with_ref:
             row[4:4] = [
                 _num(r.get("lambda_ref"), "{:.4g}"),
+                reference_label(r) or "—",
                 _num(r.get("estimand_bias"), "{:+.3g}"),
                 (_num(r.get("sampler_bias"), "{:+.3g}") + " ± " + _num(r.get("sampler_bias_se"), "{:.2g}"))
                 if r.get("sampler_bias") is not None else "—",
@@ -242,13 +244,17 @@ def cmd_run(args) -> int:
     if errs:
         median = errs[len(errs) // 2] if len(errs) % 2 else 0.5 * (errs[len(errs) // 2 - 1] + errs[len(errs) // 2])
         summary += f"; median |rel.err| {median:.1%}, worst {errs[-1]:.1%}"
-    off = [r for r in records if r.get("explained") is not None]
+    off = [r for r in records if r.get("attribution") is not None]
     if off:
-        unexplained = [r["case"] for r in off if not r["explained"]]
-        summary += (f"\n{len(off)} worse than {TOLERANCE:.0%}: {len(off) - len(unexplained)} explained by the "
-                    f"estimand (see the note column), {len(unexplained)} unexplained"
-                    + (f" ({', '.join(unexplained)})" if unexplained else ""))
+        counts = ", ".join(f"{sum(r['attribution'] == a for r in off)} {a}" for a in ATTRIBUTIONS)
+        summary += f"\n{len(off)} worse than {TOLERANCE:.0%}: {counts} (see the note column)"
     print(summary)
+    stale = sorted({r.get("torch_version") or "?" for r in records
+                    if r["cached"] and r.get("torch_version") != torch.__version__})
+    if stale:
+        n_stale = sum(r["cached"] and r.get("torch_version") != torch.__version__ for r in records)
+        print(f"⚠ {n_stale} stored run{'s' if n_stale > 1 else ''} made with torch {', '.join(stale)}, this is "
+              f"torch {torch.__version__}: a rerun may give another λ̂ (--force recomputes)")
     by_reason: dict[str, list[str]] = {}
     for cid, why in skipped:
         # Group reasons that differ only by the case named in them.
@@ -260,14 +266,15 @@ def cmd_run(args) -> int:
 
 
 def _note(record: dict) -> str:
-    """The last column: for a run worse than the tolerance, its explanation (or that it has none);
-    else its first warning."""
-    if record.get("explained") is None:
+    """The last column: for a run worse than the tolerance, its attribution with the numbers behind
+    it and the hints; else its first warning."""
+    if record.get("attribution") is None:
         return _warning_note(record["warnings"])
-    texts = record.get("explanations_short") or record.get("explanations") or []
-    if record["explained"]:
-        return "estimand: " + "; ".join(texts)
-    return "✗ unexplained" + (": " + _warning_note(record["warnings"]) if record["warnings"] else "")
+    texts = record.get("findings_short") or []
+    note = record["attribution"] + (": " + "; ".join(texts) if texts else "")
+    if record["attribution"] == "unattributed" and record["warnings"]:
+        note += "; " + _warning_note(record["warnings"])
+    return note
 
 
 def _warning_note(warnings: list) -> str:
@@ -280,8 +287,8 @@ def _warning_note(warnings: list) -> str:
 
 _BRIEF_KEYS = ("case", "estimator", "lambda", "lambda_float", "lambda_hat", "se", "rel_error", "rhat", "ess",
                "seconds", "grad_evals", "config", "seed", "multiplicity", "truth_kind", "lambda_ref",
-               "estimand_bias", "sampler_bias", "sampler_bias_se", "explanations", "explained", "warnings", "key",
-               "cached")
+               "lambda_ref_source", "estimand_bias", "sampler_bias", "sampler_bias_se", "attribution",
+               "attribution_reason", "findings", "warnings", "key", "cached", "torch_version")
 
 
 def _brief(record: dict) -> dict:

@@ -1,6 +1,7 @@
 """The results store: one SQLite row per run, keyed by a content hash.
 
-A run is (case definition, estimator, full config, seed, llcbench version).
+A run is (case definition, estimator, full config, seed, llcbench version,
+device, torch thread count).
 Its key is the sha256 of those, so a rerun of the same command finds its
 results, a sweep resumes where it was killed, and reports are rebuilt from
 the store alone. Each run is committed in its own transaction; WAL mode and
@@ -53,14 +54,19 @@ CREATE INDEX IF NOT EXISTS runs_case ON runs (case_id, estimator);
 """
 
 
-def run_key(case_definition: dict, estimator: str, config: dict, seed: int, version: str) -> str:
-    """Content hash of everything that determines a run's result."""
+def run_key(case_definition: dict, estimator: str, config: dict, seed: int, version: str, device: str,
+            threads: int) -> str:
+    """Content hash of everything that determines a run's result: λ̂ is bit-identical only on the
+    same device and at the same torch intra-op thread count (floating-point reductions are summed
+    in another order), so both are part of the key; ``device`` normalised ("cpu", "cuda:0")."""
     payload = {
         "case": case_definition,
         "estimator": estimator,
         "config": config,
         "seed": seed,
         "version": version,
+        "device": device,
+        "threads": threads,
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()

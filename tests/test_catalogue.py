@@ -2,6 +2,7 @@
 kind of bad input is one line naming file, case and field, exit status 2."""
 
 import json
+import re
 from fractions import Fraction
 
 import pytest
@@ -192,4 +193,10 @@ def test_truth_command(cli):
 
 def test_unknown_command_is_one_line(cli):
     proc = cli("frobnicate")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and proc.stdout == ""
+    # argparse's shape, "PROG: error: MESSAGE", with the program named once
+    assert re.fullmatch(r"llcbench: error: argument command: invalid choice: 'frobnicate' \(choose from [^\n]*'run'\)\n",
+                        proc.stderr), proc.stderr
+    proc = cli("run", "--estimator", "sgld", "--seeds", "x")
+    assert proc.returncode == 2
+    assert proc.stderr == "llcbench run: error: argument --seeds: invalid int value: 'x'\n", proc.stderr

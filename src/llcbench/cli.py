@@ -19,11 +19,20 @@ from .errors import UserError
 from .explain import TOLERANCE, explanation
 
 
+class _UsageError(UserError):
+    """A command-line usage error, printed as argparse does: ``PROG: error: MESSAGE``."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit status 2."""
+    """argparse, but usage errors are one line (no usage block) and exit status 2."""
 
     def error(self, message: str):  # noqa: D401
-        raise UserError(f"{self.prog}: {message}")
+        # main() prints the prefix: the message itself must not repeat the program's name
+        raise _UsageError(self.prog, message)
 
 
 def _fmt_table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
@@ -353,7 +362,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
         return args.func(args)
     except UserError as exc:
-        print(f"llcbench: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        prog = exc.prog if isinstance(exc, _UsageError) else "llcbench"
+        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("llcbench: interrupted; finished runs are in the store, rerun to resume", file=sys.stderr)

@@ -135,13 +135,32 @@ def cmd_families(args) -> int:
 
 
 def cmd_estimators(args) -> int:
-    from .estimators import ESTIMATORS
+    from .estimators import BUILTIN, all_estimators, plugin_errors, plugin_source
 
-    for name, spec in ESTIMATORS.items():
-        print(f"{name}: {spec.summary}")
-        for f in dataclasses.fields(spec.config_cls):
-            print(f"  {f.name:<14} = {f.default!r:<12} {f.metadata.get('doc', '')}")
+    specs = all_estimators()  # built-in, then the plugins of the entry-point group llcbench.estimators
+    for name, spec in specs.items():
+        print(f"{name}  [{'built-in' if name in BUILTIN else f'plugin {plugin_source(name)}'}]: {spec.summary}")
+        try:
+            fields = dataclasses.fields(spec.config_cls)
+        except TypeError:
+            print(f"  (config {getattr(spec.config_cls, '__name__', spec.config_cls)!s} is not a dataclass: "
+                  "its fields cannot be listed)")
+            continue
+        width = max((len(f.name) for f in fields), default=0)
+        for f in fields:
+            print(f"  {f.name:<{width}} = {_field_default(f)!r:<12} {f.metadata.get('doc', '')}")
+    errors = plugin_errors()
+    for name, error in errors.items():
+        print(f"{name}  [plugin {plugin_source(name)}]: not loaded: {error}")
     return 0
+
+
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return "required"
 
 
 # ----------------------------------------------------------------------- run

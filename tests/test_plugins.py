@@ -10,8 +10,10 @@ from dataclasses import dataclass
 import pytest
 
 import llcbench.estimators as registry
+from llcbench.catalogue import load_catalogue
 from llcbench.cli import main
 from llcbench.estimators.base import Estimate, EstimatorSpec, doc
+from llcbench.runner import RunSpec, execute
 
 SLEEP = 0.05
 
@@ -98,3 +100,10 @@ def test_a_broken_plugin_breaks_nothing_else(plugins, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "broken" in err and "missing_dependency" in err
 
+
+def test_runner_times_every_estimate_itself():
+    (case,) = [c for c in load_catalogue() if c.id == "poly/w1^2"]
+    record = execute(RunSpec(case, STUB, StubConfig(), seed=0))
+    assert record["estimator_seconds"] == 0.0  # what the estimator reported, kept
+    assert record["seconds"] >= SLEEP  # what the runner measured around the call
+    assert record["lambda_hat"] == 0.5 and record["rel_error"] == 0.0

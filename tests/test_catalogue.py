@@ -200,3 +200,25 @@ def test_unknown_command_is_one_line(cli):
     proc = cli("run", "--estimator", "sgld", "--seeds", "x")
     assert proc.returncode == 2
     assert proc.stderr == "llcbench run: error: argument --seeds: invalid int value: 'x'\n", proc.stderr
+
+
+def test_families_lists_the_common_fields(cli):
+    import dataclasses
+
+    from llcbench.case import Case
+    from llcbench.catalogue import COMMON_FIELDS
+
+    # every field of a case that a file sets (not the family's params, not the file's name) is listed
+    assert set(COMMON_FIELDS) == {f.name for f in dataclasses.fields(Case)} - {"params", "file"}
+    proc = cli("families")
+    assert proc.returncode == 0, proc.stderr
+    head, _, rest = proc.stdout.partition("\n\n")
+    assert head.startswith("common fields")
+    listed = {line.split()[0]: line.split()[1:] for line in head.splitlines()[1:]}
+    assert set(listed) == set(COMMON_FIELDS)
+    assert listed["seed"][:3] == ["int", "default", "0"]
+    assert listed["id"][:2] == ["str", "required"] and listed["n"][0] == "int"
+    for word in ("nβ* = n/log n", "noiseless", "3/2"):
+        assert word in head, word
+    for name, family in FAMILIES.items():
+        assert f"{name}  (default n = {family.default_n}" in rest

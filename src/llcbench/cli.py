@@ -124,13 +124,20 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 # ------------------------------------------------------------ families / estimators
 def cmd_families(args) -> int:
+    from .catalogue import COMMON_FIELDS
     from .families import FAMILIES
 
+    print("common fields (every case, whatever its family)")
+    for fname, (ftype, default, meaning) in COMMON_FIELDS.items():
+        default = default if default in ("required", "none") or default.startswith("the ") else f"default {default}"
+        print(f"  {fname:<19} {ftype:<10} {default:<22} {meaning}")
     for name, family in FAMILIES.items():
-        print(f"{name}  (default n = {family.default_n})")
+        noise = ("no noise_std" if family.default_noise_std is None
+                 else f"default noise_std = {family.default_noise_std:g}")
+        print(f"\n{name}  (default n = {family.default_n}, {noise})")
         for fname, f in family.fields.items():
             default = "required" if f.required else f"default {f.default!r}"
-            print(f"  {fname:<18} {f.type:<10} {default:<22} {f.doc}")
+            print(f"  {fname:<19} {f.type:<10} {default:<22} {f.doc}")
     return 0
 
 

@@ -53,7 +53,7 @@ def test_catalogue_coverage(catalogue):
         assert f"case {k}" in rrr_sources
 
 
-def test_issue_example_file_loads(write_toml):
+def test_a_file_with_one_case_of_each_family_loads(write_toml):
     path = write_toml(
         '''
 [[case]]

@@ -1,4 +1,4 @@
-"""Reference estimators (issue 4): ``exact`` (quadrature / Gaussian closed form / discretised SGLD),
+"""Reference estimators: ``exact`` (quadrature / Gaussian closed form / discretised SGLD),
 ``nuts`` (Pyro) and the ``hessian`` negative control.
 
 Tolerances, and why:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-TOLERANCE = 0.30  # the bar: runs worse than 30 % need an explanation
+TOLERANCE = 0.30  # the benchmark's accuracy bar: a run more than 30 % off needs an explanation
 LOCALISATION_REL = -0.25  # ∂λ̂/∂log γ below −25 % of λ̂: localisation-dominated
 RHAT_MIXED = 1.1  # the localisation finding needs chains that agree (split R-hat at most this)
 

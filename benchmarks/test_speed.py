@@ -3,7 +3,7 @@
 Run:  python -m pytest benchmarks --benchmark-enable -s
 
 Case: deep linear network 5-5-5-5, teacher rank 2 (λ = 11), n = 100,000,
-batch 256, 8 chains, CPU, float32 — the case of shared/reference/anchors.md
+batch 256, 8 chains, CPU, float32 — a case with a published speed to compare with
 (devinterp 2.0.1: 0.47–0.62 ms per chain-step, 4–5× a bare forward+backward).
 
 Two figures, measured side by side in one run (interleaved repeats, best of

@@ -2,6 +2,7 @@
 kind of bad input is one line naming file, case and field, exit status 2."""
 
 import json
+import re
 from fractions import Fraction
 
 import pytest
@@ -52,7 +53,7 @@ def test_catalogue_coverage(catalogue):
         assert f"case {k}" in rrr_sources
 
 
-def test_issue_example_file_loads(write_toml):
+def test_a_file_with_one_case_of_each_family_loads(write_toml):
     path = write_toml(
         '''
 [[case]]
@@ -192,4 +193,32 @@ def test_truth_command(cli):
 
 def test_unknown_command_is_one_line(cli):
     proc = cli("frobnicate")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and proc.stdout == ""
+    # argparse's shape, "PROG: error: MESSAGE", with the program named once
+    assert re.fullmatch(r"llcbench: error: argument command: invalid choice: 'frobnicate' \(choose from [^\n]*'run'\)\n",
+                        proc.stderr), proc.stderr
+    proc = cli("run", "--estimator", "sgld", "--seeds", "x")
+    assert proc.returncode == 2
+    assert proc.stderr == "llcbench run: error: argument --seeds: invalid int value: 'x'\n", proc.stderr
+
+
+def test_families_lists_the_common_fields(cli):
+    import dataclasses
+
+    from llcbench.case import Case
+    from llcbench.catalogue import COMMON_FIELDS
+
+    # every field of a case that a file sets (not the family's params, not the file's name) is listed
+    assert set(COMMON_FIELDS) == {f.name for f in dataclasses.fields(Case)} - {"params", "file"}
+    proc = cli("families")
+    assert proc.returncode == 0, proc.stderr
+    head, _, rest = proc.stdout.partition("\n\n")
+    assert head.startswith("common fields")
+    listed = {line.split()[0]: line.split()[1:] for line in head.splitlines()[1:]}
+    assert set(listed) == set(COMMON_FIELDS)
+    assert listed["seed"][:3] == ["int", "default", "0"]
+    assert listed["id"][:2] == ["str", "required"] and listed["n"][0] == "int"
+    for word in ("nβ* = n/log n", "noiseless", "3/2"):
+        assert word in head, word
+    for name, family in FAMILIES.items():
+        assert f"{name}  (default n = {family.default_n}" in rest

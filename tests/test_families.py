@@ -468,13 +468,18 @@ def test_registry():
         get_family("nope")
 
 
-def test_dim_and_truth_do_not_build_data():
-    """Listing must be cheap: a huge DLN's dim and truth come without data."""
-    import time
+def test_dim_and_truth_do_not_build_data(monkeypatch):
+    """Listing must be cheap: a huge DLN's dim and truth come without data (their speed is measured
+    in benchmarks/test_listing_speed.py)."""
+    import llcbench.families.dln as dln_module
 
+    def no_data(*args, **kwargs):
+        raise AssertionError("dim/truth must not generate data")
+
+    monkeypatch.setattr(torch, "randn", no_data)
+    monkeypatch.setattr(dln_module, "build_dln_target", no_data)
     params = {"widths": [185, 259, 286, 885, 235, 204, 274, 252], "rank": 50, "variant": "canonical"}
-    start = time.perf_counter()
     d = FAMILIES["dln"].dim(params)
-    FAMILIES["dln"].truth(params)
-    assert time.perf_counter() - start < 1.0
+    truth = FAMILIES["dln"].truth(params)
     assert d == sum(a * b for a, b in zip(params["widths"][:-1], params["widths"][1:]))
+    assert (truth.lam, truth.multiplicity) == (Fraction(18464), 4)  # Aoyagi 2024's example widths

@@ -1,4 +1,4 @@
-"""Reference estimators (issue 4): ``exact`` (quadrature / Gaussian closed form / discretised SGLD),
+"""Reference estimators: ``exact`` (quadrature / Gaussian closed form / discretised SGLD),
 ``nuts`` (Pyro) and the ``hessian`` negative control.
 
 Tolerances, and why:
@@ -20,13 +20,14 @@ import math
 import random
 
 import numpy as np
+import pyro  # noqa: F401 (a hard dependency: missing, these tests must fail, not skip)
 import pytest
 import torch
 from scipy.integrate import quad
 
 from llcbench.catalogue import build_target, load_catalogue, select
 from llcbench.errors import UnsupportedTarget, UserError
-from llcbench.estimators import exact, hessian
+from llcbench.estimators import exact, hessian, nuts, sgld, sgmcmc
 from llcbench.estimators.base import EstimatorSpec, make_config
 from llcbench.families.polynomial import polynomial_target
 from llcbench.truth import Truth
@@ -218,7 +219,6 @@ def test_discrete_sgld_prediction_matches_direct_simulation(H):
 def test_discrete_sgld_prediction_matches_llcbench_sgld():
     """The same check with llcbench's own sgld estimator at an explicit step size, on a polynomial
     quadratic with a non-diagonal Hessian (so the prediction's eigen-decomposition is exercised)."""
-    sgld = pytest.importorskip("llcbench.estimators.sgld")
     target = poly("w1**2 + w1*w2 + w2**2")
     t, g = target.nbeta_star, 1.0
     H = exact.quadratic_hessian(target)
@@ -262,7 +262,6 @@ def test_quadratic_hessian_of_linear_regression_matches_autograd(catalogue):
     auto = hessian.full_hessian(target.to("cpu", torch.float64), target.w_star.to(torch.float64)).numpy()
     assert np.allclose(H, auto, rtol=1e-10, atol=1e-12)
     est = run_exact(target, gamma=1.0)
-    sgmcmc = pytest.importorskip("llcbench.estimators.sgmcmc")
     nbeta = sgmcmc.resolve_nbeta(target, make_config(sgmcmc.SGMCMCConfig, {}))
     assert est.extra["nbeta"] == pytest.approx(nbeta, rel=1e-15)
     eigs = np.linalg.eigvalsh(H)
@@ -275,9 +274,6 @@ def test_quadratic_hessian_of_linear_regression_matches_autograd(catalogue):
 def test_exact_defaults_match_sgld(catalogue):
     """Same γ and nβ fields, defaults and resolution as sgld (a reference is only useful at the run's
     (n, β, γ))."""
-    sgmcmc = pytest.importorskip("llcbench.estimators.sgmcmc")
-    from llcbench.estimators import nuts
-
     names = ("gamma", "gamma_scale", "nbeta", "nbeta_scale")
     base = make_config(sgmcmc.SGMCMCConfig, {})
     target = case_target(catalogue, "regular/linear-5x4")
@@ -409,8 +405,6 @@ def test_exact_refuses_improper_posteriors():
 
 
 def test_nuts_and_hessian_refuse_the_big_dln(big_dln, catalogue):
-    from llcbench.estimators import nuts
-
     assert "max_dim" in nuts.supports(big_dln)
     with pytest.raises(UnsupportedTarget) as info:
         nuts.estimate(big_dln, make_config(nuts.NUTSConfig, {}), seed=0)
@@ -425,8 +419,6 @@ def test_nuts_and_hessian_refuse_the_big_dln(big_dln, catalogue):
 
 
 def test_specs():
-    from llcbench.estimators import nuts
-
     for module, name in ((exact, "exact"), (nuts, "nuts"), (hessian, "hessian")):
         spec = module.SPEC
         assert isinstance(spec, EstimatorSpec) and spec.name == name
@@ -447,8 +439,6 @@ def _nuts_vs_exact(catalogue, case_id):
     """NUTS at the defaults (nβ = n/log n, γ = 10⁻³·nβ) against ``exact`` at the same (nβ, γ): within
     3 combined se.
     2 chains × (150 warm-up + 300 draws): ESS ≈ 100–400 for λ, se ≈ 5–15 % of λ."""
-    nuts = pytest.importorskip("llcbench.estimators.nuts")
-    pytest.importorskip("pyro")
     target = case_target(catalogue, case_id)
     ref = run_exact(target)
     cfg = make_config(nuts.NUTSConfig, {"chains": 2, "warmup": 150, "samples": 300})
@@ -473,8 +463,6 @@ def test_nuts_agrees_with_exact_slow(catalogue, case_id):
 
 
 def test_nuts_is_seeded_and_leaves_global_rng_alone():
-    nuts = pytest.importorskip("llcbench.estimators.nuts")
-    pytest.importorskip("pyro")
     target = poly("w1**2 + w2**4")
     cfg = make_config(nuts.NUTSConfig, {"chains": 1, "warmup": 30, "samples": 40})
     torch.manual_seed(123)

@@ -3,6 +3,7 @@
 import json
 import math
 import multiprocessing as mp
+import re
 import sqlite3
 
 import pytest
@@ -56,6 +57,20 @@ def test_not_a_database_is_one_line_error(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(UserError, match="not a usable llcbench store"):
         Store(path)
+
+
+def test_store_under_a_file_is_one_line_error_naming_both(tmp_path, cli):
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    for db in (blocker / "r.sqlite", blocker / "deeper" / "r.sqlite"):
+        with pytest.raises(UserError, match=re.escape(f"{db}: cannot create the store: {blocker} is a file")):
+            Store(db)
+    with pytest.raises(UserError, match="is a directory"):
+        Store(tmp_path)
+    proc = cli("run", "--estimator", "sgld", "--case", "poly/w1^2", "--db", blocker / "r.sqlite", "--quiet")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr == (f"llcbench: error: {blocker / 'r.sqlite'}: cannot create the store: "
+                           f"{blocker} is a file, not a directory\n"), proc.stderr
 
 
 def _writer(path, prefix, count):

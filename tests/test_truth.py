@@ -1,5 +1,7 @@
-"""The truth engine against every test vector of shared/reference/truth.md
-(sections 1, 3, 4), plus property tests of the separable rules."""
+"""The truth engine against published test vectors — polynomial potentials (Watanabe 2009;
+Lau, Murfet & Wei 2023; the Newton-polyhedron rule of Varchenko 1976 and Lin 2011), regular
+models, reduced-rank regression (Aoyagi & Watanabe 2005) and deep linear networks (Aoyagi 2024)
+— plus property tests of the separable rules."""
 
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ from llcbench.truth.rrr import rrr_truth
 
 F = Fraction
 
-# ---------------------------------------------------------------- section 1
+# ---------------------------------------------------------------- polynomial potentials
 POLY_VECTORS = [
-    # (K, λ, m) -- the table of truth.md §1
+    # (K, λ, m): monomials, sums and products over disjoint variables, powers, Newton-polyhedron cases
     ("w1**2", F(1, 2), 1),
     ("w1**2 + w2**2", F(1), 1),
     ("(w1*w2)**2", F(1, 2), 2),
@@ -176,7 +178,7 @@ def test_polynomial_truth_cached():
     assert a is b
 
 
-# separable rules on the section-1 vectors
+# separable rules on the polynomial vectors
 def test_rules_on_vectors():
     w2 = monomial_truth([2])
     assert (w2.lam, w2.multiplicity) == (F(1, 2), 1)
@@ -215,7 +217,7 @@ def test_rule_kinds_and_validation():
         sum_rule(exact, 1)
 
 
-# ---------------------------------------------------------------- section 2
+# ---------------------------------------------------------------- regular models (λ = d/2)
 @pytest.mark.parametrize("d", [1, 2, 5, 11])
 def test_regular(d):
     t = regular_truth(d)
@@ -229,7 +231,7 @@ def test_regular_refuses(d):
         regular_truth(d)
 
 
-# ---------------------------------------------------------------- section 3
+# ---------------------------------------------------------------- reduced-rank regression
 RRR_VECTORS = [
     ((5, 3, 5, 0), F(13, 2), 2, "case 1"),
     ((5, 4, 5, 0), F(8), 1, "case 1"),
@@ -257,7 +259,7 @@ def test_rrr_refuses(args):
         rrr_truth(*args)
 
 
-# ---------------------------------------------------------------- section 4
+# ---------------------------------------------------------------- deep linear networks
 BIG = (185, 259, 286, 885, 235, 204, 274, 252)
 DLN_VECTORS = [
     ((2, 2, 2), 0, F(3, 2), 1),

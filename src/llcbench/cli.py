@@ -19,11 +19,20 @@ from .errors import UserError
 from .attribution import ATTRIBUTIONS, TOLERANCE, attribution, reference_label
 
 
+class _UsageError(UserError):
+    """A command-line usage error, printed as argparse does: ``PROG: error: MESSAGE``."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit status 2."""
+    """argparse, but usage errors are one line (no usage block) and exit status 2."""
 
     def error(self, message: str):  # noqa: D401
-        raise UserError(f"{self.prog}: {message}")
+        # main() prints the prefix: the message itself must not repeat the program's name
+        raise _UsageError(self.prog, message)
 
 
 def _fmt_table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
@@ -118,24 +127,50 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 # ------------------------------------------------------------ families / estimators
 def cmd_families(args) -> int:
+    from .catalogue import COMMON_FIELDS
     from .families import FAMILIES
 
+    print("common fields (every case, whatever its family)")
+    for fname, (ftype, default, meaning) in COMMON_FIELDS.items():
+        default = default if default in ("required", "none") or default.startswith("the ") else f"default {default}"
+        print(f"  {fname:<19} {ftype:<10} {default:<22} {meaning}")
     for name, family in FAMILIES.items():
-        print(f"{name}  (default n = {family.default_n})")
+        noise = ("no noise_std" if family.default_noise_std is None
+                 else f"default noise_std = {family.default_noise_std:g}")
+        print(f"\n{name}  (default n = {family.default_n}, {noise})")
         for fname, f in family.fields.items():
             default = "required" if f.required else f"default {f.default!r}"
-            print(f"  {fname:<18} {f.type:<10} {default:<22} {f.doc}")
+            print(f"  {fname:<19} {f.type:<10} {default:<22} {f.doc}")
     return 0
 
 
 def cmd_estimators(args) -> int:
-    from .estimators import ESTIMATORS
+    from .estimators import BUILTIN, all_estimators, plugin_errors, plugin_source
 
-    for name, spec in ESTIMATORS.items():
-        print(f"{name}: {spec.summary}")
-        for f in dataclasses.fields(spec.config_cls):
-            print(f"  {f.name:<14} = {f.default!r:<12} {f.metadata.get('doc', '')}")
+    specs = all_estimators()  # built-in, then the plugins of the entry-point group llcbench.estimators
+    for name, spec in specs.items():
+        print(f"{name}  [{'built-in' if name in BUILTIN else f'plugin {plugin_source(name)}'}]: {spec.summary}")
+        try:
+            fields = dataclasses.fields(spec.config_cls)
+        except TypeError:
+            print(f"  (config {getattr(spec.config_cls, '__name__', spec.config_cls)!s} is not a dataclass: "
+                  "its fields cannot be listed)")
+            continue
+        width = max((len(f.name) for f in fields), default=0)
+        for f in fields:
+            print(f"  {f.name:<{width}} = {_field_default(f)!r:<12} {f.metadata.get('doc', '')}")
+    errors = plugin_errors()
+    for name, error in errors.items():
+        print(f"{name}  [plugin {plugin_source(name)}]: not loaded: {error}")
     return 0
+
+
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return "required"
 
 
 # ----------------------------------------------------------------------- run
@@ -365,7 +400,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
         return args.func(args)
     except UserError as exc:
-        print(f"llcbench: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        prog = exc.prog if isinstance(exc, _UsageError) else "llcbench"
+        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("llcbench: interrupted; finished runs are in the store, rerun to resume", file=sys.stderr)

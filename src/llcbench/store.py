@@ -88,6 +88,12 @@ class Store:
 
     def __init__(self, path: str | Path = DEFAULT_DB):
         self.path = Path(path)
+        # mkdir would say only "File exists" (or "Not a directory") of a path whose parent is a file
+        blocker = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise UserError(f"{self.path}: cannot create the store: {blocker} is a file, not a directory")
+        if self.path.is_dir():
+            raise UserError(f"{self.path}: cannot open the store: it is a directory (give a file path)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we open transactions ourselves, one per run.

@@ -17,7 +17,8 @@ pyproject.toml::
 Entry points are discovered lazily, on the first lookup of a name that is
 not built in (or on :func:`all_estimators`); a built-in name is never
 shadowed, and a plugin that fails to load is reported in the error of a
-lookup of its name rather than breaking the others.
+lookup of its name (and by :func:`plugin_errors`, which ``llcbench
+estimators`` lists) rather than breaking the others.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
     m.SPEC.name: m.SPEC for m in (sgld, rmsprop_sgld, sgnht, exact, nuts, hessian, volume)
 }
 
+BUILTIN = frozenset(ESTIMATORS)
+
 _plugins_loaded = False
 _plugin_errors: dict[str, str] = {}
+_plugin_sources: dict[str, str] = {}  # name -> the entry point's "module:attr"
 
 
 def _load_plugins() -> None:
@@ -52,7 +56,10 @@ def _load_plugins() -> None:
     except Exception:  # pragma: no cover - broken metadata must not break the built-ins
         return
     for ep in eps:
+        _plugin_sources[ep.name] = ep.value
         if ep.name in ESTIMATORS:
+            if ep.name in BUILTIN:
+                _plugin_errors[ep.name] = f"{ep.name!r} is a built-in estimator's name"
             continue
         try:
             obj = ep.load()
@@ -71,6 +78,18 @@ def all_estimators() -> dict[str, EstimatorSpec]:
     return ESTIMATORS
 
 
+def plugin_errors() -> dict[str, str]:
+    """Entry points of ``llcbench.estimators`` that did not load: name -> "ErrorType: message"."""
+    _load_plugins()
+    return dict(_plugin_errors)
+
+
+def plugin_source(name: str) -> Optional[str]:
+    """The value ("module:attr") of the entry point called ``name``, or None if there is none."""
+    _load_plugins()
+    return _plugin_sources.get(name)
+
+
 def get_estimator(name: str) -> EstimatorSpec:
     """The estimator called ``name``; UserError naming the known ones otherwise."""
     spec: Optional[EstimatorSpec] = ESTIMATORS.get(name) if isinstance(name, str) else None
@@ -85,4 +104,5 @@ def get_estimator(name: str) -> EstimatorSpec:
     return spec
 
 
-__all__ = ["ESTIMATORS", "ENTRY_POINT_GROUP", "Estimate", "EstimatorSpec", "all_estimators", "get_estimator"]
+__all__ = ["BUILTIN", "ESTIMATORS", "ENTRY_POINT_GROUP", "Estimate", "EstimatorSpec", "all_estimators",
+           "get_estimator", "plugin_errors", "plugin_source"]

@@ -31,7 +31,8 @@ class Estimate:
         (chains × draws); empty for estimators that do not sample.
     diagnostics: rhat, ess, frac_below_init, divergent_chains, ... (JSON-able).
     grad_evals: number of gradient evaluations (summed over chains), the cost unit.
-    seconds: wall time of the estimate.
+    seconds: the estimator's own wall time, if it measures one (optional: the runner times every
+        estimate call itself for the record's ``seconds`` and keeps this as ``estimator_seconds``).
     warnings: human-readable warnings that a report must show.
     extra: estimator-specific JSON-able values (e.g. init loss, nβ used).
     """

@@ -5,8 +5,9 @@ The estimand of every sampler in llcbench is
     λ_{nβ,γ} = nβ·(E_p[L] − L(w*)),  p(w) ∝ exp(−nβ·L(w) − (γ/2)·‖w − w*‖²)·φ(w)
 
 (φ the target's prior, if any). It differs from the learning coefficient λ
-by the finite-temperature and localisation biases (see
-``shared/reference/estimators.md``); a sampler can at best reach λ_{nβ,γ}.
+by the finite-temperature bias (≈ −(m − 1)/log nβ at first order: Watanabe
+2013, JMLR 14:867) and the localisation bias (γ > 0 confines p near w*);
+a sampler can at best reach λ_{nβ,γ}.
 This module computes λ_{nβ,γ} itself, at the SAME nβ and γ as a run (the
 config fields ``gamma``, ``gamma_scale``, ``nbeta``, ``nbeta_scale`` mean what
 they mean for ``sgld``, with the same defaults: nβ = n/log n, γ = 10⁻³·nβ),
@@ -541,7 +542,7 @@ def estimate(target: Target, config: ExactConfig, seed: int = 0, device: str = "
     )
 
 
-# --------------------------------------------------------------------------- volumes (for issue 5)
+# --------------------------------------------------------------------------- volumes (for the volume estimator)
 
 
 # Gauss–Kronrod 15/7 (QUADPACK qk15): Kronrod nodes on [0, 1) (mirrored), their weights, and the

@@ -22,9 +22,11 @@ noise dominates; the estimate is refreshed at each step-size adaptation
 during the first half of the burn-in, and from then on ξ evolves freely.
 
 Step size: ``step_size`` is h. Default (None): h = √ε_s with the SGLD rule
-ε_s = step_scale/(nβ·max(h_H, curvature_floor)·(1 + nβ/b) + γ) of
-:mod:`llcbench.estimators.sgmcmc` (h_H the top Hessian eigenvalue of L, at w*
-and then at the chains' positions during the first half of the burn-in):
+ε_s = step_scale/(nβ·max(h_H, curvature_floor) + heat + γ) of
+:mod:`llcbench.estimators.sgmcmc` (h_H the top Hessian eigenvalue of L and
+heat the minibatch-noise term — by default, ``minibatch_heat = "measured"``,
+nβ² times the measured variance of the minibatch gradient — at w* and then
+at the chains' positions during the first half of the burn-in):
 h·ω_max ≤ √step_scale for the stiffest frequency
 ω_max = √(nβ·h_H + γ), the same discretisation bias in the stiffest
 direction as SGLD with ε_s (the symplectic-Euler oscillator's stationary

@@ -13,7 +13,9 @@ parameter). With σ > 0 it is not the empirical minimum of L_n, and even a
 perfect sampler then reports about λ·(1 − 1/log n) (for a regular model the
 gap nβ·(L_n(w*) − min L_n) is χ²_d/(2 log n), mean λ/log n: −9 % at n = 1e5),
 which would be charged to the estimator. Set noise_std > 0 to study that. Two teachers, chosen so that the stated truth is the *local*
-coefficient at w* (see the local-versus-global trap in truth.md):
+coefficient at w* (Aoyagi's formula gives the global coefficient, the value at
+the most singular true parameter; at another factorisation of the same teacher
+the local one can be larger):
 
 - ``canonical``: every layer is the block [[I_r, 0], [0, 0]] (w* = 0 when
   r = 0). Truth: Aoyagi's formula (local = global value there).

@@ -2,7 +2,8 @@
 
 Every value is computed by code in exact rational arithmetic
 (``fractions.Fraction``), never typed in; the tests check the engine against
-the published test vectors in ``shared/reference/truth.md``.
+published test vectors (Watanabe 2009; Aoyagi & Watanabe 2005; Aoyagi 2024;
+Lau, Murfet & Wei 2023: see each module and tests/test_truth.py).
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ m = a(ℓ−a) + 1
 error.) For three widths this equals the reduced-rank formula of Aoyagi &
 Watanabe 2005; for two widths it reduces to the regular value H_0·H_1/2.
 This is the GLOBAL coefficient (the most singular true parameter), which is
-the local one only at suitable factorisations of the teacher (truth.md §4).
+the local one only at suitable factorisations of the teacher: at other true
+parameters the local coefficient can be larger (widths (2,2,2), r = 0: 3/2 at
+w* = 0 but 2 at A = 0, B = I, where locally K ≈ ‖A'‖²).
 """
 
 from __future__ import annotations

@@ -9,4 +9,4 @@ The pipeline, one module (or package) per stage:
       -> score / report (read only from the store)
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -51,7 +51,7 @@ its number, never as an attribution:
   (the derivative in log nβ of the free energy λ·log nβ − (m − 1)·log log nβ;
   Watanabe 2009, "Algebraic Geometry and Statistical Learning Theory"):
   the estimand is below λ at finite nβ, to first order only;
-- localisation: ∂λ̂/∂log γ from the same draws (``sgmcmc._localisation``)
+- localisation: ∂λ̂/∂log γ from the same draws (``sgmcmc.trace.localisation``)
   is a sizeable negative fraction of λ̂ (≤ LOCALISATION_REL): the estimand
   at this γ is below its γ → 0 value, by an amount the derivative does not
   give. Only for chains that agree (split R-hat ≤ RHAT_MIXED): in chains

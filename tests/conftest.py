@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,3 +32,14 @@ def write_toml(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test runs with one torch thread: λ̂ is bit-identical only at a fixed thread count, and
+    the targets are tiny (one thread is faster than two on a 2-core machine: no pool overhead, no
+    oversubscription when other jobs run; benchmarks/test_speed.py measures both)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

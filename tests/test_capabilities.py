@@ -21,14 +21,6 @@ from llcbench.truth import Truth
 H = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @dataclass
 class _Quadratic(Target):
     """A user's target: L(w) = ½(w − w*)ᵀH(w − w*), optionally declaring it."""

@@ -27,16 +27,6 @@ from llcbench.truth import Truth
 NAMES = ("sgld", "rmsprop_sgld", "sgnht")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These targets are tiny: one torch thread is faster than two on a 2-core machine (no pool
-    overhead, no oversubscription when other jobs run; benchmarks/test_speed.py measures both)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 # --------------------------------------------------------------------------- test targets
 
 

@@ -35,14 +35,6 @@ from llcbench.truth import Truth
 EULER_GAMMA = 0.5772156649015329
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def poly(expr: str, prior=(), n: int = 10_000):
     """A polynomial target (truth unused here: a placeholder)."""
     return polynomial_target(expr, list(prior), Truth(1, 1, "exact", "placeholder"), expr, n)

@@ -33,7 +33,6 @@ def linear():
 def mean_and_se(name, target, overrides=()):
     spec = get_estimator(name)
     vals, last = [], None
-    torch.set_num_threads(1)
     for seed in SEEDS:
         last = spec.estimate(target, make_config(spec.config_cls, list(overrides)), seed, "cpu")
         vals.append(last.lambda_hat)
@@ -83,7 +82,6 @@ def test_independent_and_full_traces_agree_on_one_chain_path(linear, name):
     noise only (5 se of the difference, se from the per-chain differences). The gradient's own
     batch is biased upward on this path by far more."""
     spec = get_estimator(name)
-    torch.set_num_threads(1)
     runs = {m: spec.estimate(linear, make_config(spec.config_cls, [f"trace_batch={m}"]), 0, "cpu")
             for m in ("full", "independent", "same")}
     full = np.array(runs["full"].lambda_hat_chains)

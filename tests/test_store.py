@@ -155,7 +155,7 @@ def test_stored_reference_matches_the_same_posterior(tmp_path):
     """A NUTS run in the store is the reference of an SGLD run only at the same case definition and
     the same (nβ, γ), and only if it meets the reference standard; the smallest se wins among those
     that do, and an exact run wins over NUTS."""
-    from llcbench.runner import stored_reference, with_reference
+    from llcbench.references import stored_reference, with_reference
 
     sgld = dict(nuts_ref("s", 0.30, se=0.01), estimator="sgld")
     with Store(tmp_path / "s.sqlite") as store:
@@ -187,7 +187,7 @@ def test_stored_reference_matches_the_same_posterior(tmp_path):
 def test_reference_standard_refuses(tmp_path, bad, why):
     """Runs below the reference standard are never a reference, even with a smaller se than one
     that meets it."""
-    from llcbench.runner import reference_refusal, stored_reference
+    from llcbench.references import reference_refusal, stored_reference
 
     sgld = dict(nuts_ref("s", 0.30, se=0.01), estimator="sgld")
     weak = nuts_ref("weak", 0.45, **dict({"se": 0.001}, **bad))

@@ -15,7 +15,7 @@ A run within TOLERANCE·|λ| of λ has attribution None: nothing to attribute.
 
 The rule (``attribute``), stated here once. With a reference λ_ref =
 λ_nβ,γ of the run's own posterior (the ``exact`` estimator, or a stored
-reference run: ``runner.stored_reference``) the error splits into
+reference run: ``llcbench.references``) the error splits into
 
     λ̂ − λ = (λ_ref − λ) + (λ̂ − λ_ref) = estimand part + sampler part,
 

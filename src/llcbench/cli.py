@@ -186,7 +186,8 @@ def cmd_run(args) -> int:
     from .catalogue import build_target, case_truth
     from .estimators import get_estimator
     from .estimators.base import make_config
-    from .runner import RunSpec, check_device, run_all, stored_reference, with_reference
+    from .references import best_reference, with_reference
+    from .runner import RunSpec, check_device, run_all
     from .store import Store
 
     if args.seeds < 1:
@@ -231,10 +232,13 @@ def cmd_run(args) -> int:
                 bar.set_postfix_str(f"step {done}/{total}", refresh=False)
         for record, cached in run_all(specs, store, device, args.force, on_start, step_progress):
             record = dict(record, cached=cached)
-            if record.get("lambda_ref") is None:  # a NUTS (or exact) run of the same posterior in the store?
-                ref = stored_reference(store, record)
+            if record.get("lambda_ref") is None:
+                # no exact reference: a reference run of the same posterior in the store, or the shipped table (today's)
+                ref, notes = best_reference(store, record)
                 if ref is not None:
                     record = with_reference(record, ref)
+                elif notes:
+                    record = dict(record, warnings=list(record.get("warnings") or []) + notes)
             # a function of the record and today's references: a stored run gets today's attribution
             record.update(attribution(record))
             records.append(record)

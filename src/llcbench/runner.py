@@ -25,6 +25,7 @@ from .catalogue import build_target, case_truth
 from .errors import UserError
 from .estimators.base import Estimate, EstimatorSpec, config_dict
 from .attribution import attribution
+from .references.table import loss_fingerprint
 from .store import Store, run_key
 
 
@@ -126,101 +127,6 @@ def error_decomposition(target, estimator: str, estimate: Estimate) -> dict:
     return out
 
 
-REFERENCE_ESTIMATORS = ("exact", "nuts")  # samples (or values) of the localised tempered posterior itself
-
-# The standard a stored NUTS run must meet to serve as a reference λ_nβ,γ. A reference decides the
-# sign of every sampler bias measured against it, so it is held to the bar of published reference
-# posteriors rather than to "the chains roughly agree": posteriordb's reference posteriors (Magnusson
-# et al. 2024, arXiv 2407.04967) use 10 chains × 10,000 draws and require R-hat < 1.01 and enough
-# effective draws; Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021, "Rank-normalization, folding,
-# and localization: an improved R-hat", Bayesian Analysis 16(2)) recommend at least 4 chains,
-# rank-normalised split R-hat < 1.01 and bulk ESS > 100 per chain before a mean and its MCSE are
-# trusted. Here:
-# - at least 4 chains: fewer cannot show a chain stuck in another mode, and R-hat from 2 chains is
-#   itself too noisy to certify 1.01 (a 2-chain run of 300 draws can show R-hat ≤ 1.05 and still
-#   put λ_nβ,γ on the wrong side of a sampler bias that 4 longer chains resolve);
-# - split R-hat of the λ trace ≤ 1.01 (nuts reports the rank-normalised split R-hat of ArviZ);
-# - bulk ESS ≥ 400 (100 per chain at 4 chains): below it the MCSE — the reference's se that enters
-#   every sampler bias's se — is itself unreliable;
-# - no divergent transition: a divergence marks a region the integrator could not follow, so the
-#   draws may miss it (Betancourt 2017, arXiv 1701.02434) — a bias no se shows;
-# - a finite se.
-# The default `nuts` config (4 chains × 1,000 draws after 500 warm-up, target_accept 0.95) meets it
-# where NUTS mixes: on poly/w1^2+w2^4 it gave split R-hat 1.000, bulk ESS 1753, no divergence (72 s).
-REFERENCE_MIN_CHAINS = 4
-REFERENCE_MAX_RHAT = 1.01
-REFERENCE_MIN_ESS = 400.0
-
-
-def reference_refusal(ref: dict) -> Optional[str]:
-    """None if a stored NUTS record meets the reference standard above, else why not."""
-    diag = ref.get("diagnostics") or {}
-    chains = diag.get("chains_used", (ref.get("extra") or {}).get("chains"))
-    rhat, ess, se = ref.get("rhat"), ref.get("ess", diag.get("ess_bulk")), ref.get("se")
-    divergences = diag.get("divergences")
-    if chains is None or chains < REFERENCE_MIN_CHAINS:
-        return f"{chains} chains < {REFERENCE_MIN_CHAINS}"
-    if rhat is None or not rhat <= REFERENCE_MAX_RHAT:
-        return f"split R-hat {rhat} > {REFERENCE_MAX_RHAT}"
-    if ess is None or not ess >= REFERENCE_MIN_ESS:
-        return f"bulk ESS {ess} < {REFERENCE_MIN_ESS:g}"
-    if divergences is None or sum(divergences):
-        return f"divergent transitions {divergences}"
-    if se is None or not math.isfinite(se):
-        return "no finite se"
-    return None
-
-
-def _same(a, b) -> bool:
-    return a is not None and b is not None and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-
-
-def stored_reference(store: Store, record: dict) -> Optional[dict]:
-    """The best reference run of the same case definition at the same (nβ, γ) in the store, or None.
-
-    What a run is compared with must be the same posterior: same case
-    definition (its content hash), same resolved nβ and γ. A stored ``exact``
-    run wins; else, of the NUTS runs that meet the reference standard
-    (``reference_refusal``), the one with the smallest standard error.
-    """
-    extra = record.get("extra") or {}
-    nbeta, gamma = extra.get("nbeta"), extra.get("gamma")
-    if nbeta is None or gamma is None or record.get("estimator") in REFERENCE_ESTIMATORS:
-        return None
-    best = None
-    for name in REFERENCE_ESTIMATORS:
-        for ref in store.records(estimator=name, case_id=record["case"]):
-            rx = ref.get("extra") or {}
-            if ref.get("case_key") != record.get("case_key") or not (_same(rx.get("nbeta"), nbeta)
-                                                                     and _same(rx.get("gamma"), gamma)):
-                continue
-            lam = ref.get("lambda_hat")
-            if lam is None or not math.isfinite(lam):
-                continue
-            if name == "exact":
-                return ref
-            if reference_refusal(ref) is None and (best is None or ref["se"] < best["se"]):
-                best = ref
-    return best
-
-
-def with_reference(record: dict, ref: dict) -> dict:
-    """The record with the decomposition against a stored reference run (a new dict)."""
-    lam = record["lambda_float"]
-    ref_se = ref.get("se") if ref.get("se") is not None and math.isfinite(ref.get("se")) else 0.0
-    se = record.get("se")
-    return dict(
-        record,
-        lambda_ref=ref["lambda_hat"],
-        lambda_ref_error=ref_se,
-        lambda_ref_method=f"{ref['estimator']} (stored run {ref['key'][:12]})",
-        lambda_ref_source=f"{ref['estimator']}:{ref['key']}",  # the stored run's estimator and full key
-        estimand_bias=ref["lambda_hat"] - lam,
-        sampler_bias=record["lambda_hat"] - ref["lambda_hat"],
-        sampler_bias_se=math.hypot(se, ref_se) if se is not None and math.isfinite(se) else None,
-    )
-
-
 def served_warnings(record: dict) -> list[str]:
     """Warnings about serving a stored record in this process: another torch version (not in the
     run key: a new torch would otherwise discard every stored run, yet its kernels may round
@@ -292,6 +198,7 @@ def execute(spec: RunSpec, device: str = "cpu", progress: Optional[Callable[[int
     estimate = spec.estimator.estimate(target, spec.config, spec.seed, device, **kwargs)
     seconds = time.perf_counter() - start
     record = make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate))
+    record["loss_fingerprint"] = loss_fingerprint(target)  # matches the run to shipped reference entries
     # The runner's clock, so that every estimator's seconds mean the same thing (an estimator need not
     # time itself: Estimate.seconds defaults to 0.0); what the estimator reported is kept beside it.
     record.update(seconds=seconds, estimator_seconds=estimate.seconds)

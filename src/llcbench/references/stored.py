@@ -1,0 +1,82 @@
+"""Choosing the reference of a record: a stored reference run, or the shipped table."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from ..store import Store
+from .standard import REFERENCE_ESTIMATORS, reference_refusal
+from .table import ReferenceTable, shipped_table
+
+
+def same_value(a, b) -> bool:
+    return a is not None and b is not None and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def stored_reference(store: Store, record: dict) -> Optional[dict]:
+    """The best reference run of the same case definition at the same (nβ, γ) in the store, or None.
+
+    What a run is compared with must be the same posterior: same case
+    definition (its content hash), same resolved nβ and γ. A stored ``exact``
+    run wins; else, of the sampled runs (NUTS, HMC) that meet the reference
+    standard (``reference_refusal``), the one with the smallest standard error.
+    """
+    extra = record.get("extra") or {}
+    nbeta, gamma = extra.get("nbeta"), extra.get("gamma")
+    if nbeta is None or gamma is None or record.get("estimator") in REFERENCE_ESTIMATORS:
+        return None
+    best = None
+    for name in REFERENCE_ESTIMATORS:
+        for ref in store.records(estimator=name, case_id=record["case"]):
+            rx = ref.get("extra") or {}
+            if ref.get("case_key") != record.get("case_key") or not (same_value(rx.get("nbeta"), nbeta)
+                                                                     and same_value(rx.get("gamma"), gamma)):
+                continue
+            lam = ref.get("lambda_hat")
+            if lam is None or not math.isfinite(lam):
+                continue
+            if name == "exact":
+                return ref
+            if reference_refusal(ref) is None and (best is None or ref["se"] < best["se"]):
+                best = ref
+    return best
+
+
+def with_reference(record: dict, ref: dict) -> dict:
+    """The record with the decomposition against a reference (a stored run, or a shipped entry as
+    ``ReferenceTable.as_reference`` gives it), as a new dict."""
+    lam = record["lambda_float"]
+    ref_se = ref.get("se") if ref.get("se") is not None and math.isfinite(ref.get("se")) else 0.0
+    se = record.get("se")
+    shipped = ref.get("shipped", False)
+    return dict(
+        record,
+        lambda_ref=ref["lambda_hat"],
+        lambda_ref_error=ref_se,
+        lambda_ref_method=(f"{ref['estimator']} (shipped reference table)" if shipped
+                           else f"{ref['estimator']} (stored run {ref['key'][:12]})"),
+        # "shipped:hmc", or the stored run's estimator and full key
+        lambda_ref_source=f"shipped:{ref['estimator']}" if shipped else f"{ref['estimator']}:{ref['key']}",
+        estimand_bias=ref["lambda_hat"] - lam,
+        sampler_bias=record["lambda_hat"] - ref["lambda_hat"],
+        sampler_bias_se=math.hypot(se, ref_se) if se is not None and math.isfinite(se) else None,
+    )
+
+
+def best_reference(store: Optional[Store], record: dict, table: Optional[ReferenceTable] = None
+                   ) -> tuple[Optional[dict], list[str]]:
+    """(the reference to decompose ``record`` against, notes): the better of the best stored run and
+    the shipped entry (a stored ``exact`` run always wins; else the smaller se), or None. The notes
+    say why a shipped entry for the case was not used (stale definition or loss, standard not met)."""
+    if record.get("estimator") in REFERENCE_ESTIMATORS:
+        return None, []
+    stored = stored_reference(store, record) if store is not None else None
+    if stored is not None and stored.get("estimator") == "exact":
+        return stored, []
+    table = shipped_table() if table is None else table
+    shipped, notes = table.lookup(record)
+    candidates = [r for r in (stored, shipped) if r is not None]
+    if not candidates:
+        return None, notes
+    return min(candidates, key=lambda r: r["se"]), notes

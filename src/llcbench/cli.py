@@ -343,6 +343,100 @@ def _progress(total: int, quiet: bool):
 
 
 # ---------------------------------------------------------------------- main
+# --------------------------------------------------------------------- references
+def _reference_cases(args) -> tuple[list, list]:
+    """(cases that need a sampled reference, [(case id, why not)])."""
+    from .references.build import needs_reference
+
+    todo, skipped = [], []
+    for case in _load_cases(args):
+        why = needs_reference(case)
+        (skipped.append((case.id, why)) if why else todo.append(case))
+    return todo, skipped
+
+
+def _entry_row(e: dict, status: str = "") -> list[str]:
+    d = e.get("diagnostics") or {}
+    rel = e["se"] / abs(float(e["lambda_ref"])) if e.get("lambda_ref") and e.get("se") is not None else None
+    return [e["case"], str(e.get("lambda", "")), _num(e.get("nbeta"), "{:.4g}"), _num(e.get("gamma"), "{:.3g}"),
+            f"{_num(e.get('lambda_ref'), '{:.4g}')} ± {_num(e.get('se'), '{:.2g}')}", _num(rel, "{:.2%}"),
+            _num(d.get("rhat"), "{:.3f}"), _num(d.get("ess_bulk"), "{:.0f}"), _num(d.get("ess_tail"), "{:.0f}"),
+            str(sum(d.get("divergences") or [])), _num(e.get("seconds"), "{:.1f}"),
+            status or ("met" if e.get("standard_met") else "NOT MET: " + "; ".join(e.get("standard_failed") or []))]
+
+
+_ENTRY_HEADERS = ["case", "λ", "nβ", "γ", "λ_nβ,γ ± se", "se/λ_ref", "R-hat", "ESS bulk", "ESS tail", "div.",
+                  "seconds", "standard"]
+
+
+def cmd_references(args) -> int:
+    import torch
+
+    from .references.table import DATA, ReferenceTable
+
+    if args.action == "show":
+        table = ReferenceTable.load(args.table or DATA)
+        rows = [_entry_row(e) for e in sorted(table.entries, key=lambda e: e["case"])]
+        if args.json:
+            print(json.dumps(table.entries, indent=1))
+            return 0
+        print(_fmt_table(_ENTRY_HEADERS, rows, right={2, 3, 4, 5, 6, 7, 8, 9, 10}))
+        met = sum(bool(e.get("standard_met")) for e in table.entries)
+        print(f"\n{len(table.entries)} entries in {table.path} ({met} meet the standard)")
+        return 0
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: must be >= 1")
+    torch.set_num_threads(1)  # the run key includes the thread count: workers run one thread each
+    from .references.build import build
+    from .store import Store
+
+    todo, skipped = _reference_cases(args)
+    if args.action == "check":
+        table = ReferenceTable.load(args.table or DATA)
+        have = {e["case"]: e for e in table.entries if e.get("standard_met")}
+        todo = [c for c in todo if c.id in have][: args.sample]
+        if not todo:
+            raise UserError("no shipped entry to check (check --case / --family / --table)")
+    if not todo:
+        raise UserError("no case needs a sampled reference (check --case / --family / --file)")
+    with Store(args.db) as store:
+        entries = build(todo, store, args.set or [], seed=args.seed, jobs=args.jobs, force=args.force,
+                        on_done=None if args.quiet else
+                        (lambda rec, cached: print(f"  {rec['case']}: {rec['lambda_hat']:.5g} ± {rec['se']:.2g}"
+                                                   f"{' (stored)' if cached else ''}", file=sys.stderr)))
+    if args.action == "check":
+        rows, worst = [], 0.0
+        for e in entries:
+            old = have[e["case"]]
+            z = (e["lambda_ref"] - old["lambda_ref"]) / math.hypot(e["se"], old["se"])
+            worst = max(worst, abs(z))
+            rows.append([e["case"], f"{old['lambda_ref']:.5g} ± {old['se']:.2g}",
+                         f"{e['lambda_ref']:.5g} ± {e['se']:.2g}", f"{z:+.2f}", "ok" if abs(z) <= 3 else "DISAGREE"])
+        if args.json:
+            print(json.dumps(entries, indent=1))
+        else:
+            print(_fmt_table(["case", "shipped", f"seed {args.seed}", "z", ""], rows, right={1, 2, 3}))
+            print(f"\n{len(rows)} entries recomputed with seed {args.seed}; largest |z| {worst:.2f} "
+                  "(|z| > 3: the two runs disagree beyond their standard errors)")
+        return 0 if worst <= 3 else 1
+    if args.write_table:
+        table = ReferenceTable.load(args.write_table)
+        for e in entries:
+            table.put(e)
+        path = table.save(args.write_table)
+    if args.json:
+        print(json.dumps(entries, indent=1))
+        return 0
+    print(_fmt_table(_ENTRY_HEADERS, [_entry_row(e) for e in entries], right={2, 3, 4, 5, 6, 7, 8, 9, 10}))
+    met = sum(bool(e.get("standard_met")) for e in entries)
+    print(f"\n{len(entries)} entries ({met} meet the standard) in {args.db}"
+          + (f"; table written to {path}" if args.write_table else ""))
+    for cid, why in skipped:
+        if args.case:
+            print(f"skipped {cid}: {why}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="llcbench", description="Benchmark and calibrate local learning coefficient estimators.")
     parser.add_argument("--version", action="version", version=f"llcbench {__version__}")
@@ -389,6 +483,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="with --json: whole records (traces, diagnostics)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("references", help="the reference λ_nβ,γ table: build, check, show")
+    refs = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for action, text in (("build", "compute references with the HMC reference sampler (into the store)"),
+                         ("check", "recompute shipped entries with another seed and show agreement"),
+                         ("show", "list the entries of the shipped (or a given) table")):
+        q = refs.add_parser(action, help=text)
+        q.add_argument("--table", metavar="PATH", help="a reference table file instead of the shipped one")
+        q.add_argument("--json", action="store_true", help="print the entries as JSON")
+        q.set_defaults(func=cmd_references)
+        if action == "show":
+            continue
+        case_args(q, with_case=True)
+        q.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an hmc config field")
+        q.add_argument("--seed", type=int, default=0 if action == "build" else 1)
+        q.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (one thread each)")
+        q.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
+        q.add_argument("--force", action="store_true", help="recompute runs already in the store")
+        q.add_argument("--quiet", action="store_true", help="no per-case progress lines")
+        if action == "build":
+            q.add_argument("--write-table", metavar="PATH", help="also add the entries to this table file")
+        else:
+            q.add_argument("--sample", type=int, default=5, metavar="K", help="how many entries to recompute")
     return parser
 
 

@@ -243,3 +243,13 @@ def test_device_and_threads_are_in_the_key(cli, write_toml, tmp_path):
     assert not two["cached"] and two["key"] != one["key"]
     assert json.loads(cli(*args, "--threads", "2").stdout)[0]["cached"]
     assert len(rows(db)) == 2
+
+
+def test_summary_counts_significant_sampler_biases(cli, tmp_path):
+    """With exact references, the summary line says how many runs have a sampler bias beyond 3 se.
+    At a fixed step of 1e-3 (≈ 5× the rule's), SGLD on w1² + w2² is twice its exact λ_nβ,γ (discretisation)."""
+    base = ["run", "--estimator", "sgld", "--case", "poly/w1^2+w2^2", "--db", tmp_path / "r.sqlite", "--quiet", *QUICK]
+    out = cli(*base).stdout
+    assert "1 with a reference λ_nβ,γ: 0 with a sampler bias beyond 3 se" in out
+    hot = cli(*base, "--set", "step_size=0.001").stdout
+    assert "1 with a reference λ_nβ,γ: 1 with a sampler bias beyond 3 se (poly/w1^2+w2^2)" in hot

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import UserError
-from .attribution import ATTRIBUTIONS, TOLERANCE, attribution, reference_label
+from .attribution import ATTRIBUTIONS, TOLERANCE, Z, attribution, reference_label
 
 
 class _UsageError(UserError):
@@ -283,6 +283,11 @@ def cmd_run(args) -> int:
     if errs:
         median = errs[len(errs) // 2] if len(errs) % 2 else 0.5 * (errs[len(errs) // 2 - 1] + errs[len(errs) // 2])
         summary += f"; median |rel.err| {median:.1%}, worst {errs[-1]:.1%}"
+    refd = [r for r in records if r.get("sampler_bias") is not None and r.get("sampler_bias_se")]
+    if refd:
+        sig = [r for r in refd if abs(r["sampler_bias"]) > Z * r["sampler_bias_se"]]
+        summary += (f"\n{len(refd)} with a reference λ_nβ,γ: {len(sig)} with a sampler bias beyond {Z:g} se"
+                    + (f" ({', '.join(r['case'] for r in sig[:4])}{', …' if len(sig) > 4 else ''})" if sig else ""))
     off = [r for r in records if r.get("attribution") is not None]
     if off:
         counts = ", ".join(f"{sum(r['attribution'] == a for r in off)} {a}" for a in ATTRIBUTIONS)

@@ -187,13 +187,16 @@ def cmd_run(args) -> int:
     from .estimators import get_estimator
     from .estimators.base import make_config
     from .references import best_reference, with_reference
-    from .runner import RunSpec, check_device, run_all
+    from .execute import run_specs
+    from .runner import RunSpec, check_device
     from .store import Store
 
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: must be >= 1")
     if args.threads < 1:
         raise UserError(f"--threads {args.threads}: must be >= 1")
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: must be >= 1")
     # one intra-op thread by default: the catalogue's models are small, where a thread pool costs
     # more than it gains, and 10x more when another process competes for the cores
     torch.set_num_threads(args.threads)
@@ -230,7 +233,7 @@ def cmd_run(args) -> int:
         def step_progress(done, total):
             if bar is not None:
                 bar.set_postfix_str(f"step {done}/{total}", refresh=False)
-        for record, cached in run_all(specs, store, device, args.force, on_start, step_progress):
+        for record, cached in run_specs(specs, store, device, args.force, args.jobs, on_start, step_progress):
             record = dict(record, cached=cached)
             if record.get("lambda_ref") is None:
                 # no exact reference: a reference run of the same posterior in the store, or the shipped table (today's)
@@ -348,6 +351,94 @@ def _progress(total: int, quiet: bool):
 
 
 # ---------------------------------------------------------------------- main
+# --------------------------------------------------------------------- sweep
+# The default grid of the SG-MCMC estimators: the three knobs that move an LLC estimate by factors
+# of two (step size, temperature, localisation), each a factor ≈ 4–10 either side of its default.
+DEFAULT_GRID = (("step_scale", ("0.05", "0.2", "0.8")), ("nbeta_scale", ("0.3", "1", "3")),
+                ("gamma_scale", ("1e-4", "1e-3", "1e-2")))
+
+
+def _parse_grid(items: Optional[list], config_cls) -> list[tuple[str, list[str]]]:
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    if not items:
+        if not all(name in fields for name, _ in DEFAULT_GRID):
+            raise UserError("--grid: this estimator has no default grid; give --grid FIELD=V1,V2,...")
+        return [(name, list(values)) for name, values in DEFAULT_GRID]
+    grid = []
+    for item in items:
+        name, eq, values = item.partition("=")
+        name = name.strip()
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        if not eq or not name or not vals:
+            raise UserError(f"--grid {item!r}: expected FIELD=V1,V2,...")
+        if name not in fields:
+            raise UserError(f"--grid {item!r}: unknown config field {name!r} (see `llcbench estimators`)")
+        if any(name == g for g, _ in grid):
+            raise UserError(f"--grid: field {name!r} given twice")
+        grid.append((name, vals))
+    return grid
+
+
+def cmd_sweep(args) -> int:
+    import itertools
+    import statistics
+
+    import torch
+
+    from .catalogue import build_target, case_truth
+    from .estimators import get_estimator
+    from .estimators.base import config_dict, make_config
+    from .execute import run_specs
+    from .runner import RunSpec
+    from .store import Store
+
+    for flag in ("seeds", "jobs"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag} {getattr(args, flag)}: must be >= 1")
+    torch.set_num_threads(1)
+    spec = get_estimator(args.estimator)
+    grid = _parse_grid(args.grid, spec.config_cls)
+    points = [dict(zip([g for g, _ in grid], values)) for values in itertools.product(*[v for _, v in grid])]
+    fixed = list(args.set or [])
+    configs = [make_config(spec.config_cls, fixed + [f"{k}={v}" for k, v in point.items()]) for point in points]
+    cases = [c for c in _load_cases(args) if case_truth(c).kind == "exact" or args.case]
+    runnable = [c for c in cases if not spec.supports(build_target(c))]
+    if not runnable:
+        raise UserError("no case to run (check --case / --family / --file)")
+    specs = [RunSpec(case, spec, cfg, seed) for cfg in configs for case in runnable for seed in range(args.seeds)]
+    by_config: dict[str, list[dict]] = {}
+    with Store(args.db) as store:
+        bar = _progress(len(specs), args.quiet)
+        for record, cached in run_specs(specs, store, "cpu", args.force, args.jobs):
+            by_config.setdefault(json.dumps(record["config"], sort_keys=True), []).append(record)
+            if bar is not None:
+                bar.set_description(f"{record['case']}" + (" (stored)" if cached else ""))
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+    rows, out = [], []
+    for point, cfg in zip(points, configs):
+        recs = by_config.get(json.dumps(config_dict(cfg), sort_keys=True), [])
+        errs = [abs(r["rel_error"]) for r in recs if r.get("rel_error") is not None and math.isfinite(r["rel_error"])]
+        unhealthy = sum(bool((r.get("diagnostics") or {}).get("divergent_chains")) or (r.get("rhat") or 1) > 1.1
+                        for r in recs)
+        summary = {**point, "runs": len(recs), "median_abs_rel_error": statistics.median(errs) if errs else None,
+                   "worst_abs_rel_error": max(errs) if errs else None, "unhealthy": unhealthy,
+                   "seconds": sum(r.get("seconds") or 0 for r in recs)}
+        out.append(summary)
+        rows.append([*point.values(), str(len(recs)), _num(summary["median_abs_rel_error"], "{:.1%}"),
+                     _num(summary["worst_abs_rel_error"], "{:.1%}"), str(unhealthy), _num(summary["seconds"], "{:.0f}")])
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    names = [g for g, _ in grid]
+    print(_fmt_table([*names, "runs", "median |rel.err|", "worst", "unhealthy", "seconds"], rows,
+                     right=set(range(len(names) + 5))))
+    print(f"\n{len(points)} grid points × {len(runnable)} cases × {args.seeds} seed(s) = {len(specs)} runs in "
+          f"{args.db}; unhealthy = a divergent chain or split R-hat > 1.1; `llcbench report` scores the sweep")
+    return 0
+
+
 # --------------------------------------------------------------------- references
 def _reference_cases(args) -> tuple[list, list]:
     """(cases that need a sampled reference, [(case id, why not)])."""
@@ -482,12 +573,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch intra-op threads (default 1: fastest for the catalogue's small models; "
                         "λ̂ is bit-identical for a fixed N)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute runs already in the store")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
     p.add_argument("--full", action="store_true", help="with --json: whole records (traces, diagnostics)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run an estimator over a grid of config values; results go to the store")
+    p.add_argument("--estimator", required=True, metavar="NAME")
+    case_args(p, with_case=True)
+    p.add_argument("--grid", action="append", metavar="FIELD=V1,V2,...",
+                   help="a config field and its values (repeatable; the grid is their product; default for "
+                        "SG-MCMC estimators: " + " ".join(f"{k}={','.join(v)}" for k, v in DEFAULT_GRID) + ")")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a config field fixed for the whole grid")
+    p.add_argument("--seeds", type=int, default=1, metavar="K", help="run seeds 0..K-1 at every grid point")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="recompute runs already in the store")
+    p.add_argument("--json", action="store_true", help="print a summary per grid point as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("references", help="the reference λ_nβ,γ table: build, check, show")
     refs = p.add_subparsers(dest="action", required=True, parser_class=_Parser)

@@ -3,7 +3,7 @@
 ``ESTIMATORS`` maps a name to its :class:`~llcbench.estimators.base.EstimatorSpec`;
 ``get_estimator(name)`` looks one up. Built in: "sgld", "rmsprop_sgld",
 "sgnht" (stochastic-gradient MCMC, :mod:`llcbench.estimators.sgmcmc`); the
-references "exact", "nuts" and the negative control "hessian"; and "volume"
+references "exact", "nuts", "hmc" and the negative control "hessian"; and "volume"
 (local volume by random directions).
 
 Plugins: a third-party package can register more estimators through the
@@ -27,13 +27,13 @@ from typing import Optional
 
 from ..errors import UserError
 from .base import Estimate, EstimatorSpec
-from . import exact, hessian, nuts, rmsprop_sgld, sgld, sgnht, volume
+from . import exact, hessian, hmc, nuts, rmsprop_sgld, sgld, sgnht, volume
 
 ENTRY_POINT_GROUP = "llcbench.estimators"
 
 # Built in: one module per estimator, each exporting SPEC (the same contract a plugin follows).
 ESTIMATORS: dict[str, EstimatorSpec] = {
-    m.SPEC.name: m.SPEC for m in (sgld, rmsprop_sgld, sgnht, exact, nuts, hessian, volume)
+    m.SPEC.name: m.SPEC for m in (sgld, rmsprop_sgld, sgnht, exact, nuts, hmc, hessian, volume)
 }
 
 BUILTIN = frozenset(ESTIMATORS)

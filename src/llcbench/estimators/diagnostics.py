@@ -7,6 +7,9 @@ sampler produced it:
 - ``rhat``: rank-normalised split R-hat (Vehtari et al. 2021);
 - ``ess_bulk`` / ``ess_mean``: effective sample sizes;
 - ``mcse_mean``: Monte-Carlo standard error of the mean (the λ̂ ``se``);
+- ``ess_tail`` (only when asked for, ``tail=True``): the tail ESS, the
+  smaller of the ESS of the 5 % and 95 % quantile indicators (Vehtari et
+  al. 2021, §4.3), which bulk ESS does not bound;
 - ``half_means`` / ``half_drift_z``: the means of the first and second half
   of the draws and the z-score of their difference (a trend the chains
   share, which R-hat between chains cannot see).
@@ -27,13 +30,17 @@ def finite_or_none(x) -> Optional[float]:
     return x if math.isfinite(x) else None
 
 
-def trace_diagnostics(lam: np.ndarray, rhat_method: str = "rank") -> dict:
+def trace_diagnostics(lam: np.ndarray, rhat_method: str = "rank", tail: bool = False) -> dict:
     """ArviZ diagnostics of ``lam`` (chains, draws); None values when there are fewer than 4 draws.
 
-    rhat_method: ArviZ's R-hat method ("rank" or "split"). Never raises: an
+    rhat_method: ArviZ's R-hat method ("rank" or "split"). tail: also the tail
+    ESS (key ``ess_tail``; off by default so that the records of the
+    estimators that do not ask for it keep their keys). Never raises: an
     ArviZ failure is reported as ``diagnostics_error``.
     """
     out: dict[str, Any] = {"rhat": None, "ess_bulk": None, "ess_mean": None, "mcse_mean": None}
+    if tail:
+        out["ess_tail"] = None
     if lam.ndim != 2 or lam.shape[0] == 0 or lam.shape[1] < 4:
         return out
     import arviz as az
@@ -47,6 +54,8 @@ def trace_diagnostics(lam: np.ndarray, rhat_method: str = "rank") -> dict:
             arr = np.ascontiguousarray(lam)
             out["ess_bulk"] = finite_or_none(az.ess(arr, method="bulk"))
             out["ess_mean"] = finite_or_none(az.ess(arr, method="mean"))
+            if tail:
+                out["ess_tail"] = finite_or_none(az.ess(arr, method="tail"))
             out["mcse_mean"] = finite_or_none(az.mcse(arr, method="mean"))
             out["rhat"] = finite_or_none(az.rhat(arr, method=rhat_method))
             half = arr.shape[1] // 2

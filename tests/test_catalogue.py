@@ -195,7 +195,7 @@ def test_unknown_command_is_one_line(cli):
     proc = cli("frobnicate")
     assert proc.returncode == 2 and proc.stdout == ""
     # argparse's shape, "PROG: error: MESSAGE", with the program named once
-    assert re.fullmatch(r"llcbench: error: argument command: invalid choice: 'frobnicate' \(choose from [^\n]*'run'\)\n",
+    assert re.fullmatch(r"llcbench: error: argument command: invalid choice: 'frobnicate' \(choose from [^\n]*'run'[^\n]*\)\n",
                         proc.stderr), proc.stderr
     proc = cli("run", "--estimator", "sgld", "--seeds", "x")
     assert proc.returncode == 2

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import UserError
-from .attribution import ATTRIBUTIONS, TOLERANCE, Z, attribution, reference_label
+from .attribution import ATTRIBUTIONS, TOLERANCE, Z, reference_label
 
 
 class _UsageError(UserError):
@@ -186,8 +186,8 @@ def cmd_run(args) -> int:
     from .catalogue import build_target, case_truth
     from .estimators import get_estimator
     from .estimators.base import make_config
-    from .references import best_reference, with_reference
     from .execute import run_specs
+    from .references import with_best_reference
     from .runner import RunSpec, check_device
     from .store import Store
 
@@ -234,16 +234,9 @@ def cmd_run(args) -> int:
             if bar is not None:
                 bar.set_postfix_str(f"step {done}/{total}", refresh=False)
         for record, cached in run_specs(specs, store, device, args.force, args.jobs, on_start, step_progress):
-            record = dict(record, cached=cached)
-            if record.get("lambda_ref") is None:
-                # no exact reference: a reference run of the same posterior in the store, or the shipped table (today's)
-                ref, notes = best_reference(store, record)
-                if ref is not None:
-                    record = with_reference(record, ref)
-                elif notes:
-                    record = dict(record, warnings=list(record.get("warnings") or []) + notes)
-            # a function of the record and today's references: a stored run gets today's attribution
-            record.update(attribution(record))
+            # no exact reference: a reference run of the same posterior in the store, or the shipped
+            # table (today's); a stored run gets today's attribution
+            record = with_best_reference(store, dict(record, cached=cached))
             records.append(record)
             if bar is not None:
                 bar.update(1)
@@ -533,6 +526,34 @@ def cmd_references(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- report
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .report import build_report
+    from .score import build_scores
+    from .store import Store
+
+    db = Path(args.db)
+    if not db.is_file():  # opening would create an empty store: say what is missing instead
+        raise UserError(f"--db {db}: no store there (llcbench run --estimator sgld makes one)")
+    out = Path(args.out) if args.out else db.parent / "report"
+    with Store(db) as store:
+        scores = build_scores(store, args.estimator, args.version)
+        paths = build_report(scores, out, store)
+    print(f"{paths['html']} ({scores['runs']} runs of llcbench {scores['llcbench_version']}, "
+          f"{len(scores['leaderboard'])} estimator × config rows); also {paths['markdown'].name}, "
+          f"{paths['scores'].name}")
+    if scores["other_versions"]:
+        print("not scored (other llcbench versions): "
+              + "; ".join(f"{v}: {o['runs']} runs" for v, o in scores["other_versions"].items()))
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(paths["html"].resolve().as_uri())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="llcbench", description="Benchmark and calibrate local learning coefficient estimators.")
     parser.add_argument("--version", action="version", version=f"llcbench {__version__}")
@@ -595,6 +616,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a summary per grid point as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="scores and a self-contained HTML report from the store")
+    p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
+    p.add_argument("--estimator", action="append", metavar="NAME", help="only this estimator (repeatable)")
+    p.add_argument("--version", metavar="V", help="score the runs of this llcbench version (default: the newest "
+                   "in the store; the others are listed, never pooled)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: report/ beside the store)")
+    p.add_argument("--open", action="store_true", help="open index.html in the web browser")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("references", help="the reference λ_nβ,γ table: build, check, show")
     refs = p.add_subparsers(dest="action", required=True, parser_class=_Parser)

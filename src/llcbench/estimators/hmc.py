@@ -74,7 +74,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-import numpy as np
 import torch
 
 from ..errors import UnsupportedTarget

@@ -20,8 +20,8 @@ standard error is used.
 """
 
 from .standard import reference_refusal
-from .stored import best_reference, stored_reference, with_reference
+from .stored import best_reference, stored_reference, with_best_reference, with_reference
 from .table import ReferenceTable, loss_fingerprint, shipped_table
 
 __all__ = ["ReferenceTable", "best_reference", "loss_fingerprint", "reference_refusal", "shipped_table",
-           "stored_reference", "with_reference"]
+           "stored_reference", "with_best_reference", "with_reference"]

@@ -1,0 +1,71 @@
+"""The calibration report: one self-contained ``index.html`` (figures embedded as base64 PNG, no
+external file, works offline), ``report.md`` and ``scores.json``, built from the scores
+(``llcbench.score``) and, for the traces figure only, the records of the worst runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from ..store import Store
+from . import figures
+from .markdown import render_markdown
+from .page import render_html
+
+
+def worst_runs(scores: dict, k: int = figures.WORST) -> list[str]:
+    """Keys of the first seed of the k worst case rows (largest |rel. error|) of the headline groups."""
+    rows = [r for g in figures.headline(scores) for r in g["cases"] if r["rel_error"] is not None]
+    rows.sort(key=lambda r: -abs(r["rel_error"]))
+    return [r["keys"][0] for r in rows[:k]]
+
+
+def make_figures(scores: dict, store: Optional[Store]) -> list[dict]:
+    """[{"id", "title", "png" (base64) or None, "caption"}], in page order."""
+    out = []
+
+    def add(fid, title, result):
+        fig, caption = result
+        out.append({"id": fid, "title": title, "png": figures.png(fig) if fig is not None else None,
+                    "caption": caption})
+
+    add("truth", "λ̂ against λ", figures.lambda_vs_truth(scores))
+    add("relerr", "Relative error per case: estimand and sampler", figures.relative_error(scores))
+    add("order", "Ordinality", figures.ordinality(scores))
+    heads = {g["id"] for g in scores["groups"] if g["headline"]}
+    sweeps = scores["sweeps"][: figures.MAX_SWEEPS]
+    if not sweeps:
+        out.append({"id": "sensitivity", "title": "Hyperparameter sensitivity", "png": None,
+                    "caption": "No sweep in the store (configs of one estimator that differ only in "
+                               "step_scale, nbeta_scale or gamma_scale): no sensitivity to show. "
+                               "`llcbench sweep` makes one."})
+    for i, s in enumerate(sweeps):
+        add(f"heat{i}", f"Sensitivity of {s['estimator']}: stable region", figures.sensitivity_heatmaps(s))
+        base = next((p["group"] for p in s["points"] if p["group"] in heads), None)
+        add(f"lines{i}", f"Sensitivity of {s['estimator']}: the most sensitive cases", figures.sensitivity_lines(s, base))
+    runs = []
+    if store is not None:
+        runs = [r for r in (store.get(k) for k in worst_runs(scores)) if r is not None]
+    add("traces", "Loss traces of the worst runs", figures.traces(runs))
+    add("cost", "Error against cost", figures.error_vs_cost(scores))
+    return out
+
+
+def build_report(scores: dict, out_dir: Path, store: Optional[Store] = None) -> dict:
+    """Write index.html, report.md and scores.json into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = make_figures(scores, store)
+    paths = {"html": out_dir / "index.html", "markdown": out_dir / "report.md", "scores": out_dir / "scores.json"}
+    paths["scores"].write_text(json.dumps(scores, indent=1, allow_nan=False, default=_nan_free) + "\n")
+    paths["html"].write_text(render_html(scores, figs), encoding="utf-8")
+    paths["markdown"].write_text(render_markdown(scores), encoding="utf-8")
+    return paths
+
+
+def _nan_free(value):
+    raise TypeError(f"not JSON-serialisable: {value!r}")
+
+
+__all__ = ["build_report", "make_figures", "worst_runs"]

@@ -1,0 +1,51 @@
+"""report.md: the leaderboard, per-family scores and sweep recommendations as Markdown tables."""
+
+from __future__ import annotations
+
+from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, pct
+
+
+def _table(headers, rows) -> str:
+    esc = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(scores: dict) -> str:
+    prov = scores["provenance"]
+    out = ["# llcbench calibration report", "",
+           f"Store `{scores['store']}`, {scores['runs']} runs of llcbench {scores['llcbench_version']} "
+           f"(git {', '.join(c[:12] for c in prov['git_commits'])}; torch {', '.join(prov['torch_versions'])}). "
+           "Figures: index.html beside this file.", "", "## Leaderboard", "",
+           _table([c[0] for c in LEADER_COLUMNS], [[f(r) for _, f in LEADER_COLUMNS] for r in scores["leaderboard"]]),
+           "", EXPLAIN["leaderboard"], ""]
+    if scores["other_versions"]:
+        out += ["Other llcbench versions in the store (not scored): "
+                + "; ".join(f"{v}: {o['runs']} runs" for v, o in scores["other_versions"].items()), ""]
+    out += ["## Scores per family", "", EXPLAIN["families"], ""]
+    for g in scores["groups"]:
+        if not g["headline"]:
+            continue
+        rows = [[fam] + [f(b) for _, f in FAMILY_COLUMNS[1:]] for fam, b in g["families"].items()]
+        rows.append(["all"] + [f(g["overall"]) for _, f in FAMILY_COLUMNS[1:]])
+        out += [f"### {g['estimator']} · {g['label']}", "", _table([c[0] for c in FAMILY_COLUMNS], rows), ""]
+        viol = [f"{fam}: {a} < {b}" for fam, bl in g["families"].items() for a, b in bl["violated_pairs"]]
+        if viol:
+            out += ["Violated pairs (λ of the first is smaller, λ̂ is not): " + "; ".join(viol[:20])
+                    + (" …" if len(viol) > 20 else ""), ""]
+    out += ["## Sweeps", ""]
+    if not scores["sweeps"]:
+        out += ["No sweep in the store.", ""]
+    for s in scores["sweeps"]:
+        rows = []
+        for fam, f in s["families"].items():
+            rec = f["recommended"] or {}
+            vals = ", ".join(f"{k} = {v:g}" for k, v in (rec.get("values") or {}).items())
+            rows.append([fam, f["cases"], f"{f['stable_size']} of {len(s['points'])}",
+                         (vals or "—") + ("" if rec.get("stable", True) else " (not stable)"),
+                         pct(rec.get("median_abs_rel_error"))])
+        out += [f"### {s['estimator']} over {' × '.join(s['axes'])}", "",
+                _table(["family", "cases", "stable points", "recommended", "median |rel. err.|"], rows), "",
+                f"Stable for every family: {len(s['stable_all'])} grid points.", ""]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,179 @@
+"""index.html: one self-contained page (no CDN, no external file), leaderboard first.
+
+A small inline script (the only script) records, for a browser test and for
+anyone who opens the developer console, whether every figure decoded
+(naturalWidth > 0: ``body[data-images-ok]``) and any error the page raised
+(``body[data-errors]``, from window.onerror, failed resource loads and
+console.error).
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+
+from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, num, pct
+
+_CHECK = """
+(function () {
+  var errors = [];
+  window.addEventListener('error', function (e) {
+    errors.push(String(e.message || (e.target && (e.target.src || e.target.href)) || 'error'));
+  }, true);
+  var original = console.error;
+  console.error = function () { errors.push([].join.call(arguments, ' ')); original.apply(console, arguments); };
+  window.addEventListener('load', function () {
+    var images = [].slice.call(document.images);
+    var ok = images.filter(function (im) { return im.complete && im.naturalWidth > 0; }).length;
+    document.body.dataset.images = images.length;
+    document.body.dataset.imagesLoaded = ok;
+    document.body.dataset.imagesOk = String(ok === images.length);
+    document.body.dataset.errors = JSON.stringify(errors);
+    document.body.dataset.ready = 'true';
+  });
+})();
+"""
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1250px;color:#222;
+padding:0 1em;line-height:1.4}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0} th,td{padding:.25em .6em;border-bottom:1px solid #eee;
+text-align:right} th{background:#f5f5f5} td:first-child,th:first-child,td:nth-child(2){text-align:left}
+tr.headline td{font-weight:600} .note{color:#555;font-size:.9em;max-width:70em}
+figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.9em;color:#333;max-width:70em} code{background:#f3f3f3;padding:0 .2em}
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _table(headers, rows, attrs=None, cls=None) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        a = attrs[i] if attrs else ""
+        body.append(f"<tr{a}>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
+    return f"<table{f' id={cls!r}' if cls else ''}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+LEADER_SHOWN = 12  # rows shown at once; the rest (sweep points, mostly) fold away under the table
+
+
+def _leaderboard(scores) -> str:
+    def attrs(rows):
+        return [f' data-estimator="{_e(r["estimator"])}" data-group="{_e(r["group"])}"'
+                + (' class="headline"' if r["headline"] else "") for r in rows]
+
+    rows = scores["leaderboard"]
+    head, rest = rows[:LEADER_SHOWN], rows[LEADER_SHOWN:]
+    headers = [c[0] for c in LEADER_COLUMNS]
+    text = _table(headers, [[f(r) for _, f in LEADER_COLUMNS] for r in head], attrs(head), "leaderboard")
+    if rest:
+        text += (f"<details><summary>{len(rest)} more estimator × config rows</summary>"
+                 + _table(headers, [[f(r) for _, f in LEADER_COLUMNS] for r in rest], attrs(rest), "leaderboard-more")
+                 + "</details>")
+    return text
+
+
+def _families(g) -> str:
+    rows = [[fam] + [f(b) for _, f in FAMILY_COLUMNS[1:]] for fam, b in g["families"].items()]
+    rows.append(["all"] + [f(g["overall"]) for _, f in FAMILY_COLUMNS[1:]])
+    return _table([c[0] for c in FAMILY_COLUMNS], rows)
+
+
+def _violations(g) -> str:
+    items = []
+    for fam, b in g["families"].items():
+        for a, c in b["violated_pairs"][:12]:
+            items.append(f"<li>{_e(fam)}: λ({_e(a)}) &lt; λ({_e(c)}) but λ̂ is not</li>")
+        if len(b["violated_pairs"]) > 12:
+            items.append(f"<li>{_e(fam)}: … and {len(b['violated_pairs']) - 12} more (scores.json)</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "<p class='note'>No violated pair.</p>"
+
+
+def _sweeps(scores) -> str:
+    if not scores["sweeps"]:
+        return ("<p class='note'>No sweep in the store: the sensitivity scores need several configs of one "
+                "estimator that differ only in step_scale, nbeta_scale or gamma_scale.</p>")
+    parts = []
+    for s in scores["sweeps"]:
+        rows = []
+        for fam, f in s["families"].items():
+            rec = f["recommended"] or {}
+            vals = ", ".join(f"{k} = {v:g}" for k, v in (rec.get("values") or {}).items())
+            rows.append([fam, f["cases"], f"{f['stable_size']} of {len(s['points'])}",
+                         (vals or "—") + ("" if rec.get("stable", True) else " (not stable: best available)"),
+                         pct(rec.get("median_abs_rel_error"))])
+        spread = ", ".join(f"{c['case']} {pct(c['rel_range'], 0)}" for c in s["case_spread"][:5]
+                           if c["rel_range"] is not None)
+        axes = " × ".join(k + " ∈ {" + ", ".join(f"{x:g}" for x in v) + "}" for k, v in s["axes"].items())
+        parts.append(f"<h3>{_e(s['estimator'])} over {_e(axes)}</h3>"
+                     + _table(["family", "cases", "stable grid points", "recommended config", "its median |rel. err.|"], rows)
+                     + f"<p class='note'>Stable for every family at once: {len(s['stable_all'])} grid points. "
+                       f"Largest spread of λ̂ across healthy grid points ((max − min)/λ): {_e(spread or '—')}.</p>")
+    return "".join(parts)
+
+
+def _apart(scores) -> str:
+    rows = [[g["estimator"], g["label"], r["case"], r["truth_kind"], r["lambda"], num(r["lambda_hat"], "{:.4g}")]
+            for g in scores["groups"] for r in g["apart"]]
+    if not rows:
+        return ""
+    return ("<h2>Cases scored apart</h2><p class='note'>These cases' λ is not an exact value (asserted, or a "
+            "theory-kind scaling law): they are kept out of every bias, ordering and coverage score above.</p>"
+            + _table(["estimator", "config", "case", "truth kind", "λ", "λ̂"], rows))
+
+
+def _figure(f) -> str:
+    if f["png"] is None:
+        return f"<h2>{_e(f['title'])}</h2><p class='note'>{_e(f['caption'])}</p>"
+    return (f"<h2 id='{_e(f['id'])}'>{_e(f['title'])}</h2><figure><img alt='{_e(f['title'])}' "
+            f"src='data:image/png;base64,{f['png']}'><figcaption>{_e(f['caption'])}</figcaption></figure>")
+
+
+def render_html(scores: dict, figs: list[dict]) -> str:
+    prov = scores["provenance"]
+    others = "".join(f"<li>llcbench {_e(v)}: {o['runs']} runs ({_e(', '.join(o['estimators']))})</li>"
+                     for v, o in scores["other_versions"].items())
+    attributions = Counter()
+    for g in scores["groups"]:
+        if g["headline"]:
+            for k, v in g["overall"]["runs_beyond_tolerance"].items():
+                if k not in ("tolerance", "total"):
+                    attributions[k] += v
+    heads = [g for g in scores["groups"] if g["headline"]]
+    fam_sections = "".join(f"<h3>{_e(g['estimator'])} · {_e(g['label'])}</h3>{_families(g)}"
+                           f"<p class='note'>Violated pairs (of cases with different λ):</p>{_violations(g)}"
+                           for g in heads)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>llcbench report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<script>{_CHECK}</script><style>{_CSS}</style></head>
+<body>
+<h1>llcbench calibration report</h1>
+<p class="note">How well estimators of the local learning coefficient λ (LLC; Lau, Murfet &amp; Wei 2023) recover
+the <em>known</em> λ of benchmark cases (polynomial potentials, regular models with λ = d/2, deep linear networks,
+reduced-rank regression). λ̂ is the estimate, λ_nβ,γ the exact (or reference-sampled) value of the localised
+tempered posterior the estimator samples, so λ̂ − λ splits into the estimand's part λ_nβ,γ − λ and the sampler's
+part λ̂ − λ_nβ,γ.</p>
+<h2>Leaderboard</h2>
+{_leaderboard(scores)}
+<p class="note">{_e(EXPLAIN['leaderboard'])} Bold rows are each estimator's headline config (its defaults where
+the store has them), the series of the figures below.</p>
+<p class="note">Store <code>{_e(scores['store'])}</code>; {scores['runs']} runs of llcbench {_e(scores['llcbench_version'])}
+(git {_e(', '.join(c[:12] for c in prov['git_commits']))}; torch {_e(', '.join(prov['torch_versions']))};
+devices {_e(', '.join(prov['devices']))}; run {_e(prov['first_run'])} to {_e(prov['last_run'])}); report made by
+{_e(scores['generated_by'])} at {_e(scores['generated_at'])}.</p>
+{f"<p class='note'>Runs of other llcbench versions in the store, kept apart (not scored here):</p><ul>{others}</ul>" if others else ""}
+<h2>Scores per family</h2>
+<p class="note">{_e(EXPLAIN['families'])}</p>
+{fam_sections}
+<h2>Sweeps: stable region and recommended config</h2>
+{_sweeps(scores)}
+{''.join(_figure(f) for f in figs)}
+{_apart(scores)}
+</body></html>
+"""

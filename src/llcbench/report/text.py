@@ -1,0 +1,69 @@
+"""Formatting shared by the HTML and Markdown pages."""
+
+from __future__ import annotations
+
+import math
+
+
+def pct(x, digits: int = 1) -> str:
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}%}"
+
+
+def num(x, fmt: str = "{:.3g}") -> str:
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt.format(x)
+
+
+def stable(row: dict) -> str:
+    """"k pts" of the sweep stable for every family, and how many families this config is stable for."""
+    size = row.get("stable_region_size")
+    if size is None:
+        return "—"
+    return f"{size} pts (here {len(row.get('stable_families') or [])} fam.)"
+
+
+LEADER_COLUMNS = [
+    ("estimator", lambda r: r["estimator"]),
+    ("config", lambda r: r["label"]),
+    ("runs", lambda r: str(r["runs"])),
+    ("cases", lambda r: str(r["cases"])),
+    ("median |rel. err.|", lambda r: pct(r["median_abs_rel_error"])),
+    ("within 10 %", lambda r: pct(r["within_10pct"], 0)),
+    ("Kendall τ", lambda r: num(r["kendall_tau"], "{:.2f}")),
+    ("coverage of λ", lambda r: pct(r["coverage_truth"], 0)),
+    ("coverage of λ_nβ,γ", lambda r: pct(r["coverage_reference"], 0)),
+    ("stable region", stable),
+    ("seconds", lambda r: num(r["seconds_total"], "{:.0f}")),
+]
+
+FAMILY_COLUMNS = [
+    ("family", None),
+    ("cases", lambda b: str(b["cases"])),
+    ("median |rel. err.|", lambda b: pct(b["median_abs_rel_error"])),
+    ("within 5 %", lambda b: pct(b["within_5pct"], 0)),
+    ("within 10 %", lambda b: pct(b["within_10pct"], 0)),
+    ("estimand / sampler (median |·|, cases with a reference)",
+     lambda b: f"{pct(b['median_abs_estimand_rel'])} / {pct(b['median_abs_sampler_rel'])} ({b['cases_with_reference']})"),
+    ("τ", lambda b: num(b["kendall_tau"], "{:.2f}")),
+    ("ρ", lambda b: num(b["spearman_rho"], "{:.2f}")),
+    ("pairs in order", lambda b: pct(b["pairwise_accuracy"], 0)),
+    ("coverage λ / λ_nβ,γ", lambda b: f"{pct(b['coverage_truth'], 0)} / {pct(b['coverage_reference'], 0)}"),
+    ("seed spread / se", lambda b: num(b["seed_spread_ratio"], "{:.2f}")),
+    ("> 30 %: E / S / U", lambda b: "{estimand} / {sampler} / {unattributed}".format(**b["runs_beyond_tolerance"])),
+]
+
+EXPLAIN = {
+    "leaderboard": "One row per estimator × config (the same estimator with another config is another row). "
+                   "median |rel. err.| is the median over cases of |λ̂ − λ|/λ (seeds averaged); Kendall τ measures "
+                   "whether λ̂ orders the cases like λ (1: perfectly); coverage is the share of runs whose "
+                   "λ̂ ± 2·se contains λ (resp. the reference λ_nβ,γ of the run's own posterior: the error bars' "
+                   "honesty once the estimand's bias is taken out; 95 % is ideal); the stable region is the number "
+                   "of sweep grid points where every case of every family is within 10 % and healthy; seconds is "
+                   "the total wall time of the runs.",
+    "families": "Per family: bias (share of cases within 5 % / 10 %), the split of the error into the estimand's "
+                "part λ_nβ,γ − λ (what a perfect sampler of the same localised tempered posterior would also "
+                "get wrong) and the sampler's part λ̂ − λ_nβ,γ where a reference exists, ordering (Kendall τ, "
+                "Spearman ρ, share of case pairs in the right order), coverage, and the ratio of the seed-to-seed "
+                "spread of λ̂ to the mean reported se (about 1 when the se is honest, above 1 when it is too "
+                "small). The last column counts runs worse than 30 % by attribution: E estimand, S sampler, "
+                "U unattributed.",
+}

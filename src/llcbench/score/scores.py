@@ -1,0 +1,145 @@
+"""The whole ``scores.json``: every score of every group, from the store and the shipped references.
+
+The schema is documented field by field in docs/scores.md (a test checks a
+built document against that page). Cases whose truth is not ``exact``
+(asserted or theory-kind values) are kept out of every bias, ordinality and
+calibration score and listed apart, per group, under ``apart``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import Counter
+from typing import Iterable, Optional
+
+from .. import __version__
+from ..errors import UserError
+from ..store import Store
+from .bias import bias_block
+from .calibration import calibration_block, covered_reference, covered_truth
+from .cost import cost_block, error_against_cost
+from .ordinality import ordinality_block
+from .select import Group, Selection, case_rows, config_diff, default_config, load
+from .sensitivity import find_sweeps, sweep_scores
+
+SCHEMA = 1
+
+
+def score_block(rows: list[dict], records: list[dict]) -> dict:
+    """Bias, ordinality, calibration and cost of some case rows and the runs behind them."""
+    return {"runs": len(records), "cases": len(rows), **bias_block(rows, records), **ordinality_block(rows),
+            **calibration_block(rows, records), **cost_block(rows, records)}
+
+
+def _label(group: Group, defaults: dict, modal: dict) -> tuple[str, dict, bool]:
+    base = defaults.get(group.estimator) or modal.get(group.estimator)
+    diff = config_diff(group.config, base)
+    is_default = defaults.get(group.estimator) is not None and not diff
+    text = "defaults" if is_default else ", ".join(f"{k}={v}" for k, v in diff.items()) or "(the usual config)"
+    return text, diff, is_default
+
+
+def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict:
+    rows = case_rows(group)
+    exact = [r for r in rows if r["truth_kind"] == "exact"]
+    exact_ids = {r["case"] for r in exact}
+    exact_records = [rec for rec in group.records if rec["case"] in exact_ids and rec.get("truth_kind") == "exact"]
+    for r in exact:  # per-case coverage flags: the share over the case's seeds
+        recs = [rec for rec in exact_records if rec["key"] in set(r["keys"])]
+        t = [c for c in map(covered_truth, recs) if c is not None]
+        f = [c for c in map(covered_reference, recs) if c is not None]
+        r["coverage_truth"] = sum(t) / len(t) if t else None
+        r["coverage_reference"] = sum(f) / len(f) if f else None
+    families = {}
+    for fam in sorted({r["family"] for r in exact}):
+        fr = [r for r in exact if r["family"] == fam]
+        families[fam] = score_block(fr, [rec for rec in exact_records if rec["family"] == fam])
+    return {
+        "id": group.id,
+        "estimator": group.estimator,
+        "config_hash": group.config_hash,
+        "config": group.config,
+        "config_diff": diff,
+        "label": label,
+        "is_default": is_default,
+        "llcbench_version": group.version,
+        "seeds": sorted({rec.get("seed") for rec in group.records}),
+        "overall": score_block(exact, exact_records),
+        "families": families,
+        "cases": exact,
+        "apart": [dict(r, coverage_truth=None, coverage_reference=None) for r in rows if r["truth_kind"] != "exact"],
+        "error_against_cost": error_against_cost(exact),
+        "sensitivity": {"sweep": None, "stable_families": [], "stable_region_size": None},
+        "headline": False,
+    }
+
+
+def build_scores(store: Store, estimators: Optional[Iterable[str]] = None, version: Optional[str] = None,
+                 table=None) -> dict:
+    """scores.json as a dict. Bad input (an empty store, an estimator the store has no run of, a
+    version it does not hold) is a UserError."""
+    estimators = list(estimators or [])
+    if store.count() == 0:
+        raise UserError(f"{store.path}: the store has no runs (llcbench run --estimator sgld fills it)")
+    if estimators:
+        have = {r[0] for r in store.conn.execute("SELECT DISTINCT estimator FROM runs")}
+        missing = [e for e in estimators if e not in have]
+        if missing:
+            raise UserError(f"--estimator {missing[0]}: no run of it in {store.path} "
+                            f"(the store has {', '.join(sorted(have))})")
+    sel: Selection = load(store, estimators or None, version, table)
+    if not sel.groups:
+        raise UserError(f"{store.path}: no run of llcbench version {version} (the store has "
+                        f"{', '.join(sel.other_versions) or 'none'})")
+    defaults = {g.estimator: default_config(g.estimator) for g in sel.groups}
+    modal = {}
+    for est in {g.estimator for g in sel.groups}:
+        mine = [g for g in sel.groups if g.estimator == est]
+        modal[est] = max(mine, key=lambda g: len(g.records)).config
+    groups = [group_scores(g, *_label(g, defaults, modal)) for g in sel.groups]
+    by_id = {g["id"]: g for g in groups}
+    for est in {g["estimator"] for g in groups}:  # one headline config per estimator: the figures' series
+        mine = [g for g in groups if g["estimator"] == est]
+        pick = next((g for g in mine if g["is_default"]), None) or max(
+            mine, key=lambda g: (g["overall"]["cases"], g["overall"]["runs"], -len(g["config_diff"])))
+        pick["headline"] = True
+        for g in mine:  # the other configs are named by how they differ from the headline one
+            if g is not pick:
+                g["label"] = ", ".join(f"{k}={v}" for k, v in config_diff(g["config"], pick["config"]).items())
+    sweeps = []
+    for sweep_groups in find_sweeps(sel.groups):
+        s = sweep_scores(sweep_groups, {g.id: by_id[g.id]["cases"] for g in sweep_groups})
+        sweeps.append(s)
+        for p in s["points"]:
+            by_id[p["group"]]["sensitivity"] = {"sweep": s["id"], "stable_families": p["stable_families"],
+                                                "stable_region_size": len(s["stable_all"])}
+    leaderboard = sorted((_leader_row(g) for g in groups),
+                         key=lambda r: (not r["headline"], r["median_abs_rel_error"] is None,
+                                        r["median_abs_rel_error"] or 0.0))
+    return {
+        "schema": SCHEMA,
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_by": f"llcbench {__version__}",
+        "store": sel.store,
+        "llcbench_version": sel.version,
+        "other_versions": sel.other_versions,
+        "provenance": sel.provenance,
+        "estimators": sorted({g["estimator"] for g in groups}),
+        "runs": sum(g["overall"]["runs"] + sum(r["seeds"] for r in g["apart"]) for g in groups),
+        "leaderboard": leaderboard,
+        "groups": groups,
+        "sweeps": sweeps,
+        "attributions": dict(Counter(r["attribution"] for g in groups for r in g["cases"] if r["attribution"])),
+    }
+
+
+def _leader_row(g: dict) -> dict:
+    o = g["overall"]
+    sens = g["sensitivity"]
+    return {
+        "group": g["id"], "estimator": g["estimator"], "label": g["label"], "headline": g["headline"],
+        "runs": o["runs"], "cases": o["cases"], "median_abs_rel_error": o["median_abs_rel_error"],
+        "within_10pct": o["within_10pct"], "kendall_tau": o["kendall_tau"], "coverage_truth": o["coverage_truth"],
+        "coverage_reference": o["coverage_reference"], "stable_region_size": sens["stable_region_size"],
+        "stable_families": sens["stable_families"], "seconds_total": o["seconds_total"],
+    }

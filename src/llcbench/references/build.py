@@ -23,14 +23,31 @@ METHOD = "hmc"
 
 
 def needs_reference(case: Case) -> Optional[str]:
-    """None if the case needs a sampled reference (no exact value, a target the HMC reference
-    sampler supports), else why not."""
+    """None if the case needs a sampled reference (no exact value, a flat prior), else why not."""
     from ..estimators import exact
 
     target = build_target(case)
     if exact.supports(target) is None:
         return "the exact estimator computes its λ_nβ,γ"
-    return get_estimator(METHOD).supports(target)
+    if target.has_prior:
+        return "a prior-weighted case (the references are of flat-prior posteriors)"
+    return None
+
+
+def refused_entry(case: Case, reason: str, overrides: Optional[list[str]] = None) -> dict:
+    """A table entry for a case the reference sampler refuses (too large for its budget, say): no
+    value, the standard not met, and why — a finding about the case, reported like the others."""
+    from ..estimators.temperature import resolve_gamma, resolve_nbeta
+    from .table import loss_fingerprint
+
+    spec = get_estimator(METHOD)
+    config = make_config(spec.config_cls, list(overrides or []))
+    target = build_target(case)
+    nbeta = resolve_nbeta(target, config)
+    return {"case": case.id, "case_key": case.key(), "loss_fingerprint": loss_fingerprint(target),
+            "family": case.family, "nbeta": nbeta, "gamma": resolve_gamma(nbeta, config),
+            "lambda": str(target.truth.lam), "lambda_ref": None, "se": None, "standard_met": False,
+            "standard_failed": [f"not run: {reason}"], "method": METHOD, "config": None, "diagnostics": {}}
 
 
 def build(cases: Iterable[Case], store: Store, overrides: Optional[list[str]] = None, seed: int = 0,
@@ -43,8 +60,11 @@ def build(cases: Iterable[Case], store: Store, overrides: Optional[list[str]] = 
     cases = list(cases)
     specs = [RunSpec(case, spec, config, seed) for case in cases]
     records: dict[str, dict] = {}
-    for record, cached in run_specs(specs, store, device, force, jobs):
+    refused = {c.id: spec.supports(build_target(c)) for c in cases}
+    runnable = [s for s in specs if not refused[s.case.id]]
+    for record, cached in run_specs(runnable, store, device, force, jobs):
         records[record["case"]] = record
         if on_done is not None:
             on_done(record, cached)
-    return [entry_from_record(records[c.id]) for c in cases if c.id in records]
+    return [entry_from_record(records[c.id]) if c.id in records else refused_entry(c, refused[c.id], overrides)
+            for c in cases if c.id in records or refused[c.id]]

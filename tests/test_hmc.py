@@ -82,7 +82,7 @@ def test_acceptance_tracks_target_on_a_gaussian(catalogue):
     target = case_target(catalogue, "regular/linear-5x4")
     accs, steps = [], []
     for ta in (0.8, 0.9):
-        est = run_hmc(target, target_accept=ta)
+        est = run_hmc(target, target_accept=ta, trajectory_length=None)  # L as adapted (12)
         acc = est.diagnostics["acceptance_rate_mean"]
         assert ta - 0.02 < acc < ta + 0.1, (ta, acc)
         accs.append(acc)
@@ -120,7 +120,8 @@ def test_estimate_carries_what_a_reference_needs():
     assert abs(est.lambda_hat - sum(est.lambda_hat_chains) / 8) < 1e-12
     assert est.se == dg["mcse_mean"]
     # gradient evaluations: leapfrog steps × iterations × chains, plus the step-size heuristic's
-    assert est.grad_evals >= 8 * 12 * (60 + 50) and est.grad_evals % 8 == 0
+    assert ex["leapfrog_steps_warmup"] == 12 and 1 <= ex["leapfrog_steps"] <= 12
+    assert est.grad_evals >= 8 * (12 * 60 + ex["leapfrog_steps"] * 50) and est.grad_evals % 8 == 0
     assert ex["standard"] == {"max_rhat": 1.01, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "max_divergences": 0,
                               "max_rel_se": None}
 
@@ -234,3 +235,15 @@ def test_hmc_agrees_with_long_nuts(catalogue, case_id):
           f"nuts {ref.lambda_hat:.4f} ± {ref.se:.4f}, z = {(est.lambda_hat - ref.lambda_hat) / se:+.2f}")
     assert est.extra["standard_met"], est.extra["standard_failed"]
     assert abs(est.lambda_hat - ref.lambda_hat) < 3 * se, (case_id, est.lambda_hat, ref.lambda_hat, se)
+
+
+def test_trajectory_length_rule(catalogue):
+    """After warm-up L = min(leapfrog_steps, ⌈trajectory_length/ε⌉): a regular posterior (ε ≈ 0.5 in the
+    metric's units) runs a few steps, not 12; trajectory_length=None keeps 12."""
+    target = case_target(catalogue, "regular/linear-5x4")
+    est = run_hmc(target, warmup=200, block=50, max_draws=50, chains=16)
+    eps = sorted(est.diagnostics["step_sizes"])
+    assert est.extra["leapfrog_steps"] <= 6 and est.extra["leapfrog_steps_warmup"] == 12
+    assert est.extra["leapfrog_steps"] == min(12, math.ceil(2.0 / float(torch.tensor(eps).median())))
+    fixed = run_hmc(target, warmup=200, block=50, max_draws=50, chains=16, trajectory_length=None)
+    assert fixed.extra["leapfrog_steps"] == 12

@@ -22,9 +22,10 @@ Stan's windowed metric adaptation):
 - all ``chains`` chains in ONE (chains, d) tensor: every leapfrog step is one
   batched gradient call for all of them;
 - static trajectories of velocity-Verlet steps with a diagonal inverse mass
-  matrix M⁻¹: ``leapfrog_steps`` in warm-up; after it
-  L = min(leapfrog_steps, ⌈trajectory_length/ε⌉), ε the median adapted step
-  in the metric's units (see "Trajectory length" below); the step of each chain is jittered
+  matrix M⁻¹: ``leapfrog_steps`` until the first metric update, then
+  L = min(leapfrog_steps, ⌈trajectory_length/ε⌉), ε the median step in the
+  metric's units, re-set at each metric update and at the end of warm-up
+  (see "Trajectory length" below); the step of each chain is jittered
   uniformly by ±``step_jitter`` per iteration (Neal 2011 §5.4.2.2), so that
   no fixed trajectory length resonates with a periodic orbit;
 - Metropolis correction with the energy error ΔH; a transition is divergent
@@ -115,10 +116,10 @@ class HMCConfig(TemperatureConfig):
     """Many-chain Metropolis-corrected HMC. Every field: see ``llcbench estimators``."""
 
     chains: int = doc(64, "number of chains, vectorised in one tensor")
-    leapfrog_steps: int = doc(12, "leapfrog steps per trajectory in warm-up, and at most this many after it "
-                              "(one batched full-data gradient each)")
+    leapfrog_steps: int = doc(12, "leapfrog steps per trajectory until the first metric update, and at most this "
+                              "many after it (one batched full-data gradient each)")
     trajectory_length: Optional[float] = doc(
-        2.0, "after warm-up use L = min(leapfrog_steps, ceil(trajectory_length/ε)) steps, ε the median adapted step "
+        2.0, "from the first metric update on, L = min(leapfrog_steps, ceil(trajectory_length/ε)) steps, ε the median step "
         "(in the metric's units, where the posterior's marginal sd is 1): well-scaled (regular) posteriors then run "
         "≈ a quarter period (π/2) instead of several; None: always leapfrog_steps")
     step_jitter: float = doc(0.2, "each iteration scales a chain's step by U(1 − j, 1 + j): no resonant "
@@ -366,6 +367,14 @@ def adaptation_windows(warmup: int) -> list[tuple[int, int]]:
     return windows
 
 
+def _steps_for(eps: torch.Tensor, max_steps: int, trajectory_length: Optional[float]) -> int:
+    """Leapfrog steps for a trajectory of ``trajectory_length`` (metric units) at the median step, at most
+    ``max_steps`` (all of them when trajectory_length is None)."""
+    if trajectory_length is None:
+        return max_steps
+    return max(1, min(max_steps, int(math.ceil(float(trajectory_length) / float(eps.median())))))
+
+
 def _standard_failures(diag: dict, divergences: int, lambda_hat: float, cfg: HMCConfig) -> list[str]:
     """The criteria of the standard that the draws fail, in words ([] when it is met)."""
     failed = []
@@ -443,6 +452,7 @@ def estimate(target: Target, config: HMCConfig, seed: int = 0, device: str = "cp
 
         # ---- warm-up
         warmup = int(config.warmup)
+        L_warmup = L
         eps = _initial_step_size(pot, s, torch.ones(chains, dtype=dtype, device=dev), minv, gen)
         da = _DualAveraging(eps, float(config.target_accept))
         windows = adaptation_windows(warmup)
@@ -473,16 +483,16 @@ def estimate(target: Target, config: HMCConfig, seed: int = 0, device: str = "cp
                 acc_n = 0
                 eps = _initial_step_size(pot, s, da.final() if da.t else eps, minv, gen)
                 da.restart(eps)
+                L = _steps_for(eps, L_warmup, config.trajectory_length)  # the rest of warm-up at that length too
                 metric_log.append({"iteration": t + 1, "minv_min": float(minv.min()), "minv_max": float(minv.max()),
-                                   "minv_median": float(minv.median()), "step_size_median": float(eps.median())})
+                                   "minv_median": float(minv.median()), "step_size_median": float(eps.median()),
+                                   "leapfrog_steps": _steps_for(eps, L_warmup, config.trajectory_length)})
             if progress is not None and (t + 1) % 100 == 0:
                 progress(t + 1, warmup + int(config.block))
         if warmup > 0:
             eps = da.final()
         warmup_calls = pot.calls
-        L_warmup = L
-        if config.trajectory_length is not None:
-            L = max(1, min(L, int(math.ceil(float(config.trajectory_length) / float(eps.median())))))
+        L = _steps_for(eps, L_warmup, config.trajectory_length)
 
         # ---- sampling in blocks until the standard is met or the budget is spent
         delta = float(config.target_accept)

@@ -167,13 +167,14 @@ GRAD_SPECS = [
     ("regular", dict(model="linear", in_features=4, out_features=3, n=300)),
     ("regular", dict(model="linear", in_features=4, out_features=2, n=300, noise_std=0.0)),
 ]
+CLOSED_FORM_SPECS = GRAD_SPECS + [("regular", dict(model="logistic", in_features=5, n=300))]
 
 
-@pytest.mark.parametrize("spec", GRAD_SPECS, ids=_ids)
+@pytest.mark.parametrize("spec", CLOSED_FORM_SPECS, ids=_ids)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_closed_form_gradient_equals_autograd(spec, dtype):
     """Families that override loss_and_grad (hand-written back-propagation through W_M⋯W_1, or the
-    linear model's closed form) agree with the autograd default of Target, on the full data and on
+    linear and logistic models' closed forms) agree with the autograd default of Target, on the full data and on
     a minibatch with a repeated index."""
     family, kw = spec
     t = build(family, **kw).to(dtype=dtype)

@@ -8,7 +8,8 @@ the --config overrides) and prints one row per case: λ, m, the reference
 λ_nβ,γ where the record has one, and λ̂ ± se (relative error, attribution
 of runs worse than 30 %) per estimator; then a summary row per estimator
 (median |rel. err.|, runs worse than 30 % by attribution, worst, seconds)
-and the per-family medians.
+and the per-family medians. References are today's (``with_best_reference``), as
+``llcbench run`` shows them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections import Counter, defaultdict
 from llcbench.catalogue import load_catalogue, suite_file
 from llcbench.estimators import get_estimator
 from llcbench.estimators.base import config_dict, make_config
+from llcbench.references import with_best_reference
 from llcbench.store import Store
 
 SHORT = {"estimand": "E", "sampler": "S", "unattributed": "U"}
@@ -27,11 +29,13 @@ FAMILY = {"dln": "DLN", "rrr": "RRR", "polynomial": "polynomial", "regular": "re
 
 
 def runs(store: Store, estimator: str, overrides: list[str], case_ids: set[str]) -> dict[str, dict]:
+    """The seed-0 runs of ``estimator`` at the config, decomposed against today's references (exact,
+    a stored reference run, or the shipped table) and attributed, as `llcbench run` shows them."""
     want = config_dict(make_config(get_estimator(estimator).config_cls, overrides))
     out = {}
     for rec in store.records(estimator=estimator):
         if rec["case"] in case_ids and rec["seed"] == 0 and rec["config"] == want:
-            out[rec["case"]] = rec
+            out[rec["case"]] = with_best_reference(store, rec)
     return out
 
 

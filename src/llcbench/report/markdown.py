@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, pct
+from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, SWEEP_HEADERS, sweep_rows
 
 
 def _table(headers, rows) -> str:
@@ -38,14 +38,8 @@ def render_markdown(scores: dict) -> str:
     if not scores["sweeps"]:
         out += ["No sweep in the store.", ""]
     for s in scores["sweeps"]:
-        rows = []
-        for fam, f in s["families"].items():
-            rec = f["recommended"] or {}
-            vals = ", ".join(f"{k} = {v:g}" for k, v in (rec.get("values") or {}).items())
-            rows.append([fam, f["cases"], f"{f['stable_size']} of {len(s['points'])}",
-                         (vals or "—") + ("" if rec.get("stable", True) else " (not stable)"),
-                         pct(rec.get("median_abs_rel_error"))])
+        rows = sweep_rows(s, "not stable")
         out += [f"### {s['estimator']} over {' × '.join(s['axes'])}", "",
-                _table(["family", "cases", "stable points", "recommended", "median |rel. err.|"], rows), "",
+                _table(SWEEP_HEADERS, rows), "",
                 f"Stable for every family: {len(s['stable_all'])} grid points.", ""]
     return "\n".join(out) + "\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 
-from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, num, pct
+from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, num, pct, sweep_rows
 
 _CHECK = """
 (function () {
@@ -100,13 +100,7 @@ def _sweeps(scores) -> str:
                 "estimator that differ only in step_scale, nbeta_scale or gamma_scale.</p>")
     parts = []
     for s in scores["sweeps"]:
-        rows = []
-        for fam, f in s["families"].items():
-            rec = f["recommended"] or {}
-            vals = ", ".join(f"{k} = {v:g}" for k, v in (rec.get("values") or {}).items())
-            rows.append([fam, f["cases"], f"{f['stable_size']} of {len(s['points'])}",
-                         (vals or "—") + ("" if rec.get("stable", True) else " (not stable: best available)"),
-                         pct(rec.get("median_abs_rel_error"))])
+        rows = sweep_rows(s, "not stable: best available")
         spread = ", ".join(f"{c['case']} {pct(c['rel_range'], 0)}" for c in s["case_spread"][:5]
                            if c["rel_range"] is not None)
         axes = " × ".join(k + " ∈ {" + ", ".join(f"{x:g}" for x in v) + "}" for k, v in s["axes"].items())

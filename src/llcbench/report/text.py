@@ -21,6 +21,21 @@ def stable(row: dict) -> str:
     return f"{size} pts (here {len(row.get('stable_families') or [])} fam.)"
 
 
+SWEEP_HEADERS = ["family", "cases", "stable points", "recommended", "median |rel. err.|"]
+
+
+def sweep_rows(sweep: dict, unstable_note: str) -> list[list]:
+    """One row per family of a sweep's scores: its stable points and recommended config."""
+    rows = []
+    for fam, f in sweep["families"].items():
+        rec = f["recommended"] or {}
+        vals = ", ".join(f"{k} = {v:g}" for k, v in (rec.get("values") or {}).items())
+        rows.append([fam, f["cases"], f"{f['stable_size']} of {len(sweep['points'])}",
+                     (vals or "—") + ("" if rec.get("stable", True) else f" ({unstable_note})"),
+                     pct(rec.get("median_abs_rel_error"))])
+    return rows
+
+
 LEADER_COLUMNS = [
     ("estimator", lambda r: r["estimator"]),
     ("config", lambda r: r["label"]),

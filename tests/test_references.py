@@ -153,3 +153,16 @@ def test_shipped_table_covers_the_catalogue_where_exact_does_not():
         assert e["standard_met"] or e["standard_failed"], case.id
         if e["standard_met"]:
             assert e["se"] <= 0.005 * abs(e["lambda_ref"]) + 1e-12, case.id
+
+
+def test_a_bad_table_file_is_a_one_line_error(cli, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for args in (["references", "show", "--table", bad],
+                 ["references", "build", "--case", "rrr/1-1-1/r1", "--write-table", bad, "--db", tmp_path / "r.sqlite"]):
+        proc = cli(*args)
+        assert proc.returncode == 2 and "not a reference table" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    bad.write_text(json.dumps({"schema": 99, "entries": []}))
+    proc = cli("references", "show", "--table", bad)
+    assert proc.returncode == 2 and "schema 99" in proc.stderr

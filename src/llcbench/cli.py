@@ -463,8 +463,14 @@ def cmd_references(args) -> int:
 
     from .references.table import DATA, ReferenceTable
 
+    def load_table(path):
+        try:
+            return ReferenceTable.load(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise UserError(f"--table {path}: not a reference table ({exc})") from None
+
     if args.action == "show":
-        table = ReferenceTable.load(args.table or DATA)
+        table = load_table(args.table or DATA)
         rows = [_entry_row(e) for e in sorted(table.entries, key=lambda e: e["case"])]
         if args.json:
             print(json.dumps(table.entries, indent=1))
@@ -481,13 +487,15 @@ def cmd_references(args) -> int:
 
     todo, skipped = _reference_cases(args)
     if args.action == "check":
-        table = ReferenceTable.load(args.table or DATA)
+        table = load_table(args.table or DATA)
         have = {e["case"]: e for e in table.entries if e.get("standard_met")}
         todo = [c for c in todo if c.id in have][: args.sample]
         if not todo:
             raise UserError("no shipped entry to check (check --case / --family / --table)")
     if not todo:
         raise UserError("no case needs a sampled reference (check --case / --family / --file)")
+    if args.action == "build" and args.write_table:
+        table = load_table(args.write_table)  # a bad table file is refused before any run
     with Store(args.db) as store:
         entries = build(todo, store, args.set or [], seed=args.seed, jobs=args.jobs, force=args.force,
                         on_done=None if args.quiet else
@@ -509,7 +517,6 @@ def cmd_references(args) -> int:
                   "(|z| > 3: the two runs disagree beyond their standard errors)")
         return 0 if worst <= 3 else 1
     if args.write_table:
-        table = ReferenceTable.load(args.write_table)
         for e in entries:
             table.put(e)
         path = table.save(args.write_table)

@@ -181,7 +181,8 @@ def sensitivity_heatmaps(sweep: dict):
     pvals = sweep["axes"][panel] if panel else [None]
     xs, ys = sweep["axes"][x], sweep["axes"][y] if y else [None]
     fig, axes = plt.subplots(len(fams), len(pvals), figsize=(0.9 * len(xs) * len(pvals) + 2.5,
-                                                             (0.7 * len(ys) + 1.2) * len(fams)), squeeze=False)
+                                                             (0.7 * len(ys) + 1.6) * len(fams)), squeeze=False)
+    fig.subplots_adjust(hspace=0.75, wspace=0.35)  # room for each panel's two-line title below the row above
     cmap = plt.get_cmap("viridis_r")
     image = None
     for fi, fam in enumerate(fams):
@@ -209,8 +210,8 @@ def sensitivity_heatmaps(sweep: dict):
             ax.set_xlabel(x, fontsize=8)
             if y:
                 ax.set_ylabel(y, fontsize=8)
-            ax.set_title(f"{fam}" + (f" · {panel} = {pv:g}" if panel else "")
-                         + f" ({sweep['families'][fam]['stable_size']} stable)", fontsize=8)
+            ax.set_title(f"{fam} ({sweep['families'][fam]['stable_size']} stable)"
+                         + (f"\n{panel} = {pv:g}" if panel else ""), fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=[a for row in axes for a in row], shrink=0.6, label="median |rel. error| (clipped at 50 %)")
     return fig, (f"{sweep['estimator']}: median |relative error| of each family's cases at every grid point of the "

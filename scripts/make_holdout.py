@@ -1,4 +1,4 @@
-"""Generate the out-of-sample suite ``src/llcbench/suites/holdout.toml`` from a fixed seed.
+"""Generate the out-of-sample suite ``cases/suites/holdout.toml`` from a fixed seed.
 
 The SG-MCMC defaults were chosen by measurement on the built-in catalogue,
 so the catalogue cannot tell how well they generalise. This script draws a
@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 SEED = 20250901
-OUT = Path(__file__).resolve().parents[1] / "src" / "llcbench" / "suites" / "holdout.toml"
+OUT = Path(__file__).resolve().parents[1] / "cases" / "suites" / "holdout.toml"
 MAX_DIM = 200  # the catalogue's small cases are d <= 216 (one 10,000-d network aside)
 DATA_N = (10_000, 20_000, 30_000, 50_000, 100_000)  # sample sizes of the data families
 COUNTS = {"dln": 8, "rrr": 6, "polynomial": 8, "regular": 6}

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WHERE = ["src", "tests", "docs", "benchmarks", "scripts", "examples"]
+WHERE = ["llcbench", "cases", "tests", "docs", "benchmarks", "scripts", "examples"]
 # built from parts so that this file does not match itself
 OUTSIDE = [r"shared" + "/", r"truth" + r"\.md", r"anchors" + r"\.md", r"\bestimators" + r"\.md"]
 HISTORY = [r"\bsession " + r"\d", r"\bissue " + r"#?\d", r"for " + r"issue"]
@@ -36,3 +36,14 @@ def test_own_modules_are_imported_not_skipped():
     hits = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")
             if re.search(SKIPPED_OWN_IMPORT, p.read_text(encoding="utf-8"))]
     assert not hits, hits
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    """pyproject.toml lists the packages explicitly (cases/ is mapped into llcbench.cases), so a new
+    subpackage missing from the list would be left out of wheels: catch it here."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "llcbench").rglob("__init__.py")}
+    found.add("llcbench.cases")
+    assert listed == found

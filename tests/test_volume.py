@@ -1,4 +1,4 @@
-"""Tests of the volume-sampling estimator (src/llcbench/estimators/volume.py).
+"""Tests of the volume-sampling estimator (llcbench/estimators/volume.py).
 
 Fixed seeds throughout; every tolerance is justified where it is used. The accuracy settings
 (directions, ε range) are those quoted in the estimator's README note.

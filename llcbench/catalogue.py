@@ -42,14 +42,14 @@ COMMON_KEYS = set(COMMON_FIELDS)
 
 
 def builtin_files() -> list[Path]:
-    """The catalogue shipped with llcbench (``llcbench/cases/*.toml``), in name order."""
-    root = resources.files("llcbench") / "cases"
+    """The catalogue shipped with llcbench (``cases/*.toml``, installed as ``llcbench.cases``), in name order."""
+    root = resources.files("llcbench.cases")
     return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml"))
 
 
 def suite_names() -> list[str]:
-    """Names of the case suites shipped besides the catalogue (``llcbench/suites/NAME.toml``)."""
-    root = resources.files("llcbench") / "suites"
+    """Names of the case suites shipped besides the catalogue (``cases/suites/NAME.toml``)."""
+    root = resources.files("llcbench.cases") / "suites"
     return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
@@ -58,7 +58,7 @@ def suite_file(name: str) -> Path:
     names = suite_names()
     if name not in names:
         raise UserError(f"--suite {name}: unknown suite; shipped: {', '.join(names)}")
-    return Path(str(resources.files("llcbench") / "suites" / f"{name}.toml"))
+    return Path(str(resources.files("llcbench.cases") / "suites" / f"{name}.toml"))
 
 
 def _where(file: str, case_id: Optional[str], field: Optional[str] = None) -> str:

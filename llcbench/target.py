@@ -124,6 +124,25 @@ class Target(ABC):
         integrates such a posterior by quadrature when d is small."""
         return None
 
+    # Per-sample observables (the per-sample LLC λ̂_i = nβ·(E[ℓ_i(w)] − ℓ_i(w*))) need each sample's
+    # loss; families that have memorised samples planted by construction also state which they are.
+    @property
+    def has_sample_losses(self) -> bool:
+        """Whether :meth:`sample_losses` is available."""
+        return False
+
+    def sample_losses(self, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """ℓ_i(w) for the data points ``idx`` (a 1-D index tensor), batched over the rows of w:
+        shape (chains, len(idx)); the mean over all i of ℓ_i(w) is L_n(w). Only where
+        ``has_sample_losses``."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-sample losses")
+
+    def memorised_samples(self) -> Optional[torch.Tensor]:
+        """Indices (1-D int64) of the training samples known by construction to be memorised (e.g.
+        planted random labels): the ground truth that per-sample scores are measured against.
+        None where the family does not know."""
+        return None
+
     @property
     def nbeta_star(self) -> float:
         """The default inverse temperature n·β* = n / log n (Watanabe's WBIC temperature)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-KINDS = ("exact", "theory", "hard")
+KINDS = ("exact", "theory", "hard", "asserted")
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,9 @@ class Truth:
     lam: λ as an exact rational.
     multiplicity: m, the order of the pole (volume ~ ε^λ (−log ε)^(m−1)).
     kind: "exact" (a theorem applies at this anchor), "theory" (an
-        approximate theory value) or "hard" (exact, but estimators are not
-        expected to reach it at practical n).
+        approximate theory value), "hard" (exact, but estimators are not
+        expected to reach it at practical n) or "asserted" (stated by the
+        case from a publication, not certified by the engine).
     source: the formula and publication the value comes from.
     """
 

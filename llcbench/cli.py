@@ -180,6 +180,17 @@ def _num(x: Optional[float], fmt: str = "{:.3g}") -> str:
     return fmt.format(x)
 
 
+def _check_executor(args) -> None:
+    """--executor / --scheduler / --jobs agree (one line each otherwise)."""
+    if args.executor == "dask" and not args.scheduler:
+        raise UserError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+    if args.scheduler and args.executor != "dask":
+        raise UserError(f"--scheduler {args.scheduler}: only with --executor dask")
+    if args.executor == "dask" and args.jobs > 1:
+        raise UserError(f"--jobs {args.jobs}: only with --executor local (a Dask cluster runs as many runs at once "
+                        "as its workers have threads)")
+
+
 def cmd_run(args) -> int:
     import torch
 
@@ -197,6 +208,7 @@ def cmd_run(args) -> int:
         raise UserError(f"--threads {args.threads}: must be >= 1")
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
+    _check_executor(args)
     # one intra-op thread by default: the catalogue's models are small, where a thread pool costs
     # more than it gains, and 10x more when another process competes for the cores
     torch.set_num_threads(args.threads)
@@ -233,7 +245,8 @@ def cmd_run(args) -> int:
         def step_progress(done, total):
             if bar is not None:
                 bar.set_postfix_str(f"step {done}/{total}", refresh=False)
-        for record, cached in run_specs(specs, store, device, args.force, args.jobs, on_start, step_progress):
+        for record, cached in run_specs(specs, store, device, args.force, args.jobs, on_start, step_progress,
+                                              args.executor, args.scheduler):
             # no exact reference: a reference run of the same posterior in the store, or the shipped
             # table (today's); a stored run gets today's attribution
             record = with_best_reference(store, dict(record, cached=cached))
@@ -388,6 +401,7 @@ def cmd_sweep(args) -> int:
     for flag in ("seeds", "jobs"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag} {getattr(args, flag)}: must be >= 1")
+    _check_executor(args)
     torch.set_num_threads(1)
     spec = get_estimator(args.estimator)
     grid = _parse_grid(args.grid, spec.config_cls)
@@ -402,7 +416,8 @@ def cmd_sweep(args) -> int:
     by_config: dict[str, list[dict]] = {}
     with Store(args.db) as store:
         bar = _progress(len(specs), args.quiet)
-        for record, cached in run_specs(specs, store, "cpu", args.force, args.jobs):
+        for record, cached in run_specs(specs, store, "cpu", args.force, args.jobs,
+                                              executor=args.executor, scheduler=args.scheduler):
             by_config.setdefault(json.dumps(record["config"], sort_keys=True), []).append(record)
             if bar is not None:
                 bar.set_description(f"{record['case']}" + (" (stored)" if cached else ""))
@@ -566,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llcbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def executor_args(p):
+        p.add_argument("--executor", choices=("local", "dask"), default="local",
+                       help="local: serial, or --jobs worker processes (default); dask: the workers of a Dask "
+                            "cluster (pip install 'llcbench[distributed]'), results into the store from here")
+        p.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: the scheduler, e.g. tcp://host:8786")
+
     def case_args(p, with_case: bool):
         p.add_argument("--file", action="append", metavar="F.toml", help="also load this case file (repeatable)")
         p.add_argument("--no-builtin", action="store_true", help="only the --file cases, not the built-in catalogue")
@@ -602,6 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch intra-op threads (default 1: fastest for the catalogue's small models; "
                         "λ̂ is bit-identical for a fixed N)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    executor_args(p)
     p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute runs already in the store")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
@@ -618,6 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a config field fixed for the whole grid")
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="run seeds 0..K-1 at every grid point")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    executor_args(p)
     p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute runs already in the store")
     p.add_argument("--json", action="store_true", help="print a summary per grid point as JSON")

@@ -217,7 +217,9 @@ def _adapt(run: Run, t: int) -> None:
     run.rule.adapt_log[-1]["step_size"] = ctx.eps
 
 
-def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]]) -> None:
+def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]], start: int = 0,
+            stop: Optional[int] = None) -> None:
+    """Steps start, ..., stop − 1 (default: all) of the loop; the asv suite times single steps."""
     ctx, state, sampler, tgt, rows, trace = run.ctx, run.state, run.sampler, run.target, run.rows, run.trace
     w, w_star, chains = ctx.positions, ctx.w_star, ctx.chains
     steps, check_every, burn_in = int(config.steps), int(config.check_every), int(config.burn_in)
@@ -226,7 +228,7 @@ def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]]) ->
     grad_mode = torch.is_grad_enabled()
     torch.set_grad_enabled(False)  # the loop's updates need no graph (autograd re-enables it where used)
     try:
-        for t in range(steps):
+        for t in range(start, steps if stop is None else stop):
             if run.rule.due(t):
                 _adapt(run, t)
             if t == burn_in:

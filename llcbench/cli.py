@@ -498,6 +498,9 @@ def cmd_references(args) -> int:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
     torch.set_num_threads(1)  # the run key includes the thread count: workers run one thread each
     from .references.build import build
+    from .runner import check_device
+
+    device = check_device(args.device)
     from .store import Store
 
     todo, skipped = _reference_cases(args)
@@ -512,7 +515,7 @@ def cmd_references(args) -> int:
     if args.action == "build" and args.write_table:
         table = load_table(args.write_table)  # a bad table file is refused before any run
     with Store(args.db) as store:
-        entries = build(todo, store, args.set or [], seed=args.seed, jobs=args.jobs, force=args.force,
+        entries = build(todo, store, args.set or [], seed=args.seed, jobs=args.jobs, force=args.force, device=device,
                         on_done=None if args.quiet else
                         (lambda rec, cached: print(f"  {rec['case']}: {rec['lambda_hat']:.5g} ± {rec['se']:.2g}"
                                                    f"{' (stored)' if cached else ''}", file=sys.stderr)))
@@ -671,6 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an hmc config field")
         q.add_argument("--seed", type=int, default=0 if action == "build" else 1)
         q.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (one thread each)")
+        q.add_argument("--device", default="cpu", help="cpu or cuda (the reference sampler's device)")
         q.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
         q.add_argument("--force", action="store_true", help="recompute runs already in the store")
         q.add_argument("--quiet", action="store_true", help="no per-case progress lines")

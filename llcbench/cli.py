@@ -372,6 +372,23 @@ def _parse_grid(items: Optional[list], config_cls) -> list[tuple[str, list[str]]
     return grid
 
 
+SHARED_GRID_MAX_POINTS = 32  # grid points per shared chain tensor (rows = points × chains)
+
+
+def _sweep_specs(spec, configs: list, cases: list, seeds: int, independent: bool) -> list:
+    """The sweep's runs. Where the estimator can (``estimate_grid``) and the grid's configs differ
+    only in ε, nβ, γ, the points of one case and seed share one chain tensor (in chunks of at most
+    SHARED_GRID_MAX_POINTS), keyed as such; otherwise, or with --independent, one run per point."""
+    from .estimators.sgmcmc.grid import shareable
+    from .runner import RunSpec, shared_grid
+
+    if independent or spec.estimate_grid is None or len(configs) < 2 or shareable(configs) is not None:
+        return [RunSpec(case, spec, cfg, seed) for cfg in configs for case in cases for seed in range(seeds)]
+    chunks = [configs[i : i + SHARED_GRID_MAX_POINTS] for i in range(0, len(configs), SHARED_GRID_MAX_POINTS)]
+    return [s for case in cases for seed in range(seeds) for chunk in chunks
+            for s in shared_grid(case, spec, chunk, seed)]
+
+
 def cmd_sweep(args) -> int:
     import itertools
     import statistics
@@ -382,7 +399,6 @@ def cmd_sweep(args) -> int:
     from .estimators import get_estimator
     from .estimators.base import config_dict, make_config
     from .execute import run_specs
-    from .runner import RunSpec
     from .store import Store
 
     for flag in ("seeds", "jobs"):
@@ -398,7 +414,7 @@ def cmd_sweep(args) -> int:
     runnable = [c for c in cases if not spec.supports(build_target(c))]
     if not runnable:
         raise UserError("no case to run (check --case / --family / --file)")
-    specs = [RunSpec(case, spec, cfg, seed) for cfg in configs for case in runnable for seed in range(args.seeds)]
+    specs = _sweep_specs(spec, configs, runnable, args.seeds, independent=args.independent)
     by_config: dict[str, list[dict]] = {}
     with Store(args.db) as store:
         bar = _progress(len(specs), args.quiet)
@@ -617,6 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "SG-MCMC estimators: " + " ".join(f"{k}={','.join(v)}" for k, v in DEFAULT_GRID) + ")")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a config field fixed for the whole grid")
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="run seeds 0..K-1 at every grid point")
+    p.add_argument("--independent", action="store_true",
+                   help="one run per grid point, each with its own chains (the records `llcbench run` makes); "
+                        "by default the points of a case share one chain tensor where the estimator can "
+                        "(sgld), several times faster, keyed as shared-chain runs")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute runs already in the store")

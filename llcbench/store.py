@@ -55,10 +55,12 @@ CREATE INDEX IF NOT EXISTS runs_case ON runs (case_id, estimator);
 
 
 def run_key(case_definition: dict, estimator: str, config: dict, seed: int, version: str, device: str,
-            threads: int) -> str:
+            threads: int, shared_chains: str = "") -> str:
     """Content hash of everything that determines a run's result: λ̂ is bit-identical only on the
     same device and at the same torch intra-op thread count (floating-point reductions are summed
-    in another order), so both are part of the key; ``device`` normalised ("cpu", "cuda:0")."""
+    in another order), so both are part of the key; ``device`` normalised ("cpu", "cuda:0").
+    ``shared_chains``: for a point of a shared-chain grid run, the hash of the whole grid it ran
+    with (its noise and batches are the grid's), so it is never served for an independent run."""
     payload = {
         "case": case_definition,
         "estimator": estimator,
@@ -68,6 +70,8 @@ def run_key(case_definition: dict, estimator: str, config: dict, seed: int, vers
         "device": device,
         "threads": threads,
     }
+    if shared_chains:
+        payload["shared_chains"] = shared_chains
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -59,6 +59,8 @@ class EstimatorSpec:
 
     supports(target) returns None if the estimator can run on the target,
     else a short reason (used to pick the default catalogue for it).
+    estimate_grid(target, configs, seed, device) -> [Estimate]: optional; runs
+    configs that differ only in ε, nβ, γ in one chain tensor (sweeps use it).
     """
 
     name: str
@@ -66,6 +68,7 @@ class EstimatorSpec:
     estimate: Callable[..., Estimate]
     summary: str
     supports: Callable[[Target], Optional[str]] = lambda target: None
+    estimate_grid: Optional[Callable[..., list]] = None
 
 
 def _coerce(name: str, ftype: Any, text: str) -> Any:

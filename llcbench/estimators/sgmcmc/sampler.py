@@ -74,6 +74,9 @@ class Sampler:
     on_burn_in_end(state, ctx): called once, after the last burn-in step (e.g. to freeze an
         adaptive preconditioner so that the draws come from a time-homogeneous chain).
     uses_rule(config): whether the step-size rule (and its adaptation) runs.
+    per_row: whether ``step`` also takes ctx.eps, ctx.nbeta, ctx.gamma (and ctx.eps_rule) as
+        (rows, 1) columns, one value per chain: then configs that differ only in them can share
+        one chain tensor (:mod:`.grid`).
     """
 
     name: str
@@ -86,6 +89,7 @@ class Sampler:
     on_step_size: Callable[[Any, "Context", int], None] = _noop
     on_burn_in_end: Callable[[Any, "Context"], None] = _noop
     uses_rule: Callable[[Any], bool] = lambda config: config.step_size is None
+    per_row: bool = False
 
 
 def potential_gradient(w: torch.Tensor, g: torch.Tensor, pg: Optional[torch.Tensor], ctx: Context,

@@ -119,7 +119,8 @@ def test_a_broken_plugin_is_one_warning_line_and_breaks_nothing_else(entry_point
     assert err == ("llcbench: warning: estimator plugin 'broken' (plugin broken-dist, broken_pkg:SPEC) not loaded: "
                    "ImportError: No module named 'missing_dependency'\n")
     assert registry.get_estimator("sgld").name == "sgld"
-    with pytest.raises(UserError, match="'broken' \\(plugin broken-dist, broken_pkg:SPEC\\) failed to load: ImportError"):
+    with pytest.raises(UserError,
+                       match="'broken' \\(plugin broken-dist, broken_pkg:SPEC\\) failed to load: ImportError"):
         registry.get_estimator("broken")
     assert capsys.readouterr().err == ""  # announced once per process
 
@@ -128,7 +129,8 @@ def test_asking_for_the_broken_plugin_is_one_error_line(entry_points, capsys):
     entry_points(llcbench_estimators=[FakeEntryPoint("broken", "broken_pkg:SPEC", _broken)])
     assert main(["run", "--estimator", "broken", "--case", "poly/w1^2", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("llcbench: error: estimator 'broken'") and "missing_dependency" in err
+    assert err.count("\n") == 1 and err.startswith("llcbench: error: estimator 'broken'")
+    assert "missing_dependency" in err
 
 
 def test_entry_points_load_lazily_and_once(entry_points):

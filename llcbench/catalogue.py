@@ -118,7 +118,7 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
     if family_name is None:
         raise UserError(f"{where('family')}: missing")
     if family_name not in FAMILIES:
-        raise UserError(f"{where('family')}: unknown family {family_name!r}; known: {', '.join(FAMILIES)}")
+        raise UserError(f"{where('family')}: {FAMILIES.unknown(family_name)}")  # or its plugin's error
     family: Family = FAMILIES[family_name]
 
     for key in entry:
@@ -276,7 +276,7 @@ def build_target(case: Case) -> Target:
 def select(cases: list[Case], ids: Optional[list[str]] = None, family: Optional[str] = None) -> list[Case]:
     """Filter by id (exact, or a prefix ending in '/') and family; unknown ids are an error."""
     if family is not None and family not in FAMILIES:
-        raise UserError(f"--family {family}: unknown family; known: {', '.join(FAMILIES)}")
+        raise UserError(f"--family {family}: {FAMILIES.unknown(family)}")
     out = [c for c in cases if family is None or c.family == family]
     if ids:
         by_id = {c.id: c for c in out}

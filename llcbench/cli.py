@@ -126,42 +126,86 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 
 # ------------------------------------------------------------ families / estimators
+def _summary_line(obj) -> str:
+    """The first line of a family class's docstring (its one-line summary)."""
+    return ((type(obj).__doc__ or "").strip().splitlines() or [""])[0].strip()
+
+
+def _plugins_note() -> Optional[str]:
+    from .plugins import NO_PLUGINS_ENV, plugins_disabled
+
+    return f"entry-point plugins not loaded: {NO_PLUGINS_ENV} is set" if plugins_disabled() else None
+
+
 def cmd_families(args) -> int:
     from .catalogue import COMMON_FIELDS
     from .families import FAMILIES
 
+    families = dict(FAMILIES.items())  # built-in first, then the plugins (loaded now)
+    failures = FAMILIES.failures()
+    if args.json:
+        out = [{"name": name, "origin": FAMILIES.origin(name), "loaded": True, "summary": _summary_line(fam),
+                "default_n": fam.default_n, "default_noise_std": fam.default_noise_std,
+                "fields": [{"name": k, "type": f.type, "required": f.required,
+                            "default": None if f.required else f.default, "doc": f.doc}
+                           for k, f in fam.fields.items()]}
+               for name, fam in families.items()]
+        out += [{"name": name, "origin": f.origin, "loaded": False, "source": f.source, "error": f.error}
+                for name, f in failures.items()]
+        print(json.dumps(out, indent=2, default=str))
+        return 0
     print("common fields (every case, whatever its family)")
     for fname, (ftype, default, meaning) in COMMON_FIELDS.items():
         default = default if default in ("required", "none") or default.startswith("the ") else f"default {default}"
         print(f"  {fname:<19} {ftype:<10} {default:<22} {meaning}")
-    for name, family in FAMILIES.items():
+    rows = [[name, FAMILIES.origin(name), str(fam.default_n),
+             "—" if fam.default_noise_std is None else f"{fam.default_noise_std:g}", _short(_summary_line(fam), 70)]
+            for name, fam in families.items()]
+    rows += [[name, f.origin, "—", "—", _short(f"not loaded: {f.error}", 70)] for name, f in failures.items()]
+    print()
+    print(_fmt_table(["family", "origin", "default n", "noise_std", "summary"], rows, right={2, 3}))
+    if _plugins_note():
+        print(f"({_plugins_note()})")
+    for name, family in families.items():
         noise = ("no noise_std" if family.default_noise_std is None
                  else f"default noise_std = {family.default_noise_std:g}")
-        print(f"\n{name}  (default n = {family.default_n}, {noise})")
+        print(f"\n{name}  (default n = {family.default_n}, {noise})  [{FAMILIES.origin(name)}]")
         for fname, f in family.fields.items():
             default = "required" if f.required else f"default {f.default!r}"
             print(f"  {fname:<19} {f.type:<10} {default:<22} {f.doc}")
+    for name, f in failures.items():
+        print(f"\n{name}  not loaded: {f.error} ({f.source})  [{f.origin}]")
     return 0
 
 
 def cmd_estimators(args) -> int:
-    from .estimators import BUILTIN, all_estimators, plugin_errors, plugin_source
+    from .estimators import ESTIMATORS
 
-    specs = all_estimators()  # built-in, then the plugins of the entry-point group llcbench.estimators
+    specs = dict(ESTIMATORS.items())  # built-in first, then the plugins (loaded now)
+    failures = ESTIMATORS.failures()
+    if args.json:
+        out = [{"name": name, "origin": ESTIMATORS.origin(name), "loaded": True, "summary": spec.summary,
+                "fields": [{"name": f.name, "type": getattr(f.type, "__name__", str(f.type)),
+                            "default": _field_default(f), "doc": f.metadata.get("doc", "")}
+                           for f in dataclasses.fields(spec.config_cls)]}
+               for name, spec in specs.items()]
+        out += [{"name": name, "origin": f.origin, "loaded": False, "source": f.source, "error": f.error}
+                for name, f in failures.items()]
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    rows = [[name, ESTIMATORS.origin(name), _short(spec.summary, 80)] for name, spec in specs.items()]
+    rows += [[name, f.origin, _short(f"not loaded: {f.error}", 80)] for name, f in failures.items()]
+    print(_fmt_table(["estimator", "origin", "summary"], rows))
+    if _plugins_note():
+        print(f"({_plugins_note()})")
     for name, spec in specs.items():
-        print(f"{name}  [{'built-in' if name in BUILTIN else f'plugin {plugin_source(name)}'}]: {spec.summary}")
-        try:
-            fields = dataclasses.fields(spec.config_cls)
-        except TypeError:
-            print(f"  (config {getattr(spec.config_cls, '__name__', spec.config_cls)!s} is not a dataclass: "
-                  "its fields cannot be listed)")
-            continue
+        print(f"\n{name}  [{ESTIMATORS.origin(name)}]: {spec.summary}")
+        fields = dataclasses.fields(spec.config_cls)  # a dataclass: the registry checks it
         width = max((len(f.name) for f in fields), default=0)
         for f in fields:
             print(f"  {f.name:<{width}} = {_field_default(f)!r:<12} {f.metadata.get('doc', '')}")
-    errors = plugin_errors()
-    for name, error in errors.items():
-        print(f"{name}  [plugin {plugin_source(name)}]: not loaded: {error}")
+    for name, f in failures.items():
+        print(f"\n{name}  [{f.origin}]: not loaded: {f.error} ({f.source})")
     return 0
 
 
@@ -602,10 +646,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_truth)
 
-    p = sub.add_parser("families", help="list the case families and their fields")
+    p = sub.add_parser("families", help="list the case families (built-in and plugins) and their fields")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_families)
 
-    p = sub.add_parser("estimators", help="list the estimators and their config fields")
+    p = sub.add_parser("estimators", help="list the estimators (built-in and plugins) and their config fields")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_estimators)
 
     p = sub.add_parser("run", help="run an estimator over cases; results go to the store")

@@ -682,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--independent", action="store_true",
                    help="one run per grid point, each with its own chains (the records `llcbench run` makes); "
                         "by default the points of a case share one chain tensor where the estimator can "
-                        "(sgld), several times faster, keyed as shared-chain runs")
+                        "(sgld, rmsprop_sgld, sgnht), several times faster, keyed as shared-chain runs")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute runs already in the store")

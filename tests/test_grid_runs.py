@@ -14,6 +14,7 @@ from llcbench.estimators.base import make_config
 from llcbench.estimators.sgmcmc.grid import shareable
 
 SGLD = get_estimator("sgld")
+GRID_SAMPLERS = ["sgld", "rmsprop_sgld", "sgnht"]
 CASES = {c.id: c for c in load_catalogue()}
 SHORT = ["steps=1500", "burn_in=500", "chains=4"]
 
@@ -40,6 +41,33 @@ def test_a_one_point_grid_is_the_independent_run(case):
     (grid,) = SGLD.estimate_grid(target, [cfg], 3, "cpu")
     assert grid.lambda_hat == pytest.approx(solo.lambda_hat, rel=1e-4)
     assert grid.extra["step_size"] == pytest.approx(solo.extra["step_size"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rmsprop_sgld", "sgnht"])
+def test_a_one_point_grid_is_the_independent_run_for_the_other_samplers(name):
+    # As for sgld; on this quadratic case even SGNHT's momentum dynamics stay on the same path
+    # (elsewhere float32 rounding of the per-row step h can grow along a deterministic trajectory).
+    spec = get_estimator(name)
+    target = build_target(CASES["regular/linear-5x4"])
+    cfg = make_config(spec.config_cls, SHORT)
+    solo = spec.estimate(target, cfg, 2, "cpu")
+    (grid,) = spec.estimate_grid(target, [cfg], 2, "cpu")
+    assert grid.lambda_hat == pytest.approx(solo.lambda_hat, rel=1e-4)
+    assert grid.extra["step_size"] == pytest.approx(solo.extra["step_size"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", GRID_SAMPLERS)
+def test_every_point_has_the_independent_runs_rule_at_the_anchor(name):
+    spec = get_estimator(name)
+    target = build_target(CASES["poly/w1^4"])
+    cfgs = [make_config(spec.config_cls, ["steps=400", "burn_in=200", "chains=2"] + p)
+            for p in (["step_scale=0.1"], ["nbeta_scale=3"], ["gamma_scale=0.01"])]
+    grid = spec.estimate_grid(target, cfgs, 0, "cpu")
+    for cfg, g in zip(cfgs, grid):
+        s = spec.estimate(target, cfg, 0, "cpu")
+        for key in ("nbeta", "gamma", "rule_step_size_init"):
+            assert g.extra[key] == pytest.approx(s.extra[key], rel=1e-12), key
+        assert isinstance(g.extra["step_size"], float) and g.extra["step_size"] > 0
 
 
 def test_each_point_keeps_its_own_temperature_localisation_and_rule():

@@ -134,7 +134,8 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     rows = torch.empty(chains + (1 if use_cv else 0), d, dtype=dtype, device=dev)
     rows[:] = w_star
     ctx = Context(chains=chains, dim=d, w_star=w_star, nbeta=nbeta, gamma=gamma, eps=eps, generator=gen,
-                  dtype=dtype, device=dev, config=config, positions=rows[:chains], eps_rule=eps_rule)
+                  dtype=dtype, device=dev, config=config, positions=rows[:chains], eps_rule=eps_rule,
+                  points=1 if points is None else len(points))
     if minibatch:
         noise_gen = torch.Generator(device=dev)  # the samplers' gradient-noise estimates
         noise_gen.manual_seed(int(seed) + 104_729)

@@ -19,12 +19,15 @@ during the burn-in with h and v the largest over *that point's* live
 chains), the divergence threshold, and everything read off the trace.
 
 Only samplers whose update is written for per-row columns join
-(``Sampler.per_row``: SGLD); fields that may differ between the points are
-:data:`GRID_FIELDS`.
+(``Sampler.per_row``: sgld, rmsprop_sgld, sgnht); fields that may differ
+between the points are :data:`GRID_FIELDS`. RMSProp-SGLD's gradient scale m
+(which sets its ε and a after the warm-up) is taken per point, over that
+point's chains.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -177,6 +180,29 @@ class GridStepSizeRule:
                 log[-1]["step_size"] = float(s)
 
 
+# what a grid run's context holds per point, as (rows, 1) columns
+CONTEXT_POINT_FIELDS = ("eps", "nbeta", "gamma", "eps_rule")
+
+
+def _rows_view(obj, rows: slice, total: int, point_fields: tuple = (), **fixed):
+    """A shallow copy of a sampler state or context as one point of the grid would have it alone:
+    per-row tensors and lists (first dimension ``total``) cut to ``rows``, and the per-point
+    columns named in ``point_fields`` turned into that point's number; so that a sampler's
+    ``summary`` serves grid runs unchanged."""
+    view = copy.copy(obj)
+    for name, value in vars(obj).items():
+        if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == total:
+            value = value[rows]
+            if name in point_fields:
+                value = float(value.reshape(-1)[0])
+        elif isinstance(value, list) and len(value) == total:
+            value = value[rows]
+        setattr(view, name, value)
+    for name, value in fixed.items():
+        setattr(view, name, value)
+    return view
+
+
 def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampler: Sampler) -> list[Estimate]:
     """Run every config of ``configs`` (:func:`shareable`) in one chain tensor; one Estimate each."""
     from .driver import _sample, _setup
@@ -198,6 +224,7 @@ def _estimates(run, configs: list, seconds: float) -> list[Estimate]:
 
     rule, ctx, chains = run.rule, run.ctx, int(configs[0].chains)
     trace_np, r2 = run.trace.to_numpy()
+    aux_np = None if run.aux is None else run.aux.to(torch.float64).cpu().numpy()
     alive = run.monitor.alive.cpu().numpy()
     eps = ctx.eps[:: chains, 0].tolist() if isinstance(ctx.eps, torch.Tensor) else [ctx.eps] * len(configs)
     out = []
@@ -212,6 +239,10 @@ def _estimates(run, configs: list, seconds: float) -> list[Estimate]:
         init = None if rule.eps_rule_init is None else rule.eps_rule_init[k]
         extra = record_extra(run, config, nbeta, gamma, float(eps[k]), init, rule.adapt_logs[k], rule.heat_logs[k],
                              stride)
+        extra.update(run.sampler.summary(_rows_view(run.state, cols, ctx.chains, run.sampler.point_fields),
+                                         None if aux_np is None else aux_np[:, cols],
+                                         _rows_view(ctx, cols, ctx.chains, CONTEXT_POINT_FIELDS, chains=chains,
+                                                    points=1, config=config)))
         extra["shared_chains"] = {"points": len(configs), "point": k, "rows": len(configs) * chains,
                                   "seconds": seconds}
         out.append(Estimate(

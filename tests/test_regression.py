@@ -347,3 +347,27 @@ def test_cli_on_asserted_and_disagreeing_cases(cli, capsys, write_toml, tmp_path
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "bad.toml: case 'mine/w^4': field 'lambda': the case asserts λ = 1/3" in proc.stderr
+
+
+def test_asserted_runs_are_scored_apart_and_labelled_in_the_report(tmp_path):
+    """An asserted-truth run is left out of every score and listed, with its kind, under "Cases scored
+    apart" in scores.json, index.html and report.md."""
+    from llcbench.report import build_report
+    from llcbench.score import build_scores
+    from llcbench.store import Store
+    from synthetic_records import BASE_CONFIG, record
+
+    c = dict(BASE_CONFIG)
+    recs = [record("p/a", "polynomial", 0.5, "sgld", c, 0, 0.5), record("p/b", "polynomial", 1.0, "sgld", c, 0, 1.1),
+            record("mine/cusp", "polynomial", 5 / 12, "sgld", c, 0, 4.0, truth_kind="asserted")]
+    with Store(tmp_path / "s.sqlite") as store:
+        for r in recs:
+            store.put(r)
+        scores = build_scores(store)
+        paths = build_report(scores, tmp_path / "rep", store)
+    (g,) = scores["groups"]
+    assert [(r["case"], r["truth_kind"]) for r in g["apart"]] == [("mine/cusp", "asserted")]
+    assert g["overall"]["cases"] == 2 and g["overall"]["median_abs_rel_error"] == pytest.approx(0.05)
+    for text in (paths["html"].read_text(), paths["markdown"].read_text()):
+        assert "Cases scored apart" in text and "mine/cusp" in text and "asserted" in text
+        assert "a truth the case states itself" in text

@@ -96,6 +96,8 @@ def _short(text: str, width: int) -> str:
 # --------------------------------------------------------------------- truth
 def cmd_truth(args) -> int:
     if args.case or args.family or args.file or args.suite:
+        if args.expr is not None:
+            raise UserError("truth: give a polynomial or catalogue cases (--case, --family, --file), not both")
         return _cases_truth(args)
     if args.expr is None:
         raise UserError("truth: give a polynomial, or --case ID for the truth of catalogue cases")
@@ -132,7 +134,7 @@ def _cases_truth(args) -> int:
         rows.append({"case": case.id, "lambda": str(t.lam), "lambda_float": float(t.lam),
                      "multiplicity": t.multiplicity, "kind": t.kind, "source": t.source})
     if args.json:
-        print(json.dumps(rows if len(rows) > 1 else rows[0]))
+        print(json.dumps(rows))
         return 0
     for r in rows:
         print(f"{r['case']}: λ = {r['lambda']} ({r['lambda_float']:.6g}), m = {r['multiplicity']}, "

@@ -371,3 +371,13 @@ def test_asserted_runs_are_scored_apart_and_labelled_in_the_report(tmp_path):
     for text in (paths["html"].read_text(), paths["markdown"].read_text()):
         assert "Cases scored apart" in text and "mine/cusp" in text and "asserted" in text
         assert "a truth the case states itself" in text
+
+
+def test_truth_command_on_cases(capsys):
+    assert main(["truth", "--family", "regression", "--json"]) == 0
+    rows = {r["case"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["reg/lau/w1*w2^3*x"]["kind"] == "exact" and rows["reg/lau/w1*w2^3*x"]["lambda"] == "1/6"
+    assert rows["reg/(w1-w2)*x"]["kind"] in ("asserted", "exact")
+    assert main(["truth", "w1**2", "--case", "reg/(w1-w2)*x"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["truth"]) == 2

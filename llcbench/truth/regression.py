@@ -29,6 +29,7 @@ model string is never evaluated as arbitrary code.
 
 from __future__ import annotations
 
+import functools
 import io
 import keyword
 import re
@@ -116,7 +117,22 @@ class RegressionModel:
 
 def parse_model(model: str, parameters: Sequence[str], inputs: Sequence[str], w_star: Sequence) -> RegressionModel:
     """Parse f(w, x) (a polynomial in the declared parameters and inputs, rational coefficients) and
-    expand f(w* + u, x) − f(w*, x) in the inputs. TruthError (one line) on anything else."""
+    expand f(w* + u, x) − f(w*, x) in the inputs. TruthError (one line) on anything else. Cached:
+    a case is parsed when its file is checked, when its truth is computed and when its target is built."""
+    try:
+        key = (model, tuple(parameters), tuple(inputs), tuple(w_star))
+        hash(key)
+    except TypeError:
+        return _parse_model(model, parameters, inputs, w_star)
+    return _parse_cached(*key)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(model, parameters, inputs, w_star) -> RegressionModel:
+    return _parse_model(model, parameters, inputs, w_star)
+
+
+def _parse_model(model, parameters, inputs, w_star) -> RegressionModel:
     if not isinstance(model, str) or not model.strip():
         raise TruthError("model: must be a non-empty polynomial in the parameters and inputs")
     params = _check_names(parameters, "parameters")

@@ -95,6 +95,12 @@ def _short(text: str, width: int) -> str:
 
 # --------------------------------------------------------------------- truth
 def cmd_truth(args) -> int:
+    if args.case or args.family or args.file or args.suite:
+        if args.expr is not None:
+            raise UserError("truth: give a polynomial or catalogue cases (--case, --family, --file), not both")
+        return _cases_truth(args)
+    if args.expr is None:
+        raise UserError("truth: give a polynomial, or --case ID for the truth of catalogue cases")
     from .truth.polynomial import newton_value, parse_polynomial, polynomial_truth
 
     prior = _int_list(args.prior, "--prior") if args.prior else None
@@ -115,6 +121,24 @@ def cmd_truth(args) -> int:
                           "multiplicity": truth.multiplicity, "kind": truth.kind, "source": truth.source}))
     else:
         print(f"λ = {truth.lam} ({float(truth.lam):.6g}), m = {truth.multiplicity}  [{truth.source}]")
+    return 0
+
+
+def _cases_truth(args) -> int:
+    """`llcbench truth --case ID`: the truth of catalogue cases, with its kind (exact or asserted)."""
+    from .catalogue import case_truth
+
+    rows = []
+    for case in _load_cases(args):
+        t = case_truth(case)
+        rows.append({"case": case.id, "lambda": str(t.lam), "lambda_float": float(t.lam),
+                     "multiplicity": t.multiplicity, "kind": t.kind, "source": t.source})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        print(f"{r['case']}: λ = {r['lambda']} ({r['lambda_float']:.6g}), m = {r['multiplicity']}, "
+              f"kind {r['kind']}  [{r['source']}]")
     return 0
 
 
@@ -254,7 +278,8 @@ def cmd_run(args) -> int:
     skipped = []
     for case in cases:
         truth = case_truth(case)
-        if not explicit and truth.kind != "exact":
+        # a truth the case asserts runs (labelled, scored apart); other non-exact kinds only by --case
+        if not explicit and truth.kind not in ("exact", "asserted"):
             skipped.append((case.id, f"truth kind is {truth.kind}"))
             continue
         reason = spec.supports(build_target(case))
@@ -299,7 +324,7 @@ def cmd_run(args) -> int:
     for r in records:
         row = [
             r["case"] + (f" #{r['seed']}" if args.seeds > 1 else ""),
-            r["lambda"],
+            r["lambda"] + (f" ({r['truth_kind']})" if r.get("truth_kind") not in (None, "exact") else ""),
             f"{_num(r['lambda_hat'], '{:.4g}')} ± {_num(r['se'], '{:.2g}')}",
             _num(r["rel_error"], "{:+.1%}"),
             _num(r["rhat"], "{:.3f}"),
@@ -317,12 +342,18 @@ def cmd_run(args) -> int:
         row.append(("stored " if r["cached"] else "") + _note(r))
         rows.append(row)
     print(_fmt_table(headers, rows, right=set(range(2, len(headers) - 1))))
-    errs = sorted(abs(r["rel_error"]) for r in records if r["rel_error"] is not None and math.isfinite(r["rel_error"]))
+    # runs against a truth that is not computed (asserted by the case) are counted apart
+    errs = sorted(abs(r["rel_error"]) for r in records if r["rel_error"] is not None and math.isfinite(r["rel_error"])
+                  and r.get("truth_kind") in (None, "exact"))
     fresh = sum(not r["cached"] for r in records)
     summary = f"\n{len(records)} runs ({fresh} computed, {len(records) - fresh} from {args.db})"
     if errs:
         median = errs[len(errs) // 2] if len(errs) % 2 else 0.5 * (errs[len(errs) // 2 - 1] + errs[len(errs) // 2])
         summary += f"; median |rel.err| {median:.1%}, worst {errs[-1]:.1%}"
+    apart = [r for r in records if r.get("truth_kind") not in (None, "exact")]
+    if apart:
+        summary += (f"\n{len(apart)} against a truth that is not computed ({', '.join(sorted({r['truth_kind'] for r in apart}))}; "
+                    f"not in the median): {', '.join(r['case'] for r in apart[:4])}{', …' if len(apart) > 4 else ''}")
     refd = [r for r in records if r.get("sampler_bias") is not None and r.get("sampler_bias_se")]
     if refd:
         sig = [r for r in refd if abs(r["sampler_bias"]) > Z * r["sampler_bias_se"]]
@@ -640,8 +671,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_cases)
 
-    p = sub.add_parser("truth", help="λ and m of a polynomial potential, or why they cannot be certified")
-    p.add_argument("expr", help='polynomial in w1, w2, ..., e.g. "w1**2 * w2**4"')
+    p = sub.add_parser("truth", help="λ and m of a polynomial potential, or why they cannot be certified "
+                       "(--case/--family: of catalogue cases, with their kind)")
+    p.add_argument("expr", nargs="?", help='polynomial in w1, w2, ..., e.g. "w1**2 * w2**4"')
+    case_args(p, with_case=True)  # --case ID: the truth of catalogue cases (kind exact or asserted) instead
     p.add_argument("--prior", metavar="H1,H2,...", help="prior exponents h: prior ∝ ∏|w_i|^h_i")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_truth)

@@ -19,11 +19,12 @@ from ..plugins import Registry
 from .base import Family, Field
 from .dln import DLNFamily
 from .polynomial import PolynomialFamily
+from .regression import RegressionFamily
 from .regular import RegularFamily
 from .rrr import RRRFamily
 
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (PolynomialFamily(), RegularFamily(), DLNFamily(), RRRFamily())
+    f.name: f for f in (PolynomialFamily(), RegularFamily(), DLNFamily(), RRRFamily(), RegressionFamily())
 }
 
 
@@ -64,4 +65,4 @@ def get_family(name: str) -> Family:
 
 
 __all__ = ["FAMILIES", "Family", "Field", "get_family", "DLNFamily", "PolynomialFamily",
-           "RegularFamily", "RRRFamily"]
+           "RegressionFamily", "RegularFamily", "RRRFamily"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, SWEEP_HEADERS, sweep_rows
+from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, SWEEP_HEADERS, num, sweep_rows
 
 
 def _table(headers, rows) -> str:
@@ -34,6 +34,11 @@ def render_markdown(scores: dict) -> str:
         if viol:
             out += ["Violated pairs (λ of the first is smaller, λ̂ is not): " + "; ".join(viol[:20])
                     + (" …" if len(viol) > 20 else ""), ""]
+    apart = [[g["estimator"], g["label"], r["case"], r["truth_kind"], r["lambda"], num(r["lambda_hat"], "{:.4g}")]
+             for g in scores["groups"] for r in g["apart"]]
+    if apart:
+        out += ["## Cases scored apart", "", EXPLAIN["apart"], "",
+                _table(["estimator", "config", "case", "truth kind", "λ", "λ̂"], apart), ""]
     out += ["## Sweeps", ""]
     if not scores["sweeps"]:
         out += ["No sweep in the store.", ""]

@@ -116,8 +116,7 @@ def _apart(scores) -> str:
             for g in scores["groups"] for r in g["apart"]]
     if not rows:
         return ""
-    return ("<h2>Cases scored apart</h2><p class='note'>These cases' λ is not an exact value (asserted, or a "
-            "theory-kind scaling law): they are kept out of every bias, ordering and coverage score above.</p>"
+    return ("<h2>Cases scored apart</h2><p class='note'>" + _e(EXPLAIN["apart"]) + "</p>"
             + _table(["estimator", "config", "case", "truth kind", "λ", "λ̂"], rows))
 
 

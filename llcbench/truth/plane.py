@@ -453,7 +453,7 @@ def plane_truth(expr_or_poly, prior_exponents=None) -> Truth:
     """
     lam, m, info = plane_value(expr_or_poly, prior_exponents)
     _poly, _label, h = _prepared(expr_or_poly, prior_exponents)
-    src = f"{PLANE_SOURCE}; {info['charts']} charts, depth {info['depth']}"
+    src = PLANE_SOURCE + (f"; {info['charts']} charts to depth {info['depth']}" if info["charts"] else "; no chart needed")
     if info["extensions"]:
         src += f", over {', '.join(info['extensions'])}"
     if any(h):

@@ -76,6 +76,10 @@ KNOWN = [
     ("(w2 - w1**2)**2*w1**2", None, F(1, 2), 2),  # v²·w1²: a normal crossing, m = 2
     ("(w1 - w2)**2", (1, 0), F(1, 2), 1),  # prior |w1|: the branch w1 = w2 leaves the axis
     ("(w2 - w1**2)**2", (0, 2), F(1, 2), 1),
+    # units at 0 and rational coefficients do not matter; the sign of a unit does
+    ("(w1 - w2)**2*(1 + w1**2)", None, F(1, 2), 1),
+    ("-(w1 - w2)**2*(w1 - 1)", None, F(1, 2), 1),
+    ("(w1 - w2)**2/3 + w1**4/7", None, F(3, 4), 1),
 ]
 
 
@@ -105,6 +109,7 @@ def test_irrational_roots_use_an_exact_extension():
         "(w2 - w1**2)**2 - w1**6",  # v² − w1⁶ = (v − w1³)(v + w1³): negative between the branches
         "(w2 - w1**2)**2 - w1**4*w2**2",  # negative deep in the second chart
         "-(w1**2 + w2**2)",
+        "(w1 - w2)**2*(w1 - 1)",  # a negative unit
     ],
 )
 def test_sign_changes_refused(expr):
@@ -215,6 +220,12 @@ def test_prior_invariance_under_unit_multipliers(exps, h, c):
     y = W2 * (1 + c[1] * W1)
     expr = str(sympy.expand(sympy.sympify(base, locals={"w1": W1, "w2": W2}).subs({W1: x, W2: y}, simultaneous=True)))
     assert plane_value(expr, h)[:2] == (t0.lam, t0.multiplicity)
+
+
+def test_rational_prior_exponents():
+    # u = w1, v = w1 − w2: K = v², prior |u|^(1/2): λ = min(∞, 1/2); the prior only moves the u-axis
+    assert plane_value("(w1 - w2)**2", (F(1, 2), 0))[:2] == (F(1, 2), 1)
+    assert polynomial_truth("(w1 - w2)**2 + w1**4", (F(1, 2), 0)).lam == F(1, 2) + F(3, 8)
 
 
 def test_agrees_with_the_newton_rule_where_it_certifies():

@@ -4,8 +4,10 @@ The Newton rule (:mod:`llcbench.truth.polynomial`) is exact only when every
 compact face of the Newton polygon is non-degenerate. In two variables the
 degenerate case is solved by *adapted coordinates*:
 
-Theorem (Varchenko 1976; Phong, Stein & Sturm 1999, Amer. J. Math. 121,
-Theorem 5). Let f be real analytic near 0 ∈ R², f(0) = 0. Call f
+Theorem (Varchenko 1976; Phong, Stein & Sturm 1999, "On the growth and
+stability of real-analytic functions", Amer. J. Math. 121; an elementary
+proof through Puiseux series: Ikromov & Müller 2011, "On adapted coordinate
+systems", Trans. AMS 363). Let f be real analytic near 0 ∈ R², f(0) = 0. Call f
 *normalised* when, on every compact edge of its Newton polygon, every real
 root of the edge polynomial (in z = y/x^q, or x/y^p) has multiplicity at most
 the Newton distance d(f). Every f becomes normalised after an analytic change

@@ -7,6 +7,7 @@ monomial prior."""
 from __future__ import annotations
 
 from fractions import Fraction
+from math import gcd
 
 import pytest
 import sympy
@@ -231,3 +232,81 @@ def test_rational_prior_exponents():
 def test_agrees_with_the_newton_rule_where_it_certifies():
     for expr, h, lam, m in PUBLISHED[:13]:
         assert plane_value(expr, h)[:2] == newton_value(expr, h) == (lam, m)
+
+
+# --------------------------------------------------------------- an independent check of λ: normalising coordinates
+def _normalised_distance(expr: str, max_steps: int = 5, max_terms: int = 120):
+    """1/λ by the normalisation theorem directly (flat prior), independent of the engine's charts:
+    while the main face of the Newton polygon is a compact edge of slope 1/q (or q) whose edge
+    polynomial has a rational root b of multiplicity > d, substitute w2 → w2 + b·w1^q (or w1 →
+    w1 + b·w2^q); then λ = 1/d. None when that needs an irrational b, more than max_steps or a
+    polynomial of more than max_terms terms (an infinite series P: the engine's lemma (ii) case)."""
+    k = sympy.expand(sympy.sympify(expr, locals={"w1": W1, "w2": W2}))
+    for _ in range(max_steps):
+        lam, m = newton_value(sympy.Poly(k, W1, W2))  # a Poly: w1 may have gone (w2² after a shift)
+        d = 1 / lam
+        if m == 2:
+            return d  # the main face is a vertex
+        pts = [tuple(int(e) for e in mon) for mon in sympy.Poly(k, W1, W2).monoms()]
+        face = None  # the edge through (d, d): a line through two exponent points with all points on or above it
+        for a in pts:
+            for b in pts:
+                p, q = a[1] - b[1], b[0] - a[0]
+                if p <= 0 or q <= 0:
+                    continue
+                level = p * a[0] + q * a[1]
+                if p * d + q * d == level and all(p * x + q * y >= level for x, y in pts):
+                    g = gcd(p, q)
+                    face = (p // g, q // g, level // g)
+        if face is None:
+            return d  # an unbounded main face
+        p, q, level = face
+        terms = {(x, y): c for (x, y), c in sympy.Poly(k, W1, W2).terms() if p * x + q * y == level}
+        if p == 1:  # z = w2 / w1^q
+            z_poly = sympy.Poly(sum(c * sympy.Symbol("z") ** y for (x, y), c in terms.items()), sympy.Symbol("z"))
+        elif q == 1:  # z = w1 / w2^p
+            z_poly = sympy.Poly(sum(c * sympy.Symbol("z") ** x for (x, y), c in terms.items()), sympy.Symbol("z"))
+        else:
+            return d  # no real root can have multiplicity > d on such an edge
+        _, factors = z_poly.factor_list()
+        big = [(f, mult) for f, mult in factors if mult > d and f.degree() >= 1 and f.count_roots() > 0]
+        if not big:
+            return d
+        f, mult = big[0]
+        if f.degree() != 1:
+            return None  # an irrational b
+        b = -f.all_coeffs()[1] / f.all_coeffs()[0]
+        if b == 0:
+            return d
+        shift = {W2: W2 + b * W1**q} if p == 1 else {W1: W1 + b * W2**p}
+        k = sympy.expand(k.subs(shift, simultaneous=True))
+        if len(k.args) > max_terms:
+            return None
+    return None
+
+
+_MONOMIALS = [W1, W2, W1**2, W1 * W2, W2**2, W1**3, W2**3, W1**2 * W2, W1 * W2**2]
+
+
+_SPARSE = st.sampled_from([0, 0, 0, 0, 1, -1, 2, -2])  # sparse f, g: shared directions and tangencies are common
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(
+    f=st.lists(_SPARSE, min_size=len(_MONOMIALS), max_size=len(_MONOMIALS)),
+    g=st.lists(_SPARSE, min_size=len(_MONOMIALS), max_size=len(_MONOMIALS)),
+)
+def test_random_sums_of_squares_against_normalising_coordinates(f, g):
+    """K = f² + g² for random f, g of degree ≤ 3 (mostly degenerate for the Newton rule: shared
+    directions, tangencies): the engine's λ is 1/d in normalised coordinates."""
+    fe = sum(c * mon for c, mon in zip(f, _MONOMIALS))
+    ge = sum(c * mon for c, mon in zip(g, _MONOMIALS))
+    k = sympy.expand(fe**2 + ge**2)
+    assume(k != 0 and k.has(W1) and k.has(W2))
+    d = _normalised_distance(str(k))
+    assume(d is not None)
+    lam, m, _ = plane_value(str(k))
+    assert lam == 1 / d
+    with pytest.MonkeyPatch.context() as mp:  # chart every root too: lemma (i) asserted, same (λ, m)
+        mp.setattr("llcbench.truth.plane.VERIFY_LEMMA", True)
+        assert plane_value(str(k))[:2] == (lam, m)

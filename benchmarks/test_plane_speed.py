@@ -20,7 +20,7 @@ from fractions import Fraction
 import pytest
 import sympy
 
-from llcbench.catalogue import load_catalogue, select
+from llcbench.catalogue import case_truth, load_catalogue, select
 from llcbench.truth.plane import plane_value
 
 W1, W2 = sympy.symbols("w1 w2")
@@ -53,8 +53,6 @@ def test_time_against_degree_iterated_cusp(benchmark, k):
 def _plane_cases():
     out = []
     for case in select(load_catalogue(), family="polynomial"):
-        from llcbench.catalogue import case_truth
-
         if case_truth(case).source.startswith("adapted coordinates"):
             out.append(case)
     return out

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from llcbench.errors import TruthError
 from llcbench.truth.plane import NotAPotential, plane_truth, plane_value
-from llcbench.truth.polynomial import newton_value, polynomial_truth
+from llcbench.truth.polynomial import _check_nondegenerate, newton_value, parse_polynomial, polynomial_truth
 
 F = Fraction
 W1, W2 = sympy.symbols("w1 w2")
@@ -54,8 +54,6 @@ def test_published_vectors(expr, h, lam, m):
 @pytest.mark.parametrize("expr", ["(w1**2 - w2**3)**2", "(w1 - w2)**2", "w1**2 + w1*w2 + w2**2"])
 def test_entry_point_names_the_method(expr):
     with pytest.raises(TruthError):  # the Newton rule alone does not certify these
-        from llcbench.truth.polynomial import _check_nondegenerate, parse_polynomial
-
         _check_nondegenerate(parse_polynomial(expr)[0], expr, newton_value(expr)[0], witness=False)
     t = polynomial_truth(expr)
     assert t.source.startswith("adapted coordinates in the plane")

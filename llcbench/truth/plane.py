@@ -21,9 +21,10 @@ models") make this an algorithm with a termination bound.
 
 This module runs the same construction chart by chart, which also gives the
 multiplicity m and a monomial prior ∏|w_i|^h_i (h_i > −1), and proves K ≥ 0
-near 0 instead of assuming it. The quantity computed is the largest pole
-−λ and its order m of ζ(s) = ∫ K(w)^{-s} ∏|w_i|^{h_i} dw near 0 (Watanabe
-2009: the learning coefficient and its multiplicity). Steps:
+near 0 instead of assuming it. The quantity computed: ζ(z) = ∫ K(w)^z
+∏|w_i|^{h_i} dw over a neighbourhood of 0 has its largest pole at z = −λ,
+of order m (Watanabe 2009: the learning coefficient and its multiplicity).
+Steps:
 
 1. Split R² into its four closed quadrants (the integral is their sum, so
    (λ, m) is the minimum over them, m the largest among those attaining
@@ -57,9 +58,12 @@ times a unit in coordinates (normal crossings), where ζ is explicit. Two
 lemmas close the recursion. (i) At a root of total multiplicity μ with
 μ < ℓ(a)/⟨a, k⟩, the local value is ⟨a, k⟩/ℓ(a) with m = 1 (Weierstrass
 preparation in v and Hölder's inequality bound the v-integral uniformly in
-u when sμ < 1); the recursion reproduces this and the code asserts it. This
-lemma is the content of the normalisation theorem above: with a flat prior
-and every root multiplicity ≤ d = t*, no root goes below 1/d. (ii) When a
+u when sμ < 1). Such a root is settled without a chart when every factor
+through it has an even power (K ≥ 0 near it then follows from the edge
+polynomial); with ``VERIFY_LEMMA`` it is charted anyway and the recursion's
+value is asserted to be this one (the tests do so). This lemma is the
+content of the normalisation theorem above: with a flat prior and every
+root multiplicity ≤ d = t*, no root goes below 1/d. (ii) When a
 single factor g vanishes at 0, g is smooth with ∂g/∂v ≠ 0 (or ∂g/∂u ≠ 0),
 there is no monomial in v (u) and no prior in v (u), the coordinate change
 v' = g(u, v) is analytic with non-zero Jacobian and F = u^{ℓ1}·g^e becomes
@@ -75,14 +79,16 @@ resolve them in finitely many steps (Newton–Puiseux), so the recursion ends
 K ≥ 0 is checked on the way, in every quadrant and every chart: each vertex
 of each Newton polygon must have a positive coefficient (with the signs of
 the dropped units) and each positive root of each edge polynomial an even
-total multiplicity; together with the recursion at every root this proves
-K ≥ 0 near 0, and a polynomial that fails it is refused.
+total multiplicity; together with the recursion at every root not settled
+by lemma (i) this proves K ≥ 0 near 0, and a polynomial that fails it is
+refused (NotAPotential).
 
 Exact arithmetic: coefficients live in Q or in one real algebraic extension
 Q(b) (sympy ``QQ.algebraic_field`` with b a ``CRootOf``, which fixes the real
 embedding). Rational roots stay in Q. An irrational real root b of an edge
 polynomial over Q opens Q(b); a root that would need a second extension over
-Q(b) (a tower) is refused with a TruthError, never approximated. Signs of
+Q(b) (a tower) is refused with a TruthError, never approximated, unless
+lemma (i) settles it (then it needs no chart). Signs of
 elements of Q(b) are read from a 50-digit evaluation of a non-zero number
 (decided exactly to be non-zero first) and refused if it is below 1e-40.
 Non-real roots are not singular directions for the real integral and are
@@ -93,7 +99,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 from math import comb, gcd
-from typing import Optional
 
 import sympy
 from sympy import QQ

@@ -9,6 +9,9 @@ Rules (all in exact rational arithmetic, ``fractions.Fraction``):
   Exact when K is non-degenerate; always an upper bound on λ otherwise.
 * Monomial, sum, product and power rules (Watanabe 2009, *Algebraic Geometry
   and Statistical Learning Theory*; Lau, Murfet, Wei 2023; Lin 2011).
+* In two variables, where the Newton rule cannot certify K: adapted
+  coordinates (:mod:`llcbench.truth.plane`; Varchenko 1976; Phong, Stein &
+  Sturm 1999), exact for every K ≥ 0.
 
 Linear programs are solved by a small exact simplex method (Fractions, Bland's
 rule, so it always terminates). ``sympy.solvers.simplex.linprog`` (sympy

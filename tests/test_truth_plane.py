@@ -75,6 +75,11 @@ KNOWN = [
     ("(w2 - w1**2)**2*w1**2", None, F(1, 2), 2),  # v²·w1²: a normal crossing, m = 2
     ("(w1 - w2)**2", (1, 0), F(1, 2), 1),  # prior |w1|: the branch w1 = w2 leaves the axis
     ("(w2 - w1**2)**2", (0, 2), F(1, 2), 1),
+    # infinite branches w2 = w1/(1 − w1) = w1 + w1² + …, tangent to a second branch to order 2 or 3:
+    # with v = w2 − w1 (− w1²), f ~ v·(v − w1²) or v·(v − w1³), λ(f²) = λ(f)/2 from the Newton polygon
+    ("(((1 - w1)*w2 - w1)*(w2 - w1))**2", None, F(3, 8), 1),
+    ("(((1 - w1)*w2 - w1)*(w2 - w1 - w1**2))**2", None, F(1, 3), 1),
+    ("((1 - w1)*w2 - w1)**4*w1**2", None, F(1, 4), 1),  # g⁴·w1² in coordinates (w1, g): min(1/4, 1/2)
     # units at 0 and rational coefficients do not matter; the sign of a unit does
     ("(w1 - w2)**2*(1 + w1**2)", None, F(1, 2), 1),
     ("-(w1 - w2)**2*(w1 - 1)", None, F(1, 2), 1),

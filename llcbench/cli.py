@@ -101,6 +101,7 @@ def cmd_truth(args) -> int:
         return _cases_truth(args)
     if args.expr is None:
         raise UserError("truth: give a polynomial, or --case ID for the truth of catalogue cases")
+    from .truth.plane import NotAPotential
     from .truth.polynomial import newton_value, parse_polynomial, polynomial_truth
 
     prior = _int_list(args.prior, "--prior") if args.prior else None
@@ -110,17 +111,22 @@ def cmd_truth(args) -> int:
     except UserError as exc:
         # A well-formed polynomial the engine cannot certify: say why, exit 1.
         print(f"cannot certify: {exc}")
+        if isinstance(exc, NotAPotential):
+            return 1  # no λ to bound
         try:
             bound, m = newton_value(args.expr, prior)
             print(f"Newton-polyhedron value 1/t* = {bound} (m = {m}) is only an upper bound on λ")
         except UserError:
             pass
         return 1
+    method = truth.source.split(" (")[0].split(":")[0]  # the rule that certified the value
     if args.json:
         print(json.dumps({"expr": args.expr, "lambda": str(truth.lam), "lambda_float": float(truth.lam),
-                          "multiplicity": truth.multiplicity, "kind": truth.kind, "source": truth.source}))
+                          "multiplicity": truth.multiplicity, "kind": truth.kind, "method": method,
+                          "source": truth.source}))
     else:
-        print(f"λ = {truth.lam} ({float(truth.lam):.6g}), m = {truth.multiplicity}  [{truth.source}]")
+        print(f"λ = {truth.lam} ({float(truth.lam):.6g}), m = {truth.multiplicity}  certified by: {method}")
+        print(f"  [{truth.source}]")
     return 0
 
 

@@ -43,3 +43,16 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _anchor_cache(tmp_path_factory):
+    """Trained anchors go to a cache of the test session, never the user's (``llcbench.families.anchor_cache``);
+    subprocesses inherit it through the environment."""
+    old = os.environ.get("LLCBENCH_CACHE")
+    os.environ["LLCBENCH_CACHE"] = str(tmp_path_factory.mktemp("anchor-cache"))
+    yield
+    if old is None:
+        os.environ.pop("LLCBENCH_CACHE", None)
+    else:
+        os.environ["LLCBENCH_CACHE"] = old

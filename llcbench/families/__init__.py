@@ -9,12 +9,13 @@ from __future__ import annotations
 from ..errors import UserError
 from .base import Family, Field
 from .dln import DLNFamily
+from .memorisation import MemorisationFamily
 from .polynomial import PolynomialFamily
 from .regular import RegularFamily
 from .rrr import RRRFamily
 
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (PolynomialFamily(), RegularFamily(), DLNFamily(), RRRFamily())
+    f.name: f for f in (PolynomialFamily(), RegularFamily(), DLNFamily(), RRRFamily(), MemorisationFamily())
 }
 
 
@@ -27,5 +28,5 @@ def get_family(name: str) -> Family:
         raise UserError(f"unknown family {name!r}; known families: {known}") from None
 
 
-__all__ = ["FAMILIES", "Family", "Field", "get_family", "DLNFamily", "PolynomialFamily",
+__all__ = ["FAMILIES", "Family", "Field", "get_family", "DLNFamily", "MemorisationFamily", "PolynomialFamily",
            "RegularFamily", "RRRFamily"]

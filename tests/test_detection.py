@@ -41,6 +41,9 @@ def test_bootstrap_interval():
     lo, hi = bootstrap_interval(s, y, auroc, reps=400, seed=5)
     assert lo < auroc(s, y) < hi and hi - lo < 0.3
     assert [lo, hi] == bootstrap_interval(s, y, auroc, reps=400, seed=5)  # seeded
+    # the vectorised AUROC path and the per-replicate loop (any other metric) see the same replicates
+    looped = bootstrap_interval(s, y, lambda a, b: auroc(a, b), reps=400, seed=5)
+    assert looped == pytest.approx([lo, hi], abs=1e-12)
     assert bootstrap_interval(y.astype(float), y, auroc, reps=50) == [1.0, 1.0]  # perfect separation
     assert bootstrap_interval(s, np.zeros(220, bool), auroc) == [None, None]  # no positive
 

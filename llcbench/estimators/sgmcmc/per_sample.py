@@ -40,7 +40,9 @@ from ...target import Target
 
 # Rows of the probe set evaluated in one call (bounds the activations: chains × PROBE_CHUNK × width).
 PROBE_CHUNK = 4096
-# Entries of a per-sample Jacobian block (samples × dim) computed at once for the gradient norms.
+# Samples per block of the per-sample Jacobian (at most; fewer when block × dim > JACOBIAN_ENTRIES):
+# jacrev back-propagates the whole block's forward once per row, so its memory grows as block².
+JACOBIAN_BLOCK = 64
 JACOBIAN_ENTRIES = 1 << 22
 
 
@@ -75,7 +77,7 @@ def gradient_norms(target: Target, w_star: torch.Tensor, probe: torch.Tensor) ->
     ``torch.func.jacrev`` (one vectorised backward per block of samples)."""
     from torch.func import jacrev
 
-    block = max(1, JACOBIAN_ENTRIES // max(1, target.dim))
+    block = max(1, min(JACOBIAN_BLOCK, JACOBIAN_ENTRIES // max(1, target.dim)))
     out = []
     for s in range(0, len(probe), block):
         idx = probe[s : s + block]

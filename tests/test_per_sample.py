@@ -157,6 +157,9 @@ n = 64
     rep = cli("report", "--db", db, "--out", tmp_path / "rep", env=env)
     assert rep.returncode == 0, rep.stderr
     scores = json.loads((tmp_path / "rep" / "scores.json").read_text())
+    from test_scores import ROOT, check, parse_schema  # the documented schema, with detection rows in it
+
+    check(scores, "document", parse_schema((ROOT / "docs" / "scores.md").read_text()), "scores")
     (row,) = scores["detection"]["runs"]
     assert set(row["methods"]) == {"llc", "loss", "grad_norm"} and row["memorised"] == 4
     page = (tmp_path / "rep" / "index.html").read_text()

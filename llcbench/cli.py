@@ -285,7 +285,8 @@ def cmd_run(args) -> int:
     for case in cases:
         truth = case_truth(case)
         # a truth the case asserts runs (labelled, scored apart); other non-exact kinds only by --case
-        if not explicit and truth.kind not in ("exact", "asserted"):
+        # or --family (a named family runs all its cases)
+        if not (explicit or args.family) and truth.kind not in ("exact", "asserted"):
             skipped.append((case.id, f"truth kind is {truth.kind}"))
             continue
         reason = spec.supports(build_target(case))
@@ -370,6 +371,9 @@ def cmd_run(args) -> int:
         counts = ", ".join(f"{sum(r['attribution'] == a for r in off)} {a}" for a in ATTRIBUTIONS)
         summary += f"\n{len(off)} worse than {TOLERANCE:.0%}: {counts} (see the note column)"
     print(summary)
+    detected = _detection_summary(records)
+    if detected:
+        print(detected)
     stale = sorted({r.get("torch_version") or "?" for r in records
                     if r["cached"] and r.get("torch_version") != torch.__version__})
     if stale:
@@ -384,6 +388,21 @@ def cmd_run(args) -> int:
     for why, ids in by_reason.items():
         print(f"skipped {len(ids)} case{'s' if len(ids) > 1 else ''} ({', '.join(ids[:3])}{', …' if len(ids) > 3 else ''}): {why}")
     return 0
+
+
+def _detection_summary(records: list) -> str:
+    """One line for runs whose targets know their memorised samples: the mean AUROC of λ̂_i at finding
+    them, beside the two baselines at w* (``llcbench report`` has the intervals and curves)."""
+    from .score.detection import auroc
+
+    rows = [r["per_sample"] for r in records if (r.get("per_sample") or {}).get("memorised")]
+    if not rows:
+        return ""
+    mean = lambda col: sum(auroc([math.nan if v is None else v for v in ps[col]], ps["memorised"])  # noqa: E731
+                           for ps in rows) / len(rows)
+    return (f"per-sample LLC of {len(rows)} run{'s' if len(rows) > 1 else ''} with known memorised samples: mean AUROC "
+            f"{mean('lambda'):.3f} (baselines at w*: loss {mean('loss_star'):.3f}, gradient norm "
+            f"{mean('grad_norm_star'):.3f}; llcbench report shows the intervals)")
 
 
 def _note(record: dict) -> str:

@@ -179,5 +179,12 @@ class Store:
         for (text,) in self.conn.execute(query, args):
             yield json.loads(text)
 
+    def records_with(self, field: str) -> Iterator[dict]:
+        """The stored runs that have the top-level field (e.g. ``per_sample``), oldest first: SQLite's
+        json_type selects them before Python parses any record."""
+        query = "SELECT record FROM runs WHERE json_type(record, ?) IS NOT NULL ORDER BY created_at, key"
+        for (text,) in self.conn.execute(query, (f"$.{field}",)):
+            yield json.loads(text)
+
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]

@@ -81,3 +81,16 @@ def entry_points(monkeypatch):
     yield install
     ESTIMATORS.reset()
     FAMILIES.reset()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _anchor_cache(tmp_path_factory):
+    """Trained anchors go to a cache of the test session, never the user's (``llcbench.families.anchor_cache``);
+    subprocesses inherit it through the environment."""
+    old = os.environ.get("LLCBENCH_CACHE")
+    os.environ["LLCBENCH_CACHE"] = str(tmp_path_factory.mktemp("anchor-cache"))
+    yield
+    if old is None:
+        os.environ.pop("LLCBENCH_CACHE", None)
+    else:
+        os.environ["LLCBENCH_CACHE"] = old

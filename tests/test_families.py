@@ -459,7 +459,7 @@ def test_bad_fields(family, params, match):
 
 
 def test_registry():
-    assert set(FAMILIES) == {"polynomial", "regular", "dln", "rrr", "regression"}
+    assert set(FAMILIES) == {"polynomial", "regular", "dln", "rrr", "regression", "memorisation"}
     for name, fam in FAMILIES.items():
         assert fam.name == name and get_family(name) is fam
         for fname, f in fam.fields.items():

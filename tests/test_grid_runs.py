@@ -108,3 +108,17 @@ def test_only_eps_nbeta_gamma_may_differ():
     assert "batch_size" in shareable(configs([], ["batch_size=64"]))
     with pytest.raises(ValueError, match="differ in chains"):
         SGLD.estimate_grid(build_target(CASES["poly/w1^4"]), configs([], ["chains=2"]), 0, "cpu")
+
+
+def test_per_sample_values_are_per_point():
+    # the memorisation family records per-sample λ̂_i by default; in a grid run each point reads its own
+    # chains at its own nβ, and a one-point grid gives the independent run's values
+    (case,) = [c for c in load_catalogue() if c.id == "memorisation/threshold-16/k16/s0"]
+    target = build_target(case)
+    cfgs = configs([], ["nbeta_scale=2"])
+    solo = SGLD.estimate(target, cfgs[0], 0, "cpu")
+    (one,) = SGLD.estimate_grid(target, cfgs[:1], 0, "cpu")
+    assert one.per_sample["lambda"] == pytest.approx(solo.per_sample["lambda"], rel=1e-4, abs=1e-3)
+    two = SGLD.estimate_grid(target, cfgs, 0, "cpu")
+    assert [e.per_sample["chains_used"] for e in two] == [4, 4]
+    assert len(two[1].per_sample["lambda"]) == len(solo.per_sample["lambda"])

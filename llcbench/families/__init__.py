@@ -18,13 +18,15 @@ from ..errors import UserError
 from ..plugins import Registry
 from .base import Family, Field
 from .dln import DLNFamily
+from .memorisation import MemorisationFamily
 from .polynomial import PolynomialFamily
 from .regression import RegressionFamily
 from .regular import RegularFamily
 from .rrr import RRRFamily
 
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (PolynomialFamily(), RegularFamily(), DLNFamily(), RRRFamily(), RegressionFamily())
+    f.name: f for f in (PolynomialFamily(), RegularFamily(), DLNFamily(), RRRFamily(), RegressionFamily(),
+                        MemorisationFamily())
 }
 
 
@@ -64,5 +66,5 @@ def get_family(name: str) -> Family:
     raise UserError(FAMILIES.unknown(name))
 
 
-__all__ = ["FAMILIES", "Family", "Field", "get_family", "DLNFamily", "PolynomialFamily",
+__all__ = ["FAMILIES", "Family", "Field", "get_family", "DLNFamily", "MemorisationFamily", "PolynomialFamily",
            "RegressionFamily", "RegularFamily", "RRRFamily"]

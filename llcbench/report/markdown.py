@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .detection import detection_markdown
 from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, SWEEP_HEADERS, num, sweep_rows
 
 
@@ -47,4 +48,5 @@ def render_markdown(scores: dict) -> str:
         out += [f"### {s['estimator']} over {' × '.join(s['axes'])}", "",
                 _table(SWEEP_HEADERS, rows), "",
                 f"Stable for every family: {len(s['stable_all'])} grid points.", ""]
+    out += detection_markdown(scores, _table)
     return "\n".join(out) + "\n"

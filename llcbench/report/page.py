@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 
+from .detection import detection_html
 from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, num, pct, sweep_rows
 
 _CHECK = """
@@ -166,6 +167,7 @@ devices {_e(', '.join(prov['devices']))}; run {_e(prov['first_run'])} to {_e(pro
 {fam_sections}
 <h2>Sweeps: stable region and recommended config</h2>
 {_sweeps(scores)}
+{detection_html(scores, _table)}
 {''.join(_figure(f) for f in figs)}
 {_apart(scores)}
 </body></html>

@@ -18,6 +18,7 @@ from ..store import Store
 from .bias import bias_block
 from .calibration import calibration_block, covered_reference, covered_truth
 from .cost import cost_block, error_against_cost
+from .detection import detection_scores
 from .ordinality import ordinality_block
 from .select import Group, Selection, case_rows, config_diff, default_config, load
 from .sensitivity import find_sweeps, sweep_scores
@@ -135,6 +136,7 @@ def build_scores(store: Store, estimators: Optional[Iterable[str]] = None, versi
         "groups": groups,
         "sweeps": sweeps,
         "attributions": dict(Counter(r["attribution"] for g in groups for r in g["cases"] if r["attribution"])),
+        "detection": detection_scores(store, sel.version, estimators or None),
     }
 
 

@@ -27,7 +27,7 @@ RHAT_HEALTHY = 1.1  # a run is healthy with split R-hat at most this (Vehtari et
 # ... and no divergent chain and a finite λ̂
 
 # Most of a record's bytes, and needed only for the traces figure (read back by key for a few runs).
-HEAVY_FIELDS = ("loss_trace", "lambda_hat_chains")
+HEAVY_FIELDS = ("loss_trace", "lambda_hat_chains", "per_sample")
 
 
 def finite(x) -> bool:

@@ -21,6 +21,7 @@ from ..temperature import resolve_gamma, resolve_nbeta
 from .batches import EpochBatches
 from .config import DIVERGENCE_PER_DIM, DTYPES
 from .monitor import ChainMonitor
+from .per_sample import PerSampleAccumulator
 from .sampler import Context, Sampler
 from .stepsize import StepSizeRule, minibatch_gradient_variance
 from .trace import LambdaTrace, loss_trace_points, summarise
@@ -70,6 +71,7 @@ class Run:
     trace_mode: str  # see trace_mode()
     trace_gen: Optional[torch.Generator] = None  # the independent trace batches
     batch_size: int = 0
+    per_sample: Optional[PerSampleAccumulator] = None  # per-sample losses at λ̂'s draws (per_sample.py)
 
 
 def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
@@ -157,7 +159,8 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     limit = threshold / nbeta if points is None else (threshold / nbeta)[:, 0]  # per row in a grid run
     return Run(target=tgt, sampler=sampler, state=state, ctx=ctx, rows=rows, batches=batches, trace=trace,
                monitor=ChainMonitor(chains, limit, dev), rule=rule, aux=aux, threshold=threshold,
-               init_loss=init_loss, trace_mode=mode, trace_gen=trace_gen, batch_size=int(config.batch_size))
+               init_loss=init_loss, trace_mode=mode, trace_gen=trace_gen, batch_size=int(config.batch_size),
+               per_sample=PerSampleAccumulator.for_run(target, tgt, config, seed, dev, rows=chains))
 
 
 def trace_mode(target: Target, config, minibatch: bool) -> str:
@@ -251,6 +254,8 @@ def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]]) ->
             idx = run.batches.next() if run.batches is not None else None
             g, values = _evaluate(run, idx)
             trace.record(values)  # copied into the trace buffer in one kernel at the next check
+            if run.per_sample is not None and run.per_sample.due(t):
+                run.per_sample.record(w)  # the same w_t as the trace value
             pg = None
             if has_prior:
                 with torch.enable_grad():
@@ -320,4 +325,6 @@ def _estimate(run: Run, config, t_start: float) -> Estimate:
         seconds=time.perf_counter() - t_start,
         warnings=s["warnings"],
         extra=extra,
+        per_sample=(run.per_sample.result(run.monitor.alive.cpu().numpy(), ctx.nbeta)
+                    if run.per_sample is not None else None),
     )

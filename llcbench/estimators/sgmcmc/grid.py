@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import torch
 
 from ...target import Target
@@ -245,8 +246,13 @@ def _estimates(run, configs: list, seconds: float) -> list[Estimate]:
                                                     points=1, config=config)))
         extra["shared_chains"] = {"points": len(configs), "point": k, "rows": len(configs) * chains,
                                   "seconds": seconds}
+        per_sample = None
+        if run.per_sample is not None:  # the point's live chains only, at its nβ
+            mine = np.zeros_like(alive)
+            mine[cols] = alive[cols]
+            per_sample = run.per_sample.result(mine, nbeta)
         out.append(Estimate(
             lambda_hat=s["lambda_hat"], lambda_hat_chains=s["per_chain"], se=s["se"], loss_trace=loss_trace,
             diagnostics=s["diagnostics"], grad_evals=int(config.steps) * chains, seconds=seconds / len(configs),
-            warnings=s["warnings"], extra=extra))
+            warnings=s["warnings"], extra=extra, per_sample=per_sample))
     return out

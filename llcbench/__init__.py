@@ -7,6 +7,15 @@ The pipeline, one module (or package) per stage:
       -> estimator (``llcbench.estimators``: ``estimate(target, config, seed, device)``)
       -> record (``llcbench.store``: one SQLite row per run, content-hashed)
       -> score / report (read only from the store)
+
+Estimators and families from outside the package: ``register_estimator`` and
+``register_family`` (decorators, in process) or the entry-point groups
+``llcbench.estimators`` and ``llcbench.families`` (installed packages); see
+``llcbench.plugins``.
 """
 
 __version__ = "0.3.0"
+
+from .plugins import register_estimator, register_family  # noqa: E402  (light: imports no torch)
+
+__all__ = ["__version__", "register_estimator", "register_family"]

@@ -25,6 +25,9 @@ class Case:
     seed: seed of the data generator (data are generated, never downloaded).
     noise_std: σ of the Gaussian output noise, for families with data.
     expect_lambda / expect_multiplicity: optional cross-checks of the computed truth.
+    asserted_lambda / asserted_multiplicity / asserted_source: a truth the case states itself
+        (the file's ``lambda``, ``multiplicity``, ``source``), used, labelled kind "asserted", where
+        the engine cannot certify one; where it can, the two must agree.
     note: free text shown in listings.
     file: the TOML file it came from (for error messages).
     """
@@ -37,12 +40,16 @@ class Case:
     noise_std: Optional[float] = None
     expect_lambda: Optional[Fraction] = None
     expect_multiplicity: Optional[int] = None
+    asserted_lambda: Optional[str] = None  # a rational as text, e.g. "3/4"
+    asserted_multiplicity: Optional[int] = None
+    asserted_source: Optional[str] = None
     note: str = ""
     file: str = "<memory>"
 
     def definition(self) -> dict[str, Any]:
-        """Everything that determines the target (not the file it came from, not the note)."""
-        return {
+        """Everything that determines the target (not the file it came from, not the note), and an
+        asserted truth where the case states one (a run's error is measured against it)."""
+        out = {
             "id": self.id,
             "family": self.family,
             "params": self.params,
@@ -50,6 +57,10 @@ class Case:
             "seed": self.seed,
             "noise_std": self.noise_std,
         }
+        if self.asserted_lambda is not None:
+            out.update(asserted_lambda=self.asserted_lambda, asserted_multiplicity=self.asserted_multiplicity,
+                       asserted_source=self.asserted_source)
+        return out
 
     def key(self) -> str:
         """Content hash of the definition (hex sha256)."""

@@ -3,13 +3,15 @@
 The file format is a public contract: users bring their own files. A file is
 a list of ``[[case]]`` tables. Common keys: ``id`` (unique), ``family``,
 optional ``n``, ``seed``, ``noise_std``, ``expect_lambda`` (rational string),
-``expect_multiplicity``, ``note``; every other key belongs to the family (see
-``llcbench families``). Every mistake is reported as one line naming the
-file, the case and the field.
+``expect_multiplicity``, ``note``, and a truth the case brings itself
+(``lambda``, ``multiplicity``, ``source``: see :func:`case_truth`); every other
+key belongs to the family (see ``llcbench families``). Every mistake is
+reported as one line naming the file, the case and the field.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import tomllib
 from fractions import Fraction
@@ -36,6 +38,10 @@ COMMON_FIELDS: dict[str, tuple[str, str, str]] = {
                   "only families with data noise take it"),
     "expect_lambda": ("str", "none", "rational string such as \"3/2\": the computed λ must equal it"),
     "expect_multiplicity": ("int", "none", "the computed multiplicity m must equal it"),
+    "lambda": ("str", "none", "a truth the case brings (rational string, e.g. \"3/4\"): used, labelled kind "
+               "'asserted', where the engine cannot certify λ; where it can, the two must agree"),
+    "multiplicity": ("int", "none", "with lambda: the asserted multiplicity m (else taken as 1)"),
+    "source": ("str", "none", "with lambda (required): where the asserted value comes from"),
     "note": ("str", "''", "free text shown in listings (not part of the case's identity)"),
 }
 COMMON_KEYS = set(COMMON_FIELDS)
@@ -79,6 +85,8 @@ def _type_ok(kind: str, value: Any) -> bool:
         return isinstance(value, str)
     if kind == "bool":
         return isinstance(value, bool)
+    if kind == "str_list":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "int_list":
         return isinstance(value, list) and all(_type_ok("int", v) for v in value)
     if kind == "float_list":
@@ -91,6 +99,7 @@ _TYPE_WORDS = {
     "float": "a number",
     "str": "a string",
     "bool": "true or false",
+    "str_list": "a list of strings",
     "int_list": "a list of integers",
     "float_list": "a list of numbers",
 }
@@ -118,7 +127,7 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
     if family_name is None:
         raise UserError(f"{where('family')}: missing")
     if family_name not in FAMILIES:
-        raise UserError(f"{where('family')}: unknown family {family_name!r}; known: {', '.join(FAMILIES)}")
+        raise UserError(f"{where('family')}: {FAMILIES.unknown(family_name)}")  # or its plugin's error
     family: Family = FAMILIES[family_name]
 
     for key in entry:
@@ -183,6 +192,7 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
         except ValueError as exc:
             raise UserError(f"{where('expect_lambda')}: {exc}") from None
     expect_m = common("expect_multiplicity", "int", None, positive=True)
+    asserted = _asserted_truth(entry, where, expect_lambda, expect_m)
 
     return Case(
         id=case_id,
@@ -193,9 +203,36 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
         noise_std=noise_std,
         expect_lambda=expect_lambda,
         expect_multiplicity=expect_m,
+        **asserted,
         note=note,
         file=file,
     )
+
+
+def _asserted_truth(entry: dict, where, expect_lambda, expect_m) -> dict:
+    """The Case fields of a truth the entry states itself (``lambda``, ``multiplicity``, ``source``)."""
+    if "lambda" not in entry:
+        for key in ("multiplicity", "source"):
+            if key in entry:
+                raise UserError(f"{where(key)}: belongs to an asserted truth: give lambda too")
+        return {}
+    try:
+        lam = _parse_fraction(entry["lambda"])
+    except ValueError as exc:
+        raise UserError(f"{where('lambda')}: {exc}") from None
+    if lam <= 0:
+        raise UserError(f"{where('lambda')}: a learning coefficient is > 0, got {lam}")
+    if expect_lambda is not None or expect_m is not None:
+        key = "expect_lambda" if expect_lambda is not None else "expect_multiplicity"
+        raise UserError(f"{where(key)}: the case asserts its truth (lambda); expect_* cross-checks a computed one: "
+                        "give one of them")
+    mult = entry.get("multiplicity")
+    if mult is not None and (isinstance(mult, bool) or not isinstance(mult, int) or mult < 1):
+        raise UserError(f"{where('multiplicity')}: expected an integer >= 1, got {mult!r}")
+    source = entry.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise UserError(f"{where('source')}: an asserted lambda needs a non-empty source (where the value comes from)")
+    return {"asserted_lambda": str(lam), "asserted_multiplicity": mult, "asserted_source": source.strip()}
 
 
 def load_file(path: str | Path) -> list[Case]:
@@ -242,12 +279,30 @@ def load_catalogue(files: Optional[Iterable[str | Path]] = None, builtin: bool =
 
 
 def case_truth(case: Case) -> Truth:
-    """The computed truth of a case, cross-checked against ``expect_*``."""
+    """The truth of a case: computed, and cross-checked against ``expect_*``.
+
+    A case that states its truth (``lambda``, ``multiplicity``, ``source``) gets it as kind
+    "asserted" only where the engine cannot certify one; where the engine can, a disagreement is
+    an error naming the field and an agreement is the certified truth itself."""
     family = FAMILIES[case.family]
     try:
         truth = family.truth(case.params)
     except TruthError as exc:
-        raise TruthError(f"{_where(case.file, case.id)}: {exc}") from None
+        if case.asserted_lambda is None:
+            raise TruthError(f"{_where(case.file, case.id)}: {exc}") from None
+        m = case.asserted_multiplicity
+        return Truth(lam=Fraction(case.asserted_lambda), multiplicity=1 if m is None else m, kind="asserted",
+                     source=f"asserted by the case: {case.asserted_source}"
+                            + ("" if m is not None else " (multiplicity not stated: taken as 1)")
+                            + f"; the engine cannot certify it: {' '.join(str(exc).split())}")
+    if case.asserted_lambda is not None:
+        if truth.lam != Fraction(case.asserted_lambda):
+            raise UserError(f"{_where(case.file, case.id, 'lambda')}: the case asserts λ = {case.asserted_lambda} "
+                            f"but the engine certifies λ = {truth.lam} ({truth.source})")
+        if case.asserted_multiplicity is not None and truth.multiplicity != case.asserted_multiplicity:
+            raise UserError(f"{_where(case.file, case.id, 'multiplicity')}: the case asserts m = "
+                            f"{case.asserted_multiplicity} but the engine certifies m = {truth.multiplicity} "
+                            f"({truth.source})")
     if case.expect_lambda is not None and truth.lam != case.expect_lambda:
         raise UserError(
             f"{_where(case.file, case.id, 'expect_lambda')}: computed λ = {truth.lam} but the file expects {case.expect_lambda}"
@@ -266,9 +321,14 @@ def case_dim(case: Case) -> int:
 
 def build_target(case: Case) -> Target:
     """Build the target of a case (generates its data from ``case.seed``); truth cross-checked."""
-    case_truth(case)
+    truth = case_truth(case)
+    family = FAMILIES[case.family]
+    if truth.kind == "asserted":
+        # the family's target() asks its own truth(), which refuses here: a copy answers the asserted one
+        family = copy.copy(family)
+        family.truth = lambda params: truth
     try:
-        return FAMILIES[case.family].target(case)
+        return family.target(case)
     except TruthError as exc:
         raise TruthError(f"{_where(case.file, case.id)}: {exc}") from None
 
@@ -276,7 +336,7 @@ def build_target(case: Case) -> Target:
 def select(cases: list[Case], ids: Optional[list[str]] = None, family: Optional[str] = None) -> list[Case]:
     """Filter by id (exact, or a prefix ending in '/') and family; unknown ids are an error."""
     if family is not None and family not in FAMILIES:
-        raise UserError(f"--family {family}: unknown family; known: {', '.join(FAMILIES)}")
+        raise UserError(f"--family {family}: {FAMILIES.unknown(family)}")
     out = [c for c in cases if family is None or c.family == family]
     if ids:
         by_id = {c.id: c for c in out}

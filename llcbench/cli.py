@@ -95,6 +95,13 @@ def _short(text: str, width: int) -> str:
 
 # --------------------------------------------------------------------- truth
 def cmd_truth(args) -> int:
+    if args.case or args.family or args.file or args.suite:
+        if args.expr is not None:
+            raise UserError("truth: give a polynomial or catalogue cases (--case, --family, --file), not both")
+        return _cases_truth(args)
+    if args.expr is None:
+        raise UserError("truth: give a polynomial, or --case ID for the truth of catalogue cases")
+    from .truth.plane import NotAPotential
     from .truth.polynomial import newton_value, parse_polynomial, polynomial_truth
 
     prior = _int_list(args.prior, "--prior") if args.prior else None
@@ -104,17 +111,40 @@ def cmd_truth(args) -> int:
     except UserError as exc:
         # A well-formed polynomial the engine cannot certify: say why, exit 1.
         print(f"cannot certify: {exc}")
+        if isinstance(exc, NotAPotential):
+            return 1  # no λ to bound
         try:
             bound, m = newton_value(args.expr, prior)
             print(f"Newton-polyhedron value 1/t* = {bound} (m = {m}) is only an upper bound on λ")
         except UserError:
             pass
         return 1
+    method = truth.source.split(" (")[0].split(":")[0]  # the rule that certified the value
     if args.json:
         print(json.dumps({"expr": args.expr, "lambda": str(truth.lam), "lambda_float": float(truth.lam),
-                          "multiplicity": truth.multiplicity, "kind": truth.kind, "source": truth.source}))
+                          "multiplicity": truth.multiplicity, "kind": truth.kind, "method": method,
+                          "source": truth.source}))
     else:
-        print(f"λ = {truth.lam} ({float(truth.lam):.6g}), m = {truth.multiplicity}  [{truth.source}]")
+        print(f"λ = {truth.lam} ({float(truth.lam):.6g}), m = {truth.multiplicity}  certified by: {method}")
+        print(f"  [{truth.source}]")
+    return 0
+
+
+def _cases_truth(args) -> int:
+    """`llcbench truth --case ID`: the truth of catalogue cases, with its kind (exact or asserted)."""
+    from .catalogue import case_truth
+
+    rows = []
+    for case in _load_cases(args):
+        t = case_truth(case)
+        rows.append({"case": case.id, "lambda": str(t.lam), "lambda_float": float(t.lam),
+                     "multiplicity": t.multiplicity, "kind": t.kind, "source": t.source})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        print(f"{r['case']}: λ = {r['lambda']} ({r['lambda_float']:.6g}), m = {r['multiplicity']}, "
+              f"kind {r['kind']}  [{r['source']}]")
     return 0
 
 
@@ -126,42 +156,86 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 
 # ------------------------------------------------------------ families / estimators
+def _summary_line(obj) -> str:
+    """The first line of a family class's docstring (its one-line summary)."""
+    return ((type(obj).__doc__ or "").strip().splitlines() or [""])[0].strip()
+
+
+def _plugins_note() -> Optional[str]:
+    from .plugins import NO_PLUGINS_ENV, plugins_disabled
+
+    return f"entry-point plugins not loaded: {NO_PLUGINS_ENV} is set" if plugins_disabled() else None
+
+
 def cmd_families(args) -> int:
     from .catalogue import COMMON_FIELDS
     from .families import FAMILIES
 
+    families = dict(FAMILIES.items())  # built-in first, then the plugins (loaded now)
+    failures = FAMILIES.failures()
+    if args.json:
+        out = [{"name": name, "origin": FAMILIES.origin(name), "loaded": True, "summary": _summary_line(fam),
+                "default_n": fam.default_n, "default_noise_std": fam.default_noise_std,
+                "fields": [{"name": k, "type": f.type, "required": f.required,
+                            "default": None if f.required else f.default, "doc": f.doc}
+                           for k, f in fam.fields.items()]}
+               for name, fam in families.items()]
+        out += [{"name": name, "origin": f.origin, "loaded": False, "source": f.source, "error": f.error}
+                for name, f in failures.items()]
+        print(json.dumps(out, indent=2, default=str))
+        return 0
     print("common fields (every case, whatever its family)")
     for fname, (ftype, default, meaning) in COMMON_FIELDS.items():
         default = default if default in ("required", "none") or default.startswith("the ") else f"default {default}"
         print(f"  {fname:<19} {ftype:<10} {default:<22} {meaning}")
-    for name, family in FAMILIES.items():
+    rows = [[name, FAMILIES.origin(name), str(fam.default_n),
+             "—" if fam.default_noise_std is None else f"{fam.default_noise_std:g}", _short(_summary_line(fam), 70)]
+            for name, fam in families.items()]
+    rows += [[name, f.origin, "—", "—", _short(f"not loaded: {f.error}", 70)] for name, f in failures.items()]
+    print()
+    print(_fmt_table(["family", "origin", "default n", "noise_std", "summary"], rows, right={2, 3}))
+    if _plugins_note():
+        print(f"({_plugins_note()})")
+    for name, family in families.items():
         noise = ("no noise_std" if family.default_noise_std is None
                  else f"default noise_std = {family.default_noise_std:g}")
-        print(f"\n{name}  (default n = {family.default_n}, {noise})")
+        print(f"\n{name}  (default n = {family.default_n}, {noise})  [{FAMILIES.origin(name)}]")
         for fname, f in family.fields.items():
             default = "required" if f.required else f"default {f.default!r}"
             print(f"  {fname:<19} {f.type:<10} {default:<22} {f.doc}")
+    for name, f in failures.items():
+        print(f"\n{name}  not loaded: {f.error} ({f.source})  [{f.origin}]")
     return 0
 
 
 def cmd_estimators(args) -> int:
-    from .estimators import BUILTIN, all_estimators, plugin_errors, plugin_source
+    from .estimators import ESTIMATORS
 
-    specs = all_estimators()  # built-in, then the plugins of the entry-point group llcbench.estimators
+    specs = dict(ESTIMATORS.items())  # built-in first, then the plugins (loaded now)
+    failures = ESTIMATORS.failures()
+    if args.json:
+        out = [{"name": name, "origin": ESTIMATORS.origin(name), "loaded": True, "summary": spec.summary,
+                "fields": [{"name": f.name, "type": getattr(f.type, "__name__", str(f.type)),
+                            "default": _field_default(f), "doc": f.metadata.get("doc", "")}
+                           for f in dataclasses.fields(spec.config_cls)]}
+               for name, spec in specs.items()]
+        out += [{"name": name, "origin": f.origin, "loaded": False, "source": f.source, "error": f.error}
+                for name, f in failures.items()]
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    rows = [[name, ESTIMATORS.origin(name), _short(spec.summary, 80)] for name, spec in specs.items()]
+    rows += [[name, f.origin, _short(f"not loaded: {f.error}", 80)] for name, f in failures.items()]
+    print(_fmt_table(["estimator", "origin", "summary"], rows))
+    if _plugins_note():
+        print(f"({_plugins_note()})")
     for name, spec in specs.items():
-        print(f"{name}  [{'built-in' if name in BUILTIN else f'plugin {plugin_source(name)}'}]: {spec.summary}")
-        try:
-            fields = dataclasses.fields(spec.config_cls)
-        except TypeError:
-            print(f"  (config {getattr(spec.config_cls, '__name__', spec.config_cls)!s} is not a dataclass: "
-                  "its fields cannot be listed)")
-            continue
+        print(f"\n{name}  [{ESTIMATORS.origin(name)}]: {spec.summary}")
+        fields = dataclasses.fields(spec.config_cls)  # a dataclass: the registry checks it
         width = max((len(f.name) for f in fields), default=0)
         for f in fields:
             print(f"  {f.name:<{width}} = {_field_default(f)!r:<12} {f.metadata.get('doc', '')}")
-    errors = plugin_errors()
-    for name, error in errors.items():
-        print(f"{name}  [plugin {plugin_source(name)}]: not loaded: {error}")
+    for name, f in failures.items():
+        print(f"\n{name}  [{f.origin}]: not loaded: {f.error} ({f.source})")
     return 0
 
 
@@ -222,7 +296,9 @@ def cmd_run(args) -> int:
     skipped = []
     for case in cases:
         truth = case_truth(case)
-        if not explicit and truth.kind != "exact":
+        # a truth the case asserts runs (labelled, scored apart); other non-exact kinds only by --case
+        # or --family (a named family runs all its cases)
+        if not (explicit or args.family) and truth.kind not in ("exact", "asserted"):
             skipped.append((case.id, f"truth kind is {truth.kind}"))
             continue
         reason = spec.supports(build_target(case))
@@ -268,7 +344,7 @@ def cmd_run(args) -> int:
     for r in records:
         row = [
             r["case"] + (f" #{r['seed']}" if args.seeds > 1 else ""),
-            r["lambda"],
+            r["lambda"] + (f" ({r['truth_kind']})" if r.get("truth_kind") not in (None, "exact") else ""),
             f"{_num(r['lambda_hat'], '{:.4g}')} ± {_num(r['se'], '{:.2g}')}",
             _num(r["rel_error"], "{:+.1%}"),
             _num(r["rhat"], "{:.3f}"),
@@ -286,12 +362,18 @@ def cmd_run(args) -> int:
         row.append(("stored " if r["cached"] else "") + _note(r))
         rows.append(row)
     print(_fmt_table(headers, rows, right=set(range(2, len(headers) - 1))))
-    errs = sorted(abs(r["rel_error"]) for r in records if r["rel_error"] is not None and math.isfinite(r["rel_error"]))
+    # runs against a truth that is not computed (asserted by the case) are counted apart
+    errs = sorted(abs(r["rel_error"]) for r in records if r["rel_error"] is not None and math.isfinite(r["rel_error"])
+                  and r.get("truth_kind") in (None, "exact"))
     fresh = sum(not r["cached"] for r in records)
     summary = f"\n{len(records)} runs ({fresh} computed, {len(records) - fresh} from {args.db})"
     if errs:
         median = errs[len(errs) // 2] if len(errs) % 2 else 0.5 * (errs[len(errs) // 2 - 1] + errs[len(errs) // 2])
         summary += f"; median |rel.err| {median:.1%}, worst {errs[-1]:.1%}"
+    apart = [r for r in records if r.get("truth_kind") not in (None, "exact")]
+    if apart:
+        summary += (f"\n{len(apart)} against a truth that is not computed ({', '.join(sorted({r['truth_kind'] for r in apart}))}; "
+                    f"not in the median): {', '.join(r['case'] for r in apart[:4])}{', …' if len(apart) > 4 else ''}")
     refd = [r for r in records if r.get("sampler_bias") is not None and r.get("sampler_bias_se")]
     if refd:
         sig = [r for r in refd if abs(r["sampler_bias"]) > Z * r["sampler_bias_se"]]
@@ -302,6 +384,9 @@ def cmd_run(args) -> int:
         counts = ", ".join(f"{sum(r['attribution'] == a for r in off)} {a}" for a in ATTRIBUTIONS)
         summary += f"\n{len(off)} worse than {TOLERANCE:.0%}: {counts} (see the note column)"
     print(summary)
+    detected = _detection_summary(records)
+    if detected:
+        print(detected)
     stale = sorted({r.get("torch_version") or "?" for r in records
                     if r["cached"] and r.get("torch_version") != torch.__version__})
     if stale:
@@ -316,6 +401,21 @@ def cmd_run(args) -> int:
     for why, ids in by_reason.items():
         print(f"skipped {len(ids)} case{'s' if len(ids) > 1 else ''} ({', '.join(ids[:3])}{', …' if len(ids) > 3 else ''}): {why}")
     return 0
+
+
+def _detection_summary(records: list) -> str:
+    """One line for runs whose targets know their memorised samples: the mean AUROC of λ̂_i at finding
+    them, beside the two baselines at w* (``llcbench report`` has the intervals and curves)."""
+    from .score.detection import auroc
+
+    rows = [r["per_sample"] for r in records if (r.get("per_sample") or {}).get("memorised")]
+    if not rows:
+        return ""
+    mean = lambda col: sum(auroc([math.nan if v is None else v for v in ps[col]], ps["memorised"])  # noqa: E731
+                           for ps in rows) / len(rows)
+    return (f"per-sample LLC of {len(rows)} run{'s' if len(rows) > 1 else ''} with known memorised samples: mean AUROC "
+            f"{mean('lambda'):.3f} (baselines at w*: loss {mean('loss_star'):.3f}, gradient norm "
+            f"{mean('grad_norm_star'):.3f}; llcbench report shows the intervals)")
 
 
 def _note(record: dict) -> str:
@@ -385,6 +485,23 @@ def _parse_grid(items: Optional[list], config_cls) -> list[tuple[str, list[str]]
     return grid
 
 
+SHARED_GRID_MAX_POINTS = 32  # grid points per shared chain tensor (rows = points × chains)
+
+
+def _sweep_specs(spec, configs: list, cases: list, seeds: int, independent: bool) -> list:
+    """The sweep's runs. Where the estimator can (``estimate_grid``) and the grid's configs differ
+    only in ε, nβ, γ, the points of one case and seed share one chain tensor (in chunks of at most
+    SHARED_GRID_MAX_POINTS), keyed as such; otherwise, or with --independent, one run per point."""
+    from .estimators.sgmcmc.grid import shareable
+    from .runner import RunSpec, shared_grid
+
+    if independent or spec.estimate_grid is None or len(configs) < 2 or shareable(configs) is not None:
+        return [RunSpec(case, spec, cfg, seed) for cfg in configs for case in cases for seed in range(seeds)]
+    chunks = [configs[i : i + SHARED_GRID_MAX_POINTS] for i in range(0, len(configs), SHARED_GRID_MAX_POINTS)]
+    return [s for case in cases for seed in range(seeds) for chunk in chunks
+            for s in shared_grid(case, spec, chunk, seed)]
+
+
 def cmd_sweep(args) -> int:
     import itertools
     import statistics
@@ -395,7 +512,6 @@ def cmd_sweep(args) -> int:
     from .estimators import get_estimator
     from .estimators.base import config_dict, make_config
     from .execute import run_specs
-    from .runner import RunSpec
     from .store import Store
 
     for flag in ("seeds", "jobs"):
@@ -412,7 +528,7 @@ def cmd_sweep(args) -> int:
     runnable = [c for c in cases if not spec.supports(build_target(c))]
     if not runnable:
         raise UserError("no case to run (check --case / --family / --file)")
-    specs = [RunSpec(case, spec, cfg, seed) for cfg in configs for case in runnable for seed in range(args.seeds)]
+    specs = _sweep_specs(spec, configs, runnable, args.seeds, independent=args.independent)
     by_config: dict[str, list[dict]] = {}
     with Store(args.db) as store:
         bar = _progress(len(specs), args.quiet)
@@ -604,16 +720,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_cases)
 
-    p = sub.add_parser("truth", help="λ and m of a polynomial potential, or why they cannot be certified")
-    p.add_argument("expr", help='polynomial in w1, w2, ..., e.g. "w1**2 * w2**4"')
+    p = sub.add_parser("truth", help="λ and m of a polynomial potential, or why they cannot be certified "
+                       "(--case/--family: of catalogue cases, with their kind)")
+    p.add_argument("expr", nargs="?", help='polynomial in w1, w2, ..., e.g. "w1**2 * w2**4"')
+    case_args(p, with_case=True)  # --case ID: the truth of catalogue cases (kind exact or asserted) instead
     p.add_argument("--prior", metavar="H1,H2,...", help="prior exponents h: prior ∝ ∏|w_i|^h_i")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_truth)
 
-    p = sub.add_parser("families", help="list the case families and their fields")
+    p = sub.add_parser("families", help="list the case families (built-in and plugins) and their fields")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_families)
 
-    p = sub.add_parser("estimators", help="list the estimators and their config fields")
+    p = sub.add_parser("estimators", help="list the estimators (built-in and plugins) and their config fields")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_estimators)
 
     p = sub.add_parser("run", help="run an estimator over cases; results go to the store")
@@ -642,6 +762,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "SG-MCMC estimators: " + " ".join(f"{k}={','.join(v)}" for k, v in DEFAULT_GRID) + ")")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a config field fixed for the whole grid")
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="run seeds 0..K-1 at every grid point")
+    p.add_argument("--independent", action="store_true",
+                   help="one run per grid point, each with its own chains (the records `llcbench run` makes); "
+                        "by default the points of a case share one chain tensor where the estimator can "
+                        "(sgld, rmsprop_sgld, sgnht), several times faster, keyed as shared-chain runs")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
     executor_args(p)
     p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from . import __version__
 from .errors import UserError
-from .runner import RunSpec, execute, served_warnings
+from .runner import RunSpec, execute, execute_grid, served_warnings, shared_grid
 from .store import Store
 
 EXECUTORS = ("local", "dask")
@@ -48,6 +48,44 @@ def _worker(case, estimator_name: str, config, seed: int, device: str, threads: 
     return execute(RunSpec(case, get_estimator(estimator_name), config, seed), device)
 
 
+def _grid_worker(case, estimator_name: str, configs: list, seed: int, device: str, threads: int) -> list[dict]:
+    import torch
+
+    from .estimators import get_estimator
+
+    torch.set_num_threads(threads)
+    return execute_grid(shared_grid(case, get_estimator(estimator_name), configs, seed), device)
+
+
+def _units(specs: Iterable[RunSpec]) -> list[list[RunSpec]]:
+    """The specs in units of work: one spec each, except the points of one shared-chain grid run,
+    which run together (in the order given)."""
+    units: list[list[RunSpec]] = []
+    grids: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        if not spec.shared_chains:
+            units.append([spec])
+        elif spec.shared_chains in grids:
+            grids[spec.shared_chains].append(spec)
+        else:
+            grids[spec.shared_chains] = [spec]
+            units.append(grids[spec.shared_chains])
+    return units
+
+
+def _compute(unit: list[RunSpec], device: str, progress) -> list[dict]:
+    if unit[0].shared_chains:
+        return execute_grid(unit, device)
+    return [execute(unit[0], device, progress)]
+
+
+def _submit(pool, unit: list[RunSpec], device: str, threads: int):
+    s = unit[0]
+    if s.shared_chains:
+        return pool.submit(_grid_worker, s.case, s.estimator.name, [u.config for u in unit], s.seed, device, threads)
+    return pool.submit(_worker, s.case, s.estimator.name, s.config, s.seed, device, threads)
+
+
 def _import_before_fork() -> None:
     """Import what a run imports lazily at its first call (ArviZ, and with it xarray, pandas and
     scipy: ≈ 1.5 s of CPU) once here, so that workers forked from this process inherit it instead
@@ -61,7 +99,8 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
               scheduler: Optional[str] = None) -> Iterator[tuple[dict, bool]]:
     """Yield (record, was_cached) for every spec: stored ones first as found, then computed ones
     as they finish (in order serially; in completion order in a pool or on Dask, whose workers
-    get the runs at ``scheduler``)."""
+    get the runs at ``scheduler``). The points of a shared-chain grid run are computed together,
+    and all again if any of them is missing."""
     import torch
 
     if executor not in EXECUTORS:
@@ -69,18 +108,20 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
     serial = executor == "local" and jobs <= 1
     threads = torch.get_num_threads()
     todo = []
-    for spec in specs:
-        cached = None if force else store.get(spec.key(device))
-        if on_start is not None and (cached is not None or serial):
-            on_start(spec, cached is not None)
-        if cached is not None:
-            yield dict(cached, warnings=served_warnings(cached) + list(cached.get("warnings") or [])), True
+    for unit in _units(specs):
+        cached = [None if force else store.get(s.key(device)) for s in unit]
+        done = all(c is not None for c in cached)
+        if on_start is not None and (done or serial):
+            on_start(unit[0], done)
+        if done:
+            for c in cached:
+                yield dict(c, warnings=served_warnings(c) + list(c.get("warnings") or [])), True
         elif serial:
-            record = execute(spec, device, progress)
-            store.put(record)
-            yield record, False
+            for record in _compute(unit, device, progress):
+                store.put(record)
+                yield record, False
         else:
-            todo.append(spec)
+            todo.append(unit)
     if not todo:
         return
     if executor == "dask":
@@ -89,17 +130,18 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
     workers = max(1, min(jobs, len(todo), os.cpu_count() or 1))
     _import_before_fork()
     with cf.ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_worker, s.case, s.estimator.name, s.config, s.seed, device, threads) for s in todo]
+        futures = [_submit(pool, unit, device, threads) for unit in todo]
         for fut in cf.as_completed(futures):
-            record = fut.result()
-            store.put(record)
-            yield record, False
+            result = fut.result()
+            for record in (result if isinstance(result, list) else [result]):
+                store.put(record)
+                yield record, False
 
-
-def _run_on_dask(todo: list[RunSpec], store: Store, device: str, threads: int,
+def _run_on_dask(todo: list[list[RunSpec]], store: Store, device: str, threads: int,
                  scheduler: Optional[str]) -> Iterator[tuple[dict, bool]]:
-    """Submit every run to the Dask cluster at ``scheduler``; store and yield each record as it
-    arrives; raise RunsLost at the end for the runs whose worker died."""
+    """Submit every unit of work (a run, or the points of a shared-chain grid run) to the Dask
+    cluster at ``scheduler``; store and yield each record as it arrives; raise RunsLost at the end
+    for the runs whose worker died."""
     try:
         from distributed import Client, KilledWorker, as_completed
     except ImportError:
@@ -112,35 +154,54 @@ def _run_on_dask(todo: list[RunSpec], store: Store, device: str, threads: int,
         raise UserError(f"--scheduler {scheduler}: cannot reach a Dask scheduler: {exc}") from None
     lost: list[RunSpec] = []
     with client:
-        # the task key is the run key: the same run submitted twice (or by two sweeps) is computed once
-        by_key: dict[str, list[RunSpec]] = {}
-        for spec in todo:
-            by_key.setdefault(spec.key(device), []).append(spec)
-        futures = {client.submit(_worker, s[0].case, s[0].estimator.name, s[0].config, s[0].seed, device, threads,
-                                 key=f"llcbench-run-{key}"): key for key, s in by_key.items()}
+        # the task key is the (first) run key: the same work submitted twice (or by two sweeps) is
+        # computed once
+        units: dict[str, list[RunSpec]] = {}
+        planned: dict[str, int] = {}
+        for unit in todo:
+            key = unit[0].key(device)
+            units.setdefault(key, unit)
+            planned[key] = planned.get(key, 0) + 1
+        futures = {}
+        for key, unit in units.items():
+            s = unit[0]
+            if s.shared_chains:
+                fut = client.submit(_grid_worker, s.case, s.estimator.name, [u.config for u in unit], s.seed, device,
+                                    threads, key=f"llcbench-grid-{key}")
+            else:
+                fut = client.submit(_worker, s.case, s.estimator.name, s.config, s.seed, device, threads,
+                                    key=f"llcbench-run-{key}")
+            futures[fut] = key
         for fut in as_completed(list(futures), loop=client.loop):
-            key = futures[fut]
+            unit = units[futures[fut]]
             if fut.status != "finished":
                 exc = fut.exception() if fut.status == "error" else None
                 if exc is not None and not isinstance(exc, KilledWorker):
                     fut.result()  # an error of the run itself: raised here with its traceback, as serially
-                lost.extend(by_key[key])  # its worker died (or the cluster cancelled it)
+                lost.extend(unit)  # its worker died (or the cluster cancelled it)
                 continue
-            record = fut.result()
+            result = fut.result()
             fut.release()
-            if record["key"] != key:  # a worker with another llcbench version or thread count
+            records = result if isinstance(result, list) else [result]
+            expected = [u.key(device) for u in unit]
+            if sorted(r["key"] for r in records) != sorted(expected):  # a worker with another llcbench version
+                r = records[0]
                 raise UserError(
-                    f"--scheduler {scheduler}: a worker computed {record['case']} under run key {record['key'][:12]}…, "
-                    f"this process expects {key[:12]}… (worker llcbench {record['llcbench_version']}, "
-                    f"{record['torch_threads']} torch threads; here {__version__}, {threads}): install the same "
+                    f"--scheduler {scheduler}: a worker computed {r['case']} under run key {r['key'][:12]}…, "
+                    f"this process expects {expected[0][:12]}… (worker llcbench {r['llcbench_version']}, "
+                    f"{r['torch_threads']} torch threads; here {__version__}, {threads}): install the same "
                     "llcbench on every worker")
-            store.put(record)
-            for i, _ in enumerate(by_key[key]):
-                yield record, i > 0  # a duplicate spec is the stored run, as serially
+            for record in records:
+                store.put(record)
+                yield record, False
+            for _ in range(planned[futures[fut]] - 1):  # planned again: the stored run, as serially
+                for record in records:
+                    yield record, True
     if lost:
         ids = ", ".join(dict.fromkeys(f"{s.case.id} seed {s.seed}" for s in lost))
+        n = sum(len(u) for u in todo)
         raise RunsLost(f"{len(lost)} run{'s' if len(lost) > 1 else ''} lost with their Dask worker ({_short(ids)}); "
-                       f"the other {len(todo) - len(lost)} are in the store: rerun the same command to complete them", lost)
+                       f"the other {n - len(lost)} are in the store: rerun the same command to complete them", lost)
 
 
 def _short(text: str, width: int = 200) -> str:

@@ -8,7 +8,9 @@ provenance (llcbench version, git commit, torch version, device, time).
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import inspect
+import json
 import math
 import subprocess
 import time
@@ -76,6 +78,7 @@ class RunSpec:
     estimator: EstimatorSpec
     config: object
     seed: int
+    shared_chains: str = ""  # a point of a shared-chain grid run: that grid's hash (shared_grid)
 
     def key(self, device: str) -> str:
         """The run key on ``device`` at the current torch intra-op thread count: both change λ̂
@@ -83,7 +86,18 @@ class RunSpec:
         device or thread count is another run. The torch version is provenance, not key (a stored
         run from another torch version is served, with a warning: ``served_warnings``)."""
         return run_key(self.case.definition(), self.estimator.name, config_dict(self.config), self.seed,
-                       __version__, device_key(device), torch.get_num_threads())
+                       __version__, device_key(device), torch.get_num_threads(), self.shared_chains)
+
+
+def shared_grid(case: Case, estimator: EstimatorSpec, configs: list, seed: int) -> list[RunSpec]:
+    """The specs of one shared-chain grid run (``estimator.estimate_grid``): the configs of one case
+    and seed, each keyed with the hash of the whole ordered grid it runs in."""
+    # the case and seed are in the run key already; they are in the grid's hash so that one grid's
+    # points (the unit an executor runs together) are told apart from another case's or seed's
+    text = json.dumps([case.definition(), estimator.name, seed, [config_dict(c) for c in configs]],
+                      sort_keys=True, separators=(",", ":"), default=str)
+    grid = f"{len(configs)}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return [RunSpec(case, estimator, c, seed, grid) for c in configs]
 
 
 def error_decomposition(target, estimator: str, estimate: Estimate) -> dict:
@@ -159,6 +173,7 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
         "estimator": spec.estimator.name,
         "config": config_dict(spec.config),
         "seed": spec.seed,
+        "shared_chains": spec.shared_chains or None,  # the grid hash of a shared-chain grid run's point
         "lambda_hat": lam_hat,
         "lambda_hat_chains": estimate.lambda_hat_chains,
         "se": estimate.se,
@@ -184,6 +199,8 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
         "torch_threads": torch.get_num_threads(),  # bit-identical λ̂ holds for a fixed thread count
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if estimate.per_sample is not None:  # λ̂_i of the probe samples and the baselines (sgmcmc.per_sample)
+        record["per_sample"] = estimate.per_sample
     record.update(attribution(record))
     return record
 
@@ -203,6 +220,23 @@ def execute(spec: RunSpec, device: str = "cpu", progress: Optional[Callable[[int
     # time itself: Estimate.seconds defaults to 0.0); what the estimator reported is kept beside it.
     record.update(seconds=seconds, estimator_seconds=estimate.seconds)
     return record
+
+
+def execute_grid(specs: list[RunSpec], device: str = "cpu") -> list[dict]:
+    """Run the specs of one shared-chain grid (:func:`shared_grid`) as one estimate call; their
+    records, each with the grid's wall time split evenly (the whole is in extra.shared_chains)."""
+    first = specs[0]
+    target = build_target(first.case)
+    start = time.perf_counter()
+    estimates = first.estimator.estimate_grid(target, [s.config for s in specs], first.seed, device)
+    seconds = (time.perf_counter() - start) / len(specs)
+    records = []
+    for spec, estimate in zip(specs, estimates):
+        record = make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate))
+        record["loss_fingerprint"] = loss_fingerprint(target)
+        record.update(seconds=seconds, estimator_seconds=estimate.seconds)
+        records.append(record)
+    return records
 
 
 def run_all(

@@ -55,10 +55,12 @@ CREATE INDEX IF NOT EXISTS runs_case ON runs (case_id, estimator);
 
 
 def run_key(case_definition: dict, estimator: str, config: dict, seed: int, version: str, device: str,
-            threads: int) -> str:
+            threads: int, shared_chains: str = "") -> str:
     """Content hash of everything that determines a run's result: λ̂ is bit-identical only on the
     same device and at the same torch intra-op thread count (floating-point reductions are summed
-    in another order), so both are part of the key; ``device`` normalised ("cpu", "cuda:0")."""
+    in another order), so both are part of the key; ``device`` normalised ("cpu", "cuda:0").
+    ``shared_chains``: for a point of a shared-chain grid run, the hash of the whole grid it ran
+    with (its noise and batches are the grid's), so it is never served for an independent run."""
     payload = {
         "case": case_definition,
         "estimator": estimator,
@@ -68,6 +70,8 @@ def run_key(case_definition: dict, estimator: str, config: dict, seed: int, vers
         "device": device,
         "threads": threads,
     }
+    if shared_chains:
+        payload["shared_chains"] = shared_chains
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -173,6 +177,13 @@ class Store:
             args.append(estimator)
         query += " ORDER BY created_at, key"
         for (text,) in self.conn.execute(query, args):
+            yield json.loads(text)
+
+    def records_with(self, field: str) -> Iterator[dict]:
+        """The stored runs that have the top-level field (e.g. ``per_sample``), oldest first: SQLite's
+        json_type selects them before Python parses any record."""
+        query = "SELECT record FROM runs WHERE json_type(record, ?) IS NOT NULL ORDER BY created_at, key"
+        for (text,) in self.conn.execute(query, (f"$.{field}",)):
             yield json.loads(text)
 
     def count(self) -> int:

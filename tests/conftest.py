@@ -43,3 +43,54 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+class FakeEntryPoint:
+    """What importlib.metadata yields for one entry point: name, value ("module:attr"), dist, load()."""
+
+    def __init__(self, name, value, load, dist="fake-dist"):
+        self.name, self.value, self._load = name, value, load
+        self.dist = type("Dist", (), {"name": dist})()
+
+    def load(self):
+        return self._load()
+
+
+@pytest.fixture
+def entry_points(monkeypatch):
+    """install(group=[FakeEntryPoint, ...], ...): the estimator and family registries see these entry
+    points instead of the installed ones, from a fresh state; both are reset afterwards. Returns the
+    list of groups asked for, one item per scan (to check that loading is lazy and happens once)."""
+    import llcbench.plugins as plugins
+    from llcbench.estimators import ESTIMATORS
+    from llcbench.families import FAMILIES
+
+    scans = []
+
+    def install(**groups):
+        def fake(group):
+            scans.append(group)
+            return list(groups.get(group.replace(".", "_"), []))
+
+        monkeypatch.setattr(plugins, "_entry_points", fake)
+        monkeypatch.delenv(plugins.NO_PLUGINS_ENV, raising=False)
+        ESTIMATORS.reset()
+        FAMILIES.reset()
+        return scans
+
+    yield install
+    ESTIMATORS.reset()
+    FAMILIES.reset()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _anchor_cache(tmp_path_factory):
+    """Trained anchors go to a cache of the test session, never the user's (``llcbench.families.anchor_cache``);
+    subprocesses inherit it through the environment."""
+    old = os.environ.get("LLCBENCH_CACHE")
+    os.environ["LLCBENCH_CACHE"] = str(tmp_path_factory.mktemp("anchor-cache"))
+    yield
+    if old is None:
+        os.environ.pop("LLCBENCH_CACHE", None)
+    else:
+        os.environ["LLCBENCH_CACHE"] = old

@@ -113,7 +113,7 @@ def test_select_by_id_prefix_and_family(catalogue):
 
 def test_build_target_for_a_case_of_each_family(catalogue):
     for family in FAMILIES:
-        case = next(c for c in catalogue if c.family == family and case_dim(c) < 200)
+        case = min((c for c in catalogue if c.family == family), key=case_dim)  # the family's smallest
         target = build_target(case)
         assert target.dim == case_dim(case)
         assert target.truth == case_truth(case)
@@ -128,7 +128,8 @@ BAD = [
     ('[[case]]\nid = "x"\nfamily = "dln"\nwidths = [2, 2, 2]\nrank = 0\nwidht = 3\n', ["case 'x'", "field 'widht'", "unknown field"]),
     ('[[case]]\nid = "x"\nfamily = "polynomial"\nexpr = "w1**2"\n[[case]]\nid = "x"\nfamily = "polynomial"\nexpr = "w1**4"\n',
      ["case 'x'", "field 'id'", "duplicate"]),
-    ('[[case]]\nid = "x"\nfamily = "polynomial"\nexpr = "(w1 - w2)**2"\n', ["case 'x'", "degenerate"]),
+    ('[[case]]\nid = "x"\nfamily = "polynomial"\nexpr = "(w1 - w2)**2 + w3**2"\n', ["case 'x'", "degenerate"]),
+    ('[[case]]\nid = "x"\nfamily = "polynomial"\nexpr = "w1**2 - w2**2"\n', ["case 'x'", "not a potential"]),
     ('[[case]]\nid = "x"\nfamily = "polynomial"\nexpr = "w1**2"\nexpect_lambda = "1/3"\n',
      ["case 'x'", "field 'expect_lambda'", "1/2", "1/3"]),
     ('[[case]]\nid = "x"\nfamily = "polynomial"\nexpr = "(w1*w2)**2"\nexpect_multiplicity = 1\n',
@@ -183,10 +184,18 @@ def test_cases_table_lists_builtin_and_user_cases(cli, write_toml):
 def test_truth_command(cli):
     proc = cli("truth", "w1**2 * w2**4")
     assert proc.returncode == 0 and "λ = 1/4" in proc.stdout and "m = 1" in proc.stdout
+    assert "certified by: Newton polyhedron" in proc.stdout
     proc = cli("truth", "(w1*w2)**2", "--json")
     assert json.loads(proc.stdout)["multiplicity"] == 2
-    proc = cli("truth", "(w1 - w2)**2")
+    assert json.loads(proc.stdout)["method"] == "Newton polyhedron"
+    # degenerate for the Newton rule, decided in the plane by adapted coordinates
+    proc = cli("truth", "(w1 - w2)**2", "--json")
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 0 and out["lambda"] == "1/2" and out["method"] == "adapted coordinates in the plane"
+    proc = cli("truth", "(w1 - w2)**2 + w3**2")
     assert proc.returncode == 1 and "cannot certify" in proc.stdout and "upper bound" in proc.stdout
+    proc = cli("truth", "w1**2 - w2**2")
+    assert proc.returncode == 1 and "not a potential" in proc.stdout and "upper bound" not in proc.stdout
     proc = cli("truth", "w1**2 + x")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
 
@@ -209,7 +218,10 @@ def test_families_lists_the_common_fields(cli):
     from llcbench.catalogue import COMMON_FIELDS
 
     # every field of a case that a file sets (not the family's params, not the file's name) is listed
-    assert set(COMMON_FIELDS) == {f.name for f in dataclasses.fields(Case)} - {"params", "file"}
+    # (an asserted truth's keys lambda, multiplicity, source are the Case's asserted_* fields)
+    names = {f.name.removeprefix("asserted_") for f in dataclasses.fields(Case)} - {"params", "file"}
+    assert set(COMMON_FIELDS) == names
+
     proc = cli("families")
     assert proc.returncode == 0, proc.stderr
     head, _, rest = proc.stdout.partition("\n\n")

@@ -459,12 +459,12 @@ def test_bad_fields(family, params, match):
 
 
 def test_registry():
-    assert set(FAMILIES) == {"polynomial", "regular", "dln", "rrr"}
+    assert set(FAMILIES) == {"polynomial", "regular", "dln", "rrr", "regression", "memorisation"}
     for name, fam in FAMILIES.items():
         assert fam.name == name and get_family(name) is fam
         for fname, f in fam.fields.items():
             assert f.doc, (name, fname)
-            assert f.type in ("int", "float", "str", "bool", "int_list", "float_list")
+            assert f.type in ("int", "float", "str", "bool", "str_list", "int_list", "float_list")
     with pytest.raises(UserError, match="dln"):
         get_family("nope")
 

@@ -16,26 +16,40 @@ def sweep(cli, db, *extra):
                "--quiet", "--json", *extra)
 
 
+def lams(path):
+    from llcbench.store import Store
+
+    with Store(path) as store:
+        return sorted((r["case"], r["config"]["step_scale"], r["lambda_hat"], r["shared_chains"])
+                      for r in store.records())
+
+
 def test_sweep_runs_the_grid_resumes_and_matches_across_executors(cli, tmp_path):
     first = sweep(cli, tmp_path / "a.sqlite")
     assert first.returncode == 0, first.stderr
     points = json.loads(first.stdout)
     assert [p["step_scale"] for p in points] == ["0.1", "0.2"] and all(p["runs"] == 2 for p in points)
-    again = cli("run", "--estimator", "sgld", "--case", "poly/w1^2", *QUICK, "--set", "step_scale=0.1",
-                "--db", tmp_path / "a.sqlite", "--quiet", "--json")
-    (record,) = json.loads(again.stdout)
-    assert record["cached"]  # a sweep point is the same run as `run --set` of it: same key, read back
+    assert all(r[3] for r in lams(tmp_path / "a.sqlite"))  # sgld's grid points shared one chain tensor per case
+    resumed = sweep(cli, tmp_path / "a.sqlite")
+    assert resumed.returncode == 0 and json.loads(resumed.stdout) == points  # all read back from the store
     parallel = sweep(cli, tmp_path / "b.sqlite", "--jobs", "2")
     assert parallel.returncode == 0, parallel.stderr
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert drop(json.loads(parallel.stdout)) == drop(points)
-    from llcbench.store import Store
-
-    def lams(path):
-        with Store(path) as store:
-            return sorted((r["case"], r["config"]["step_scale"], r["lambda_hat"]) for r in store.records())
-
     assert lams(tmp_path / "a.sqlite") == lams(tmp_path / "b.sqlite")  # bit-identical λ̂ in workers
+
+
+def test_shared_chain_points_are_not_served_for_independent_runs(cli, tmp_path):
+    db = tmp_path / "a.sqlite"
+    run = ["run", "--estimator", "sgld", "--case", "poly/w1^2", *QUICK, "--set", "step_scale=0.1", "--db", db,
+           "--quiet", "--json"]
+    assert sweep(cli, db).returncode == 0
+    (record,) = json.loads(cli(*run).stdout)
+    assert not record["cached"]  # its noise and batches were the grid's: another run, keyed apart
+    assert sweep(cli, tmp_path / "b.sqlite", "--independent").returncode == 0
+    (record,) = json.loads(cli(*run[:-4], "--db", tmp_path / "b.sqlite", "--quiet", "--json").stdout)
+    assert record["cached"]  # an --independent sweep point is the same run as `run --set` of it: same key
+    assert not any(r[3] for r in lams(tmp_path / "b.sqlite"))
 
 
 @pytest.mark.parametrize("grid, says", [

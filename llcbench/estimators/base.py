@@ -35,6 +35,8 @@ class Estimate:
         estimate call itself for the record's ``seconds`` and keeps this as ``estimator_seconds``).
     warnings: human-readable warnings that a report must show.
     extra: estimator-specific JSON-able values (e.g. init loss, nβ used).
+    per_sample: the per-sample LLC of a probe set of training samples with its standard errors and
+        the baselines at w* (JSON-able lists; ``llcbench.estimators.sgmcmc.per_sample``), or None.
     """
 
     lambda_hat: float
@@ -46,6 +48,7 @@ class Estimate:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    per_sample: Optional[dict] = None
 
 
 def doc(default: Any, text: str, **kw) -> Any:
@@ -59,6 +62,8 @@ class EstimatorSpec:
 
     supports(target) returns None if the estimator can run on the target,
     else a short reason (used to pick the default catalogue for it).
+    estimate_grid(target, configs, seed, device) -> [Estimate]: optional; runs
+    configs that differ only in ε, nβ, γ in one chain tensor (sweeps use it).
     """
 
     name: str
@@ -66,6 +71,7 @@ class EstimatorSpec:
     estimate: Callable[..., Estimate]
     summary: str
     supports: Callable[[Target], Optional[str]] = lambda target: None
+    estimate_grid: Optional[Callable[..., list]] = None
 
 
 def _coerce(name: str, ftype: Any, text: str) -> Any:
@@ -132,5 +138,14 @@ def _split_override(item: str) -> tuple[str, str]:
 
 
 def config_dict(config) -> dict:
-    """The full config as a JSON-able dict (part of a run's content hash)."""
-    return dataclasses.asdict(config)
+    """The full config as a JSON-able dict (part of a run's content hash).
+
+    A field declared with ``key_default=True`` is left out while it holds its default: a field added
+    to a config later then leaves the keys (and the config groups of the scores) of every run made
+    without it unchanged."""
+    out = dataclasses.asdict(config)
+    if dataclasses.is_dataclass(config):
+        for f in dataclasses.fields(config):
+            if f.metadata.get("key_default") and f.default is not dataclasses.MISSING and out.get(f.name) == f.default:
+                out.pop(f.name, None)
+    return out

@@ -58,6 +58,7 @@ from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
 from .sgld import sgld_update
 from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc, supports
+from .sgmcmc.grid import run_sgmcmc_grid
 
 
 @dataclass
@@ -146,9 +147,15 @@ def _set_from_gradient_scale(state: RMSPropState, ctx: Context, t: int) -> None:
     if cfg.step_size is not None and cfg.eps_precond is not None:
         return
     bc = 1.0 - cfg.beta2 ** (t + 1)
-    m = float((state.v / bc).sqrt().mean(dim=0).max())
-    if not (math.isfinite(m) and m > 0):
-        m = state.m if state.m else 1.0  # no gradient seen at all: keep the last scale
+    if ctx.points > 1:  # a shared-chain grid run: m per grid point, as a (rows, 1) column
+        per = ctx.chains // ctx.points
+        m = (state.v / bc).sqrt().reshape(ctx.points, per, -1).mean(dim=1).amax(dim=1)
+        last = state.m[::per, 0] if isinstance(state.m, torch.Tensor) else torch.ones_like(m)
+        m = torch.where(torch.isfinite(m) & (m > 0), m, last).repeat_interleave(per)[:, None]
+    else:
+        m = float((state.v / bc).sqrt().mean(dim=0).max())
+        if not (math.isfinite(m) and m > 0):
+            m = state.m if state.m else 1.0  # no gradient seen at all: keep the last scale
     state.m = m
     if cfg.step_size is None:
         state.eps = ctx.eps_rule * m
@@ -206,7 +213,8 @@ def summary(state: RMSPropState, aux, ctx: Context) -> dict:
 def make_sampler() -> Sampler:
     return Sampler(name="rmsprop_sgld", init=init, step=step, park=park, summary=summary,
                    on_step_size=on_step_size, on_burn_in_end=on_burn_in_end,
-                   uses_rule=lambda cfg: cfg.step_size is None or cfg.eps_precond is None)
+                   uses_rule=lambda cfg: cfg.step_size is None or cfg.eps_precond is None, per_row=True,
+                   point_fields=("eps", "a", "m"))
 
 
 SAMPLER = make_sampler()
@@ -218,7 +226,14 @@ def estimate(target: Target, config: RMSPropSGLDConfig, seed: int, device: str =
     return run_sgmcmc(target, config, seed, device, SAMPLER, progress=progress)
 
 
+def estimate_grid(target: Target, configs: list, seed: int, device: str = "cpu") -> list[Estimate]:
+    """λ̂ at every config of a grid that differs only in the rule's ε_s, nβ, γ, in one chain tensor
+    (:mod:`llcbench.estimators.sgmcmc.grid`)."""
+    return run_sgmcmc_grid(target, configs, seed, device, SAMPLER)
+
+
 SPEC = EstimatorSpec(
     name="rmsprop_sgld", config_cls=RMSPropSGLDConfig, estimate=estimate, supports=supports,
+    estimate_grid=estimate_grid,
     summary="RMSProp-preconditioned localised SGLD (Hitchcock & Hoogland 2025)",
 )

@@ -37,6 +37,7 @@ import torch
 from ..target import Target
 from .base import Estimate, EstimatorSpec
 from .sgmcmc import Context, Sampler, SGMCMCConfig, run_sgmcmc, supports
+from .sgmcmc.grid import run_sgmcmc_grid
 
 
 @dataclass
@@ -57,7 +58,17 @@ def init(ctx: Context) -> SGLDState:
 
 def sgld_update(w: torch.Tensor, noise: torch.Tensor, g: torch.Tensor, pg: Optional[torch.Tensor],
                 eps: float, ctx: Context) -> None:
-    """w ← w − (ε/2)·[nβ·g − pg + γ·(w − w*)] + √ε·N(0, I), in place (4 elementwise kernels)."""
+    """w ← w − (ε/2)·[nβ·g − pg + γ·(w − w*)] + √ε·N(0, I), in place (4 elementwise kernels).
+
+    ε, nβ and γ are numbers, or (rows, 1) columns in a shared-chain grid run."""
+    if isinstance(eps, torch.Tensor):
+        noise.normal_(generator=ctx.generator).mul_(eps.sqrt())
+        noise.addcmul_(g, eps * ctx.nbeta, value=-0.5)
+        if pg is not None:
+            noise.addcmul_(pg, eps, value=0.5)
+        w.lerp_(ctx.w_star, eps * ctx.gamma / 2)
+        w.add_(noise)
+        return
     noise.normal_(0.0, math.sqrt(eps), generator=ctx.generator)
     noise.add_(g, alpha=-eps * ctx.nbeta / 2)
     if pg is not None:
@@ -78,7 +89,7 @@ def park(state: SGLDState, dead: torch.Tensor, ctx: Context) -> None:
     """Nothing beyond w (reset to w* by the driver) is per-chain state."""
 
 
-SAMPLER = Sampler(name="sgld", init=init, step=step, park=park)
+SAMPLER = Sampler(name="sgld", init=init, step=step, park=park, per_row=True)
 
 
 def estimate(target: Target, config: SGLDConfig, seed: int, device: str = "cpu",
@@ -87,7 +98,13 @@ def estimate(target: Target, config: SGLDConfig, seed: int, device: str = "cpu",
     return run_sgmcmc(target, config, seed, device, SAMPLER, progress=progress)
 
 
+def estimate_grid(target: Target, configs: list, seed: int, device: str = "cpu") -> list[Estimate]:
+    """λ̂ at every config of a grid that differs only in ε, nβ, γ, in one chain tensor
+    (:mod:`llcbench.estimators.sgmcmc.grid`)."""
+    return run_sgmcmc_grid(target, configs, seed, device, SAMPLER)
+
+
 SPEC = EstimatorSpec(
-    name="sgld", config_cls=SGLDConfig, estimate=estimate, supports=supports,
+    name="sgld", config_cls=SGLDConfig, estimate=estimate, supports=supports, estimate_grid=estimate_grid,
     summary="localised tempered SGLD (Lau et al. 2023), chains vectorised",
 )

@@ -50,6 +50,7 @@ import torch
 from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
 from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc, supports
+from .sgmcmc.grid import run_sgmcmc_grid
 
 MOMENTUM_INITS = ("normal", "zero")
 
@@ -87,9 +88,10 @@ class SGNHTState:
     ke0: list
 
 
-def sgnht_rule(eps_sgld: float) -> float:
-    """h = √ε_s, ε_s the SGLD rule (:func:`llcbench.estimators.sgmcmc.default_step_size`)."""
-    return math.sqrt(eps_sgld)
+def sgnht_rule(eps_sgld):
+    """h = √ε_s, ε_s the SGLD rule (:func:`llcbench.estimators.sgmcmc.default_step_size`); a number,
+    or a (rows, 1) column in a shared-chain grid run."""
+    return eps_sgld.sqrt() if isinstance(eps_sgld, torch.Tensor) else math.sqrt(eps_sgld)
 
 
 def init(ctx: Context) -> SGNHTState:
@@ -106,7 +108,7 @@ def init(ctx: Context) -> SGNHTState:
         xi.fill_(float(cfg.xi_init))
     else:
         _reset_xi(state, ctx)
-    state.xi0 = float(xi.mean())
+    state.xi0 = float(xi.mean()) if ctx.points == 1 else xi[:, 0].clone()  # per row in a grid run
     return state
 
 
@@ -118,7 +120,7 @@ def _reset_xi(state: SGNHTState, ctx: Context) -> None:
         state.xi.fill_(A)
         return
     var = ctx.grad_noise(state.w)  # (chains,)
-    state.xi.copy_((A + ctx.eps * ctx.nbeta**2 * var / 2)[:, None])
+    state.xi.copy_(A + ctx.eps * ctx.nbeta**2 * var[:, None] / 2)
 
 
 def on_step_size(state: SGNHTState, ctx: Context, t: int) -> None:
@@ -131,17 +133,24 @@ def step(state: SGNHTState, g, pg, ctx: Context, t: int, aux: Optional[torch.Ten
     h = ctx.eps
     w, p, xi, drift, noise = state.w, state.p, state.xi, state.drift, state.noise
     potential_gradient(w, g, pg, ctx, out=drift)  # ∇U = nβ·g + γ·(w − w*) − ∇log φ
-    # p ← p·(1 − h·ξ) − h·∇U + √(2Ah)·N
+    # p ← p·(1 − h·ξ) − h·∇U + √(2Ah)·N;  w ← w + h·p;  ξ ← ξ + h·(pᵀp/d − 1)
     torch.mul(xi, -h, out=state.fric).add_(1.0)
-    p.mul_(state.fric).add_(drift, alpha=-h)
-    noise.normal_(0.0, math.sqrt(2.0 * ctx.config.diffusion * h), generator=ctx.generator)
-    p.add_(noise)
-    # w ← w + h·p
-    w.add_(p, alpha=h)
-    # ξ ← ξ + h·(pᵀp/d − 1)
+    if isinstance(h, torch.Tensor):  # per-row h (a shared-chain grid run): the same update, in columns
+        p.mul_(state.fric).addcmul_(drift, h, value=-1.0)
+        noise.normal_(generator=ctx.generator).mul_((2.0 * ctx.config.diffusion * h).sqrt())
+        p.add_(noise)
+        w.addcmul_(p, h)
+    else:
+        p.mul_(state.fric).add_(drift, alpha=-h)
+        noise.normal_(0.0, math.sqrt(2.0 * ctx.config.diffusion * h), generator=ctx.generator)
+        p.add_(noise)
+        w.add_(p, alpha=h)
     torch.linalg.vector_norm(p, dim=1, keepdim=True, out=state.ke)
     state.ke.square_().div_(ctx.dim)
-    xi.add_(state.ke, alpha=h).sub_(h)
+    if isinstance(h, torch.Tensor):
+        xi.addcmul_(state.ke, h).sub_(h)
+    else:
+        xi.add_(state.ke, alpha=h).sub_(h)
     if aux is not None:
         aux[:, 0:1].copy_(xi)
         aux[:, 1:2].copy_(state.ke)
@@ -154,7 +163,7 @@ def park(state: SGNHTState, dead: torch.Tensor, ctx: Context) -> None:
 def summary(state: SGNHTState, aux: Optional[np.ndarray], ctx: Context) -> dict:
     cfg = ctx.config
     out = {"step_size": ctx.eps, "diffusion": cfg.diffusion, "init_momentum": cfg.init_momentum,
-           "xi_init": state.xi0, "kinetic_init": [float(x) for x in state.ke0]}
+           "xi_init": float(torch.as_tensor(state.xi0).mean()), "kinetic_init": [float(x) for x in state.ke0]}
     if aux is not None:
         post = aux[cfg.burn_in :]
         out["xi_final"] = [float(x) for x in aux[-1, :, 0]]
@@ -167,7 +176,7 @@ def summary(state: SGNHTState, aux: Optional[np.ndarray], ctx: Context) -> dict:
 
 
 SAMPLER = Sampler(name="sgnht", init=init, step=step, park=park, summary=summary, aux_width=2,
-                  from_rule=sgnht_rule, on_step_size=on_step_size)
+                  from_rule=sgnht_rule, on_step_size=on_step_size, per_row=True)
 
 
 def estimate(target: Target, config: SGNHTConfig, seed: int, device: str = "cpu",
@@ -176,7 +185,13 @@ def estimate(target: Target, config: SGNHTConfig, seed: int, device: str = "cpu"
     return run_sgmcmc(target, config, seed, device, SAMPLER, progress=progress)
 
 
+def estimate_grid(target: Target, configs: list, seed: int, device: str = "cpu") -> list[Estimate]:
+    """λ̂ at every config of a grid that differs only in h, nβ, γ, in one chain tensor
+    (:mod:`llcbench.estimators.sgmcmc.grid`)."""
+    return run_sgmcmc_grid(target, configs, seed, device, SAMPLER)
+
+
 SPEC = EstimatorSpec(
-    name="sgnht", config_cls=SGNHTConfig, estimate=estimate, supports=supports,
+    name="sgnht", config_cls=SGNHTConfig, estimate=estimate, supports=supports, estimate_grid=estimate_grid,
     summary="stochastic-gradient Nosé-Hoover thermostat (Ding et al. 2014), localised",
 )

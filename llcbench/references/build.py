@@ -24,8 +24,12 @@ METHOD = "hmc"
 
 def needs_reference(case: Case) -> Optional[str]:
     """None if the case needs a sampled reference (no exact value, a flat prior), else why not."""
+    from ..catalogue import case_truth
     from ..estimators import exact
 
+    kind = case_truth(case).kind
+    if kind != "exact":  # the scores keep such cases apart from every bias score: a reference has no use
+        return f"no exact λ (truth kind {kind}): the case is scored apart, without a reference"
     target = build_target(case)
     if exact.supports(target) is None:
         return "the exact estimator computes its λ_nβ,γ"

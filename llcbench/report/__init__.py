@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..store import Store
-from . import figures
+from . import detection, figures
 from .markdown import render_markdown
 from .page import render_html
 
@@ -49,6 +49,9 @@ def make_figures(scores: dict, store: Optional[Store]) -> list[dict]:
         runs = [r for r in (store.get(k) for k in worst_runs(scores)) if r is not None]
     add("traces", "Loss traces of the worst runs", figures.traces(runs))
     add("cost", "Error against cost", figures.error_vs_cost(scores))
+    if (scores.get("detection") or {}).get("runs"):
+        add("roc", "Per-sample detection: ROC curves", detection.roc_figure(scores))
+        add("persample_hist", "Per-sample LLC by ground truth", detection.histogram_figure(scores))
     return out
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, SWEEP_HEADERS, sweep_rows
+from .detection import detection_markdown
+from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, SWEEP_HEADERS, num, sweep_rows
 
 
 def _table(headers, rows) -> str:
@@ -34,6 +35,11 @@ def render_markdown(scores: dict) -> str:
         if viol:
             out += ["Violated pairs (λ of the first is smaller, λ̂ is not): " + "; ".join(viol[:20])
                     + (" …" if len(viol) > 20 else ""), ""]
+    apart = [[g["estimator"], g["label"], r["case"], r["truth_kind"], r["lambda"], num(r["lambda_hat"], "{:.4g}")]
+             for g in scores["groups"] for r in g["apart"]]
+    if apart:
+        out += ["## Cases scored apart", "", EXPLAIN["apart"], "",
+                _table(["estimator", "config", "case", "truth kind", "λ", "λ̂"], apart), ""]
     out += ["## Sweeps", ""]
     if not scores["sweeps"]:
         out += ["No sweep in the store.", ""]
@@ -42,4 +48,5 @@ def render_markdown(scores: dict) -> str:
         out += [f"### {s['estimator']} over {' × '.join(s['axes'])}", "",
                 _table(SWEEP_HEADERS, rows), "",
                 f"Stable for every family: {len(s['stable_all'])} grid points.", ""]
+    out += detection_markdown(scores, _table)
     return "\n".join(out) + "\n"

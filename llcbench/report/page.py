@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 
+from .detection import detection_html
 from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, num, pct, sweep_rows
 
 _CHECK = """
@@ -116,8 +117,7 @@ def _apart(scores) -> str:
             for g in scores["groups"] for r in g["apart"]]
     if not rows:
         return ""
-    return ("<h2>Cases scored apart</h2><p class='note'>These cases' λ is not an exact value (asserted, or a "
-            "theory-kind scaling law): they are kept out of every bias, ordering and coverage score above.</p>"
+    return ("<h2>Cases scored apart</h2><p class='note'>" + _e(EXPLAIN["apart"]) + "</p>"
             + _table(["estimator", "config", "case", "truth kind", "λ", "λ̂"], rows))
 
 
@@ -167,6 +167,7 @@ devices {_e(', '.join(prov['devices']))}; run {_e(prov['first_run'])} to {_e(pro
 {fam_sections}
 <h2>Sweeps: stable region and recommended config</h2>
 {_sweeps(scores)}
+{detection_html(scores, _table)}
 {''.join(_figure(f) for f in figs)}
 {_apart(scores)}
 </body></html>

@@ -67,6 +67,9 @@ FAMILY_COLUMNS = [
 ]
 
 EXPLAIN = {
+    "apart": "These cases' λ is not a value the engine computed: kind 'asserted' is a truth the case states itself "
+             "(from a publication, where the engine cannot certify one), 'theory' an approximate scaling law. They "
+             "are kept out of every bias, ordering and coverage score above.",
     "leaderboard": "One row per estimator × config (the same estimator with another config is another row). "
                    "median |rel. err.| is the median over cases of |λ̂ − λ|/λ (seeds averaged); Kendall τ measures "
                    "whether λ̂ orders the cases like λ (1: perfectly); coverage is the share of runs whose "

@@ -18,6 +18,7 @@ from ..store import Store
 from .bias import bias_block
 from .calibration import calibration_block, covered_reference, covered_truth
 from .cost import cost_block, error_against_cost
+from .detection import detection_scores
 from .ordinality import ordinality_block
 from .select import Group, Selection, case_rows, config_diff, default_config, load
 from .sensitivity import find_sweeps, sweep_scores
@@ -31,12 +32,16 @@ def score_block(rows: list[dict], records: list[dict]) -> dict:
             **calibration_block(rows, records), **cost_block(rows, records)}
 
 
+SHARED_SUFFIX = " (shared chains)"  # a sweep's shared-chain grid points, scored apart from independent runs
+
+
 def _label(group: Group, defaults: dict, modal: dict) -> tuple[str, dict, bool]:
     base = defaults.get(group.estimator) or modal.get(group.estimator)
     diff = config_diff(group.config, base)
-    is_default = defaults.get(group.estimator) is not None and not diff
-    text = "defaults" if is_default else ", ".join(f"{k}={v}" for k, v in diff.items()) or "(the usual config)"
-    return text, diff, is_default
+    is_default = defaults.get(group.estimator) is not None and not diff and not group.shared_chains
+    text = ("defaults" if is_default else ", ".join(f"{k}={v}" for k, v in diff.items())
+            or ("defaults" if defaults.get(group.estimator) is not None and not diff else "(the usual config)"))
+    return text + (SHARED_SUFFIX if group.shared_chains else ""), diff, is_default
 
 
 def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict:
@@ -105,7 +110,8 @@ def build_scores(store: Store, estimators: Optional[Iterable[str]] = None, versi
         pick["headline"] = True
         for g in mine:  # the other configs are named by how they differ from the headline one
             if g is not pick:
-                g["label"] = ", ".join(f"{k}={v}" for k, v in config_diff(g["config"], pick["config"]).items())
+                g["label"] = (", ".join(f"{k}={v}" for k, v in config_diff(g["config"], pick["config"]).items())
+                              or "same config") + (SHARED_SUFFIX if g["id"].endswith("+shared") else "")
     sweeps = []
     for sweep_groups in find_sweeps(sel.groups):
         s = sweep_scores(sweep_groups, {g.id: by_id[g.id]["cases"] for g in sweep_groups})
@@ -130,6 +136,7 @@ def build_scores(store: Store, estimators: Optional[Iterable[str]] = None, versi
         "groups": groups,
         "sweeps": sweeps,
         "attributions": dict(Counter(r["attribution"] for g in groups for r in g["cases"] if r["attribution"])),
+        "detection": detection_scores(store, sel.version, estimators or None),
     }
 
 

@@ -2,7 +2,8 @@
 
 A *group* is every run of one estimator at one full config (its content
 hash) made by one llcbench version: runs of another version may differ in
-what the estimator does, so they are never pooled. Within a group the runs
+what the estimator does, so they are never pooled; nor are the points of
+shared-chain grid runs (a sweep's) pooled with independent runs. Within a group the runs
 of one case (several seeds) are aggregated into one *case row*: the mean of
 λ̂ over seeds is the group's estimate of the case, and its standard error
 is the root-mean-square se over √k. Each run is first read with today's
@@ -26,7 +27,7 @@ RHAT_HEALTHY = 1.1  # a run is healthy with split R-hat at most this (Vehtari et
 # ... and no divergent chain and a finite λ̂
 
 # Most of a record's bytes, and needed only for the traces figure (read back by key for a few runs).
-HEAVY_FIELDS = ("loss_trace", "lambda_hat_chains")
+HEAVY_FIELDS = ("loss_trace", "lambda_hat_chains", "per_sample")
 
 
 def finite(x) -> bool:
@@ -74,6 +75,7 @@ class Group:
     config: dict
     version: str
     records: list = field(default_factory=list)
+    shared_chains: bool = False  # points of shared-chain grid runs (a sweep's), kept apart from independent runs
 
     @property
     def config_hash(self) -> str:
@@ -81,7 +83,7 @@ class Group:
 
     @property
     def id(self) -> str:
-        return f"{self.estimator}@{self.config_hash}"
+        return f"{self.estimator}@{self.config_hash}" + ("+shared" if self.shared_chains else "")
 
 
 def case_row(records: list[dict]) -> dict:
@@ -164,9 +166,9 @@ def load(store: Store, estimators: Optional[Iterable[str]] = None, version: Opti
     groups: dict[tuple, Group] = {}
     for r in chosen:
         r = with_best_reference(store, r, table, cache)
-        gk = (r["estimator"], config_hash(r["config"]))
+        gk = (r["estimator"], config_hash(r["config"]), bool(r.get("shared_chains")))
         if gk not in groups:
-            groups[gk] = Group(r["estimator"], r["config"], version)
+            groups[gk] = Group(r["estimator"], r["config"], version, shared_chains=gk[2])
         groups[gk].records.append(r)
     prov = {
         "git_commits": sorted({str(r.get("git_commit")) for r in chosen}),

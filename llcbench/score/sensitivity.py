@@ -43,7 +43,7 @@ def find_sweeps(groups: list[Group], swept: tuple = SWEPT) -> list[list[Group]]:
     """Groups of one estimator whose configs differ only in swept fields (two points at least)."""
     parts: dict[tuple, list[Group]] = {}
     for g in groups:
-        parts.setdefault((g.estimator, g.version, _base_key(g.config, swept)), []).append(g)
+        parts.setdefault((g.estimator, g.version, g.shared_chains, _base_key(g.config, swept)), []).append(g)
     return [gs for gs in parts.values() if len(gs) >= 2]
 
 

@@ -9,6 +9,9 @@ Rules (all in exact rational arithmetic, ``fractions.Fraction``):
   Exact when K is non-degenerate; always an upper bound on λ otherwise.
 * Monomial, sum, product and power rules (Watanabe 2009, *Algebraic Geometry
   and Statistical Learning Theory*; Lau, Murfet, Wei 2023; Lin 2011).
+* In two variables, where the Newton rule cannot certify K: adapted
+  coordinates (:mod:`llcbench.truth.plane`; Varchenko 1976; Phong, Stein &
+  Sturm 1999), exact for every K ≥ 0.
 
 Linear programs are solved by a small exact simplex method (Fractions, Bland's
 rule, so it always terminates). ``sympy.solvers.simplex.linprog`` (sympy
@@ -562,7 +565,7 @@ _WITNESS_SECONDS = 2.0
 _MAX_WITNESS_FACES = 40
 
 
-def _check_nondegenerate(poly, label, bound):
+def _check_nondegenerate(poly, label, bound, witness=True):
     """Raise TruthError unless every compact-face polynomial is certified > 0 on the torus.
 
     Certified iff no "bad" term (non-positive coefficient or an odd exponent)
@@ -600,6 +603,12 @@ def _check_nondegenerate(poly, label, bound):
 
     bad_on = []  # (bad term index, smallest compact face through it)
     w = None
+    if not witness:  # only certify; the caller decides the rest
+        bad = [j for j in bad if _compact_face_containing(points, [j]) is not None]
+        if bad:
+            raise TruthError(f"{label}: a compact face of the Newton polygon has a term with a non-positive "
+                             f"coefficient or an odd exponent, so 1/t* = {bound} is only an upper bound on λ")
+        return
     for j in bad:
         a = points[j]
         # quick rejection: a point above another one is never on a compact face
@@ -647,7 +656,21 @@ def _polynomial_truth_cached(expr: str, prior: Optional[tuple]) -> Truth:
     points = [tuple(int(e) for e in mon) for mon in poly.monoms()]
     tstar, m, _, _ = _newton(points, v)
     lam = 1 / tstar
-    _check_nondegenerate(poly, label, lam)
+    try:
+        _check_nondegenerate(poly, label, lam, witness=d != 2)
+    except TruthError:
+        if d != 2:
+            raise
+        # two variables: adapted coordinates decide what the Newton rule cannot
+        from .plane import NotAPotential, plane_truth
+
+        try:
+            return plane_truth(expr, prior)
+        except NotAPotential:
+            raise
+        except TruthError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            raise TruthError(f"{label}: {reason} (the Newton value 1/t* = {lam} is only an upper bound on λ)") from None
     src = f"{NEWTON_SOURCE}, non-degenerate (every compact-face polynomial a positive sum of even monomials)"
     if any(h):
         src += f", prior ∏|w_i|^h_i with h = ({', '.join(str(x) for x in h)})"
@@ -658,9 +681,12 @@ def polynomial_truth(expr: str, prior_exponents=None) -> Truth:
     """Exact (λ, m) of K(w) = expr at w = 0 by the Newton-polyhedron rule.
 
     Source: Varchenko 1976; S. Lin, arXiv 1003.5338 / PhD thesis 2011 (RLCT of
-    a non-degenerate function with a monomial prior ∏|w_i|^{h_i}). The value is
-    returned only when non-degeneracy is certified (see module docstring);
-    otherwise TruthError. Results are cached on (expr, prior).
+    a non-degenerate function with a monomial prior ∏|w_i|^{h_i}). The Newton
+    rule is the fast path in any dimension; a two-variable K it cannot
+    certify goes to adapted coordinates (:mod:`llcbench.truth.plane`), which
+    decide every two-variable K ≥ 0. Truth.source names the method that
+    certified the value. Otherwise TruthError. Results are cached on
+    (expr, prior).
     """
     if not isinstance(expr, str):
         raise TruthError(f"polynomial must be given as a string, got {type(expr).__name__}")

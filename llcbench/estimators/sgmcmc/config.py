@@ -60,6 +60,13 @@ class SGMCMCConfig(TemperatureConfig):
     adapt_iters: int = doc(10, "power iterations per adaptation round")
     check_every: int = doc(100, "steps between divergence checks (the only host syncs of the loop)")
     trace_points: int = doc(200, "at most this many loss-trace points per chain in the record")
+    per_sample: Optional[bool] = doc(
+        None, "record the per-sample LLC λ̂_i = nβ·(E[ℓ_i(w)] − ℓ_i(w*)) of the probe samples from the same draws "
+        "as λ̂; None: on where the target knows its memorised samples, True needs a target with per-sample "
+        "losses", key_default=True)
+    probe_samples: int = doc(
+        4096, "per-sample LLC: all training samples when there are at most this many, else this many drawn "
+        "without replacement (seeded by the run's seed)", key_default=True)
 
     def validate(self) -> None:
         self.validate_temperature()
@@ -70,7 +77,7 @@ class SGMCMCConfig(TemperatureConfig):
             raise ValueError("adapt_rounds must be >= 0")
         _optional_positive(self, "step_size", "divergence_threshold")
         _at_least(self, 1, "batch_size", "chains", "steps", "thin", "hessian_iters", "hessian_points", "adapt_iters",
-                  "check_every", "trace_points")
+                  "check_every", "trace_points", "probe_samples")
         if self.burn_in < 0:
             raise ValueError("burn_in must be >= 0")
         if self.burn_in >= self.steps:

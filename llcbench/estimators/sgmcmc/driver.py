@@ -21,6 +21,7 @@ from ..temperature import resolve_gamma, resolve_nbeta
 from .batches import EpochBatches
 from .config import DIVERGENCE_PER_DIM, DTYPES
 from .monitor import ChainMonitor
+from .per_sample import PerSampleAccumulator
 from .sampler import Context, Sampler
 from .stepsize import StepSizeRule, minibatch_gradient_variance
 from .trace import LambdaTrace, loss_trace_points, summarise
@@ -70,6 +71,7 @@ class Run:
     trace_mode: str  # see trace_mode()
     trace_gen: Optional[torch.Generator] = None  # the independent trace batches
     batch_size: int = 0
+    per_sample: Optional[PerSampleAccumulator] = None  # per-sample losses at λ̂'s draws (per_sample.py)
 
 
 def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
@@ -81,7 +83,10 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     return _estimate(run, config, t_start)
 
 
-def _setup(target: Target, config, seed: int, device: str, sampler: Sampler) -> Run:
+def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, points: Optional[list] = None) -> Run:
+    """The run's state. ``points``: the configs of a shared-chain grid run (:mod:`.grid`; ``config``
+    is then the first of them), whose rows are ``config.chains`` chains per point and whose nβ, γ
+    and ε are (rows, 1) columns instead of numbers."""
     config.validate()
     problem = prior_problem(target)
     if problem is not None:
@@ -90,9 +95,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler) -> 
         raise UnsupportedTarget(f"{sampler.name} on {target.id}: {problem}")
     dev = torch.device(device)
     dtype = DTYPES[config.dtype]
-    chains, d = int(config.chains), int(target.dim)
-    nbeta = resolve_nbeta(target, config)
-    gamma = resolve_gamma(nbeta, config)
+    chains, d = int(config.chains) * (1 if points is None else len(points)), int(target.dim)
 
     # L_n(w*) on the full data, float64 (the offset every draw is measured from)
     t64 = target.to(dev, torch.float64)
@@ -101,9 +104,22 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler) -> 
         init_loss = float(t64.full_loss(w_star64[None])[0])
 
     minibatch = target.num_data > 0 and config.batch_size < target.num_data
-    rule = StepSizeRule.at_anchor(t64, w_star64, config, nbeta, gamma, minibatch, seed, dev,
-                                  enabled=bool(sampler.uses_rule(config)))
-    eps = float(config.step_size) if config.step_size is not None else float(sampler.from_rule(rule.eps_rule))
+    if points is None:
+        nbeta = resolve_nbeta(target, config)
+        gamma = resolve_gamma(nbeta, config)
+        rule = StepSizeRule.at_anchor(t64, w_star64, config, nbeta, gamma, minibatch, seed, dev,
+                                      enabled=bool(sampler.uses_rule(config)))
+        eps = float(config.step_size) if config.step_size is not None else float(sampler.from_rule(rule.eps_rule))
+        eps_rule = rule.eps_rule
+    else:
+        from .grid import GridStepSizeRule
+
+        rule = GridStepSizeRule.at_anchor(t64, w_star64, points, minibatch, seed, dev,
+                                          enabled=bool(sampler.uses_rule(config)))
+        nbeta, gamma = rule.column(rule.nbetas, dtype), rule.column(rule.gammas, dtype)
+        eps_rule = None if rule.eps_rule is None else rule.column(rule.eps_rule, dtype)
+        eps = (rule.column([float(c.step_size) for c in points], dtype) if config.step_size is not None
+               else sampler.from_rule(eps_rule))
     del t64
 
     tgt = target if (dtype == torch.float64 and target.w_star.device == dev) else target.to(dev, dtype)
@@ -120,7 +136,8 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler) -> 
     rows = torch.empty(chains + (1 if use_cv else 0), d, dtype=dtype, device=dev)
     rows[:] = w_star
     ctx = Context(chains=chains, dim=d, w_star=w_star, nbeta=nbeta, gamma=gamma, eps=eps, generator=gen,
-                  dtype=dtype, device=dev, config=config, positions=rows[:chains], eps_rule=rule.eps_rule)
+                  dtype=dtype, device=dev, config=config, positions=rows[:chains], eps_rule=eps_rule,
+                  points=1 if points is None else len(points))
     if minibatch:
         noise_gen = torch.Generator(device=dev)  # the samplers' gradient-noise estimates
         noise_gen.manual_seed(int(seed) + 104_729)
@@ -133,15 +150,17 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler) -> 
     # the trace: L_n(w_t) − L_n(w*) exactly ('full'), L_B(w_t) − L_B(w*) of one evaluation (control
     # variate), else L(w_t) − L_n(w*)
     trace = LambdaTrace(steps, chains, reference_column=use_cv, offset=0.0 if mode == "full" else init_loss,
-                        dtype=dtype, device=dev, localisation_from=int(config.burn_in) if gamma > 0 else steps)
+                        dtype=dtype, device=dev, localisation_from=int(config.burn_in) if bool((gamma > 0).any() if points else gamma > 0) else steps)
     trace_gen = None
     if mode == "independent":
         trace_gen = torch.Generator(device=dev)
         trace_gen.manual_seed(int(seed) + 31_337)
     aux = torch.empty(steps, chains, sampler.aux_width, dtype=dtype, device=dev) if sampler.aux_width else None
+    limit = threshold / nbeta if points is None else (threshold / nbeta)[:, 0]  # per row in a grid run
     return Run(target=tgt, sampler=sampler, state=state, ctx=ctx, rows=rows, batches=batches, trace=trace,
-               monitor=ChainMonitor(chains, threshold / nbeta, dev), rule=rule, aux=aux, threshold=threshold,
-               init_loss=init_loss, trace_mode=mode, trace_gen=trace_gen, batch_size=int(config.batch_size))
+               monitor=ChainMonitor(chains, limit, dev), rule=rule, aux=aux, threshold=threshold,
+               init_loss=init_loss, trace_mode=mode, trace_gen=trace_gen, batch_size=int(config.batch_size),
+               per_sample=PerSampleAccumulator.for_run(target, tgt, config, seed, dev, rows=chains))
 
 
 def trace_mode(target: Target, config, minibatch: bool) -> str:
@@ -206,15 +225,16 @@ def _adapt(run: Run, t: int) -> None:
     """Re-set the step size from the curvature where the live chains are now."""
     _check(run, t)
     with torch.enable_grad():
-        new = run.rule.adapt(run.target, run.monitor.live(run.ctx.positions), t)
+        new = run.rule.adapt(run.target, run.ctx.positions, run.monitor.alive, t)
     if new is None:
         return
     ctx = run.ctx
     ctx.eps_rule = new
     if ctx.config.step_size is None:
-        ctx.eps = float(run.sampler.from_rule(new))
+        ctx.eps = run.sampler.from_rule(new)
+        ctx.eps = float(ctx.eps) if not isinstance(ctx.eps, torch.Tensor) else ctx.eps
     run.sampler.on_step_size(run.state, ctx, t)
-    run.rule.adapt_log[-1]["step_size"] = ctx.eps
+    run.rule.log_step_size(ctx.eps)
 
 
 def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]], start: int = 0,
@@ -236,6 +256,8 @@ def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]], st
             idx = run.batches.next() if run.batches is not None else None
             g, values = _evaluate(run, idx)
             trace.record(values)  # copied into the trace buffer in one kernel at the next check
+            if run.per_sample is not None and run.per_sample.due(t):
+                run.per_sample.record(w)  # the same w_t as the trace value
             pg = None
             if has_prior:
                 with torch.enable_grad():
@@ -255,26 +277,22 @@ def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]], st
         torch.set_grad_enabled(grad_mode)
 
 
-def _estimate(run: Run, config, t_start: float) -> Estimate:
-    ctx = run.ctx
-    trace_np, r2 = run.trace.to_numpy()
-    aux_np = None if run.aux is None else run.aux.to(torch.float64).cpu().numpy()
-    s = summarise(trace_np, r2, run.monitor.alive.cpu().numpy(), ctx.nbeta, ctx.gamma, int(config.burn_in),
-                  int(config.thin), run.trace.loc_from, run.threshold, run.monitor.divergence_step)
-    loss_trace, stride = loss_trace_points(s["draws_loss"], config.trace_points)
+def record_extra(run: Run, config, nbeta: float, gamma: float, step: float, rule_init: Optional[float],
+                 adaptation: list, heat_log: list, stride: int) -> dict:
+    """What an SG-MCMC Estimate's ``extra`` says about the run (one point of it, in a grid run)."""
     batches = run.batches
-    extra = {
+    return {
         "init_loss": run.init_loss,
-        "nbeta": ctx.nbeta,
-        "step_size": ctx.eps,
+        "nbeta": nbeta,
+        "step_size": step,
         "step_size_source": "config" if config.step_size is not None else "rule",
-        "rule_step_size_init": run.rule.eps_rule_init,
+        "rule_step_size_init": rule_init,
         "hessian_top": run.rule.hess_top,
-        "adaptation": run.rule.adapt_log,
+        "adaptation": adaptation,
         "minibatch_heat": config.minibatch_heat if batches is not None else None,
-        "heat_log": run.rule.heat_log,
-        "gamma": ctx.gamma,
-        "chains": ctx.chains,
+        "heat_log": heat_log,
+        "gamma": gamma,
+        "chains": int(config.chains),
         "steps": int(config.steps),
         "burn_in": int(config.burn_in),
         "thin": int(config.thin),
@@ -285,8 +303,19 @@ def _estimate(run: Run, config, t_start: float) -> Estimate:
                             else "exact excess L_n(w) − L_n(w*)" if run.trace_mode == "full" else "L_n(w*)"),
         "loss_trace_stride": stride * int(config.thin),
         "dtype": config.dtype,
-        "device": str(ctx.device),
+        "device": str(run.ctx.device),
     }
+
+
+def _estimate(run: Run, config, t_start: float) -> Estimate:
+    ctx = run.ctx
+    trace_np, r2 = run.trace.to_numpy()
+    aux_np = None if run.aux is None else run.aux.to(torch.float64).cpu().numpy()
+    s = summarise(trace_np, r2, run.monitor.alive.cpu().numpy(), ctx.nbeta, ctx.gamma, int(config.burn_in),
+                  int(config.thin), run.trace.loc_from, run.threshold, run.monitor.divergence_step)
+    loss_trace, stride = loss_trace_points(s["draws_loss"], config.trace_points)
+    extra = record_extra(run, config, ctx.nbeta, ctx.gamma, ctx.eps, run.rule.eps_rule_init, run.rule.adapt_log,
+                         run.rule.heat_log, stride)
     extra.update(run.sampler.summary(run.state, aux_np, ctx))
     return Estimate(
         lambda_hat=s["lambda_hat"],
@@ -298,4 +327,6 @@ def _estimate(run: Run, config, t_start: float) -> Estimate:
         seconds=time.perf_counter() - t_start,
         warnings=s["warnings"],
         extra=extra,
+        per_sample=(run.per_sample.result(run.monitor.alive.cpu().numpy(), ctx.nbeta)
+                    if run.per_sample is not None else None),
     )

@@ -17,11 +17,13 @@ import torch
 class ChainMonitor:
     """Which chains are alive, and since when the dead ones diverged.
 
-    excess_limit: the divergence threshold in loss units (threshold / nβ).
+    excess_limit: the divergence threshold in loss units (threshold / nβ): a number, or one per
+    chain (a shared-chain grid run, whose points have different nβ).
     """
 
-    def __init__(self, chains: int, excess_limit: float, device: torch.device):
-        self.excess_limit = float(excess_limit)
+    def __init__(self, chains: int, excess_limit, device: torch.device):
+        self.excess_limit = (excess_limit.to(device) if isinstance(excess_limit, torch.Tensor)
+                             else float(excess_limit))
         self.alive = torch.ones(chains, dtype=torch.bool, device=device)
         self.alive_col: Optional[torch.Tensor] = None  # (chains, 1) once a chain has diverged
         self.divergence_step: dict[int, int] = {}
@@ -34,7 +36,8 @@ class ChainMonitor:
             return None
         for r in bad.nonzero().flatten().tolist():
             col = block[:, r]
-            hit = (~torch.isfinite(col) | (col > self.excess_limit)).nonzero()
+            limit = self.excess_limit[r] if isinstance(self.excess_limit, torch.Tensor) else self.excess_limit
+            hit = (~torch.isfinite(col) | (col > limit)).nonzero()
             self.divergence_step[r] = int(end - block.shape[0] + int(hit[0]))
         self.alive.logical_and_(~bad)
         self.alive_col = self.alive[:, None]

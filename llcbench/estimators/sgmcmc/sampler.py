@@ -47,6 +47,7 @@ class Context:
     # minibatch gradient noise at the current positions: per chain, the mean over coordinates of
     # the variance of ∇L_B across minibatches (None for exact gradients); a few extra gradients
     grad_noise: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    points: int = 1  # grid points sharing the rows (chains // points rows each); 1 outside a grid run
 
     def start(self) -> torch.Tensor:
         """The positions buffer (w* in every row) a sampler's init must use as ``state.w``."""
@@ -74,6 +75,10 @@ class Sampler:
     on_burn_in_end(state, ctx): called once, after the last burn-in step (e.g. to freeze an
         adaptive preconditioner so that the draws come from a time-homogeneous chain).
     uses_rule(config): whether the step-size rule (and its adaptation) runs.
+    per_row: whether ``step`` also takes ctx.eps, ctx.nbeta, ctx.gamma (and ctx.eps_rule) as
+        (rows, 1) columns, one value per chain: then configs that differ only in them can share
+        one chain tensor (:mod:`.grid`); ``point_fields`` names the state's fields that are then
+        per-point columns too (e.g. RMSProp-SGLD's ε, a and m).
     """
 
     name: str
@@ -86,13 +91,17 @@ class Sampler:
     on_step_size: Callable[[Any, "Context", int], None] = _noop
     on_burn_in_end: Callable[[Any, "Context"], None] = _noop
     uses_rule: Callable[[Any], bool] = lambda config: config.step_size is None
+    per_row: bool = False
+    point_fields: tuple = ()  # state fields that a grid run holds as per-point (rows, 1) columns
 
 
 def potential_gradient(w: torch.Tensor, g: torch.Tensor, pg: Optional[torch.Tensor], ctx: Context,
                        out: torch.Tensor) -> torch.Tensor:
     """out ← ∇U(w) = nβ·∇L_B(w) + γ·(w − w*) − ∇log φ(w), the drift of the tempered localised
     potential (pg = ∇log φ, None for a flat prior), written in place."""
-    if ctx.gamma != 0.0:
+    if isinstance(ctx.nbeta, torch.Tensor):  # (rows, 1) columns: a shared-chain grid run
+        torch.sub(w, ctx.w_star, out=out).mul_(ctx.gamma).addcmul_(g, ctx.nbeta)
+    elif ctx.gamma != 0.0:
         torch.sub(w, ctx.w_star, out=out).mul_(ctx.gamma).add_(g, alpha=ctx.nbeta)
     else:
         torch.mul(g, ctx.nbeta, out=out)

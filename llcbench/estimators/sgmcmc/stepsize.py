@@ -190,10 +190,16 @@ class StepSizeRule:
         """Whether the rule is re-applied before step t."""
         return bool(self.schedule) and self.schedule[0] == t
 
-    def adapt(self, target: Target, positions: torch.Tensor, t: int) -> Optional[float]:
-        """Re-apply the rule at ``positions`` (the live chains) before step t: the new ε_s, or None
-        when nothing could be measured. Needs autograd enabled (Hessian-vector products)."""
+    def log_step_size(self, step: float) -> None:
+        """Note the sampler's step the last adaptation round set."""
+        self.adapt_log[-1]["step_size"] = step
+
+    def adapt(self, target: Target, positions: torch.Tensor, alive: torch.Tensor, t: int) -> Optional[float]:
+        """Re-apply the rule at the rows of ``positions`` whose ``alive`` is set, before step t: the
+        new ε_s, or None when nothing could be measured. Needs autograd enabled (Hessian-vector
+        products)."""
         self.schedule.pop(0)
+        positions = positions[alive]
         if positions.shape[0] == 0:
             return None
         config = self.config

@@ -1,4 +1,4 @@
-"""A minimal LLC estimator: full-batch localised Langevin dynamics (Lau, Murfet & Wei 2023)."""
+"""Full-batch localised Langevin dynamics, an LLC estimator (Lau, Murfet & Wei 2023)."""
 
 from dataclasses import dataclass
 
@@ -32,7 +32,7 @@ def estimate(target, config, seed, device="cpu") -> Estimate:
     w = w_star.expand(config.chains, target.dim).clone()  # every chain starts at w*
     trace = []
     for t in range(config.steps):
-        loss, grad = target.loss_and_grad(w)  # full batch: L_n(w_t) and its gradient, per chain
+        loss, grad = target.loss_and_grad(w)  # idx=None: the full batch, L_n(w_t) and ∇L_n per chain
         if t >= config.burn_in:
             trace.append(loss)
         # w ← w − (ε/2)·∇[nβ·L_n(w) + (γ/2)·‖w − w*‖²] + N(0, ε·I)
@@ -54,6 +54,6 @@ def estimate(target, config, seed, device="cpu") -> Estimate:
 
 SPEC = EstimatorSpec(
     name="langevin", config_cls=LangevinConfig, estimate=estimate,
-    summary="full-batch localised Langevin (the README's minimal example)",
+    summary="full-batch localised Langevin dynamics (the example plugin)",
     supports=lambda target: "the target has a prior" if target.has_prior else None,
 )

@@ -1,0 +1,142 @@
+"""The report's per-sample detection section: the AUROC table of λ̂_i against the two baselines, the
+ROC curves and the histogram of λ̂_i split by ground truth, from ``scores["detection"]`` only."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from .figures import COLORS, _grid, plt
+from .text import num
+
+MAX_PANELS = 12  # cases drawn per figure (the first ones by id)
+
+
+def _main_series(det: dict) -> list[dict]:
+    """The runs of the estimator × config with the most detection runs (the figures' series)."""
+    runs = det.get("runs") or []
+    if not runs:
+        return []
+    counts: dict = {}
+    for r in runs:
+        counts[(r["estimator"], r["config_hash"])] = counts.get((r["estimator"], r["config_hash"]), 0) + 1
+    est, cfg = max(counts, key=lambda k: (counts[k], k))
+    return [r for r in runs if r["estimator"] == est and r["config_hash"] == cfg]
+
+
+def _by_setting(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs by setting (a case up to its data seed), the first MAX_PANELS by name."""
+    out: dict[str, list[dict]] = {}
+    for r in runs:
+        out.setdefault(r["setting"], []).append(r)
+    return dict(sorted(out.items())[:MAX_PANELS])
+
+
+def roc_figure(scores: dict):
+    det = scores.get("detection") or {}
+    cases = _by_setting(_main_series(det))
+    if not cases:
+        return None, "No run with per-sample values and known memorised samples (llcbench run --family memorisation)."
+    fig, axes = _grid(len(cases), width=3.4, height=3.2)
+    grid = None
+    for ax, (case, runs) in zip(axes, cases.items()):
+        for i, (m, label) in enumerate(det["methods"].items()):
+            tprs = np.array([r["methods"][m]["roc_tpr"] for r in runs])
+            grid = np.linspace(0, 1, tprs.shape[1])
+            au = [r["methods"][m]["auroc"] for r in runs if r["methods"][m]["auroc"] is not None]
+            ax.plot(grid, tprs.mean(axis=0), color=COLORS[i % len(COLORS)],
+                    label=f"{m}: AUROC {np.mean(au):.3f}" if au else m)
+        ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8, ls=":")
+        ax.set_title(case, fontsize=8)
+        ax.set_xlabel("false-positive rate", fontsize=8)
+        ax.set_ylabel("true-positive rate", fontsize=8)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    est = _main_series(det)[0]["estimator"]
+    return fig, (f"ROC curves of the three per-sample scores at separating the memorised samples from the rest "
+                 f"({est}; per setting, the mean TPR over its runs — data seeds × run seeds — on a fixed FPR grid; "
+                 "AUROC in the legend is the mean over the runs). llc: the per-sample LLC λ̂_i; loss and grad_norm: ℓ_i(w*) and ‖∇ℓ_i(w*)‖ at the anchor.")
+
+
+def histogram_figure(scores: dict):
+    det = scores.get("detection") or {}
+    cases = _by_setting(_main_series(det))
+    if not cases:
+        return None, "No run with per-sample values and known memorised samples."
+    fig, axes = _grid(len(cases), width=3.4, height=3.0)
+    for ax, (case, runs) in zip(axes, cases.items()):
+        h = _pooled_histogram(runs)
+        edges = np.asarray(h["edges"])
+        width = np.diff(edges)
+        ax.bar(edges[:-1], h["other"], width=width, align="edge", color=COLORS[0], alpha=0.6, label="other")
+        ax.bar(edges[:-1], h["memorised"], width=width, align="edge", color=COLORS[3], alpha=0.7, label="memorised")
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_title(f"{case} ({len(runs)} runs)", fontsize=8)
+        ax.set_xlabel("λ̂_i", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig, ("Histogram of the per-sample LLC λ̂_i of every probe sample of every run of a setting, split by "
+                 "ground truth (memorised by construction or not); counts on a symmetric-log axis.")
+
+
+def _pooled_histogram(runs: list[dict]) -> dict:
+    """The runs' histograms re-binned onto one set of edges (each bin's count placed at its centre)."""
+    lo = min(r["histogram"]["edges"][0] for r in runs)
+    hi = max(r["histogram"]["edges"][-1] for r in runs)
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, len(runs[0]["histogram"]["edges"]))
+    out = {"edges": edges, "memorised": np.zeros(len(edges) - 1), "other": np.zeros(len(edges) - 1)}
+    for r in runs:
+        e = np.asarray(r["histogram"]["edges"])
+        centres = (e[:-1] + e[1:]) / 2
+        for part in ("memorised", "other"):
+            out[part] += np.histogram(centres, edges, weights=r["histogram"][part])[0]
+    return out
+
+
+def _rows(det: dict) -> list[list[str]]:
+    rows = []
+    for c in det.get("settings") or []:
+        cells = [c["estimator"], c["setting"], f"{len(c['case_seeds'])} × {len(c['seeds'])}",
+                 f"{c['memorised']}/{c['probe']}"]
+        for m in det["methods"]:
+            s = c["methods"][m]
+            lo, hi = s["auroc_range"]
+            cells.append(f"{num(s['auroc_mean'], '{:.3f}')} [{num(lo, '{:.3f}')}, {num(hi, '{:.3f}')}]")
+        for m in det["methods"]:
+            cells.append(num(c["methods"][m]["average_precision_mean"], "{:.3f}"))
+        rows.append(cells)
+    return rows
+
+
+def _headers(det: dict) -> list[str]:
+    methods = list(det.get("methods") or {})
+    return (["estimator", "setting", "data seeds × run seeds", "memorised/probe"] + [f"AUROC {m} [min, max]" for m in methods]
+            + [f"AP {m}" for m in methods])
+
+
+INTRO = ("Per-sample detection: for cases whose memorised training samples are known by construction, how well "
+         "each per-sample score separates them from the rest — the per-sample LLC λ̂_i = nβ·(E[ℓ_i(w)] − ℓ_i(w*)) "
+         "from the run's draws, against two baselines from the same anchor, the loss ℓ_i(w*) and the gradient "
+         "norm ‖∇ℓ_i(w*)‖. AUROC 0.5 is chance, 1 perfect; AP (average precision) has the share of memorised "
+         "samples as its chance level. A setting is one case definition over its data seeds (the cases "
+         "'…/s0', '…/s1', …: a network trained on each); means over its runs, [min, max] over them; every run's "
+         "own value with its 95 % stratified-bootstrap interval is in scores.json (detection.runs).")
+
+
+def detection_html(scores: dict, table) -> str:
+    det = scores.get("detection") or {}
+    if not det.get("settings"):
+        return ""
+    return (f"<h2 id='detection'>Per-sample detection of memorised samples</h2><p class='note'>{html.escape(INTRO)}</p>"
+            + table(_headers(det), _rows(det)))
+
+
+def detection_markdown(scores: dict, table) -> list[str]:
+    det = scores.get("detection") or {}
+    if not det.get("settings"):
+        return []
+    return ["## Per-sample detection of memorised samples", "", INTRO, "", table(_headers(det), _rows(det)), ""]
+
+
+__all__ = ["detection_html", "detection_markdown", "histogram_figure", "plt", "roc_figure"]

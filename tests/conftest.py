@@ -34,6 +34,19 @@ def write_toml(tmp_path):
     return write
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_anchor_cache(tmp_path_factory):
+    """Trained anchors (modular_addition) go to a cache folder of this test session, never the user's
+    (the CLI subprocesses inherit the variable)."""
+    old = os.environ.get("LLCBENCH_CACHE")
+    os.environ["LLCBENCH_CACHE"] = str(tmp_path_factory.mktemp("anchor-cache"))
+    yield
+    if old is None:
+        os.environ.pop("LLCBENCH_CACHE", None)
+    else:
+        os.environ["LLCBENCH_CACHE"] = old
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Every test runs with one torch thread: λ̂ is bit-identical only at a fixed thread count, and

@@ -9,12 +9,13 @@ from __future__ import annotations
 from ..errors import UserError
 from .base import Family, Field
 from .dln import DLNFamily
+from .modular_addition import ModularAdditionFamily
 from .polynomial import PolynomialFamily
 from .regular import RegularFamily
 from .rrr import RRRFamily
 
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (PolynomialFamily(), RegularFamily(), DLNFamily(), RRRFamily())
+    f.name: f for f in (PolynomialFamily(), RegularFamily(), DLNFamily(), RRRFamily(), ModularAdditionFamily())
 }
 
 
@@ -28,4 +29,4 @@ def get_family(name: str) -> Family:
 
 
 __all__ = ["FAMILIES", "Family", "Field", "get_family", "DLNFamily", "PolynomialFamily",
-           "RegularFamily", "RRRFamily"]
+           "RegularFamily", "RRRFamily", "ModularAdditionFamily"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..store import Store
-from . import figures
+from . import figures, modular_figures
 from .markdown import render_markdown
 from .page import render_html
 
@@ -49,6 +49,10 @@ def make_figures(scores: dict, store: Optional[Store]) -> list[dict]:
         runs = [r for r in (store.get(k) for k in worst_runs(scores)) if r is not None]
     add("traces", "Loss traces of the worst runs", figures.traces(runs))
     add("cost", "Error against cost", figures.error_vs_cost(scores))
+    if any(g.get("theory") for g in scores["groups"]):
+        add("scaling", "Modular arithmetic: λ̂ against p", modular_figures.scaling(scores))
+    if any(g.get("trajectories") for g in scores["groups"]):
+        add("trajectory", "Modular arithmetic: λ̂ over training", modular_figures.trajectories(scores))
     return out
 
 

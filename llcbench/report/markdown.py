@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import scaling_table
 from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, SWEEP_HEADERS, sweep_rows
 
 
@@ -34,6 +35,12 @@ def render_markdown(scores: dict) -> str:
         if viol:
             out += ["Violated pairs (λ of the first is smaller, λ̂ is not): " + "; ".join(viol[:20])
                     + (" …" if len(viol) > 20 else ""), ""]
+    scaling = scaling_table.rows(scores)
+    if scaling:
+        out += ["## Modular arithmetic: λ̂ against p", "",
+                "Theory-kind truths (Rimsky & Vaintrob 2023), scored by the log-log slope of λ̂ in p and by "
+                "the ordering memorising > generalising at equal p, not by bias.", "",
+                _table(scaling_table.HEADERS, scaling), ""]
     out += ["## Sweeps", ""]
     if not scores["sweeps"]:
         out += ["No sweep in the store.", ""]

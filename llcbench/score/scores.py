@@ -22,6 +22,7 @@ from .calibration import calibration_block, covered_reference, covered_truth
 from .cost import cost_block, error_against_cost
 from .ordinality import ordinality_block
 from .scaling import scaling_block
+from .trajectory import trajectory_block
 from .select import Group, Selection, case_rows, config_diff, default_config, load
 from .sensitivity import find_sweeps, sweep_scores
 
@@ -72,6 +73,7 @@ def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict
         "cases": exact,
         "apart": [dict(r, coverage_truth=None, coverage_reference=None) for r in rows if r["truth_kind"] != "exact"],
         "theory": scaling_block(group.records),
+        "trajectories": trajectory_block(group.records),
         "error_against_cost": error_against_cost(exact),
         "sensitivity": {"sweep": None, "stable_families": [], "stable_region_size": None},
         "headline": False,

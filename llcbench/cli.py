@@ -210,8 +210,8 @@ def cmd_run(args) -> int:
     skipped = []
     for case in cases:
         truth = case_truth(case)
-        # theory-kind cases (trained anchors) run when named, by --case or by --family
-        if not explicit and args.family is None and truth.kind != "exact":
+        # theory-kind cases (trained anchors) run when named: by --case, --family or --suite
+        if not explicit and args.family is None and not args.suite and truth.kind != "exact":
             skipped.append((case.id, f"truth kind is {truth.kind}"))
             continue
         reason = spec.supports(build_target(case))
@@ -375,6 +375,8 @@ def _parse_grid(items: Optional[list], config_cls) -> list[tuple[str, list[str]]
 
 def cmd_trajectory(args) -> int:
     """Train one network with checkpoints and estimate λ̂ at each (``llcbench.trajectory``)."""
+    import torch
+
     from .catalogue import load_catalogue, select, suite_file
     from .estimators import get_estimator
     from .estimators.base import make_config

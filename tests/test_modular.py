@@ -1,6 +1,7 @@
 """The modular_addition family: data, the batched loss against the nn.Module, training, the anchor
 cache, refusals, planted labels, the gradient-normal hyperplane and the theory values."""
 
+import json
 from fractions import Fraction
 
 import numpy as np
@@ -186,3 +187,34 @@ def test_catalogue_meets_the_brief():
         if q["task"] == "random":
             assert param_count(q["p"], q["embed_dim"], q["hidden_dim"]) > 5 * q["p"] ** 2
         assert c.n == round(q["train_fraction"] * q["p"] ** 2)
+
+
+@pytest.mark.slow
+def test_quick_suite_end_to_end(cli, tmp_path):
+    """`--suite modular_quick` trains its anchors, runs SGLD and reports slopes (70 s of CPU here: slow)."""
+    db = tmp_path / "q.sqlite"
+    run = cli("run", "--estimator", "sgld", "--suite", "modular_quick", "--db", db, "--quiet")
+    assert run.returncode == 0, run.stderr
+    rep = cli("report", "--db", db, "--out", tmp_path / "rep")
+    assert rep.returncode == 0, rep.stderr
+    doc = json.loads((tmp_path / "rep" / "scores.json").read_text())
+    (g,) = [g for g in doc["groups"] if g["headline"]]
+    tasks = g["theory"]["tasks"]
+    assert tasks["add"]["slope"] is not None and tasks["random"]["slope"] is not None
+    assert min(pt["test_accuracy"] for pt in tasks["add"]["points"]) > 0.9  # the add anchors generalised
+
+
+def test_trajectory_checkpoints_are_cached_cases(cache, write_toml):
+    from llcbench.trajectory import checkpoint_cases
+
+    base = tiny_case(write_toml, train_steps=60)
+    seen = []
+    cases = checkpoint_cases(base, 20, project_gradient=False, on_step=lambda s, m: seen.append(s))
+    assert [c.params["train_steps"] for c in cases] == seen == [20, 40, 60]
+    assert all(c.params["trajectory"] == "m/tiny" and c.id.startswith("m/tiny@step-") for c in cases)
+    target = build_target(cases[1])
+    assert target.info["anchor"] == "cached"  # written by the trajectory, not retrained
+    spec = ModularAdditionFamily().train_spec(cases[1])
+    assert torch.equal(target.w_star, train(spec)[0])
+    with pytest.raises(UserError, match="--every"):
+        checkpoint_cases(base, 0)

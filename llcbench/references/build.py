@@ -24,8 +24,12 @@ METHOD = "hmc"
 
 def needs_reference(case: Case) -> Optional[str]:
     """None if the case needs a sampled reference (no exact value, a flat prior), else why not."""
+    from ..catalogue import case_truth
     from ..estimators import exact
 
+    kind = case_truth(case).kind
+    if kind == "theory":  # trained anchors: scored by scaling in p, never by bias against a reference
+        return "a theory-kind truth (scored by its scaling, not against a reference)"
     target = build_target(case)
     if exact.supports(target) is None:
         return "the exact estimator computes its λ_nβ,γ"

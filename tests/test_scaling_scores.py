@@ -42,6 +42,7 @@ def test_scaling_scores_and_report(tmp_path):
             recs.append(modular("add", p, seed, 8 * p * wobble ** (i % 2)))
         for p in (7, 11, 19, 23):
             recs.append(modular("random", p, seed, 0.8 * p * p * wobble, test_acc=0.1))
+    recs.append(modular("add", 17, 3, 8.0 * 17))  # seed 3 ran one p only: no slope of its own
     recs += [modular("add", 23, 0, lam, step=step, test_acc=acc) for step, lam, acc in
              ((250, 300.0, 0.0), (1000, 150.0, 0.9))]
     with fill(tmp_path / "s.sqlite", recs) as store:
@@ -55,7 +56,7 @@ def test_scaling_scores_and_report(tmp_path):
     assert add["replicates"] == 3 and add["slope_seed_sd"] > 0  # the wobble differs between seeds
     assert add["slope"] == pytest.approx(1, abs=0.05) and add["predicted_slope"] == 1
     assert [pt["p"] for pt in add["points"]] == [17, 19, 23, 29]  # checkpoints are not scaling points
-    assert add["points"][0]["lambda_over_p"] == pytest.approx(8 * (0.95 + 1 + 1.05) / 3, rel=1e-3)
+    assert add["points"][0]["lambda_over_p"] == pytest.approx(8 * (0.95 + 1 + 1.05 + 1) / 4, rel=1e-3)
     assert th["tasks"]["random"]["points"][0]["lambda_over_memorised"] == pytest.approx(1.0)
     assert th["ordering_pairs"] == 2 and th["ordering_holds"] == 2  # p = 19 and 23
     (traj,) = g["trajectories"]

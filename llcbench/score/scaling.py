@@ -6,8 +6,8 @@ of λ̂ in p per task (≈ 1 for ``add``, which generalises; ≈ 2 for ``random`
 which memorises), λ̂/p and λ̂/(train_fraction·p²), the ordering memorising >
 generalising at equal p, and each anchor's test accuracy (whether it
 generalised). The slope is fitted by least squares on the seed means (its se
-the fit's) and again per replicate — one (case seed, run seed) pair — so its
-spread over seeds is measured, not assumed. Checkpoints of a λ̂-over-training
+the fit's) and again per replicate — one (case seed, run seed) pair that ran
+every p of the task — so its spread over seeds is measured, not assumed. Checkpoints of a λ̂-over-training
 run (``trajectory`` set) are left out.
 """
 
@@ -74,7 +74,10 @@ def _task_block(task: str, recs: list[dict]) -> dict:
         rep = ((r.get("case_definition") or {}).get("seed"), r.get("seed"))
         replicates.setdefault(rep, {})[int(_params(r)["p"])] = r["lambda_hat"]
     slopes = []
+    every_p = {pt["p"] for pt in points}
     for rep in sorted(replicates, key=str):
+        if set(replicates[rep]) != every_p:  # a replicate that misses a p would fit another slope
+            continue
         f = loglog_fit(list(map(float, replicates[rep])), list(replicates[rep].values()))
         if f is not None:
             slopes.append(f[0])

@@ -43,6 +43,9 @@ def test_scaling_scores_and_report(tmp_path):
         for p in (7, 11, 19, 23):
             recs.append(modular("random", p, seed, 0.8 * p * p * wobble, test_acc=0.1))
     recs.append(modular("add", 17, 3, 8.0 * 17))  # seed 3 ran one p only: no slope of its own
+    other = modular("add", 17, 0, 40.0)  # another nβ: with the defaults, a sweep of theory-kind cases only
+    other.update(config=dict(BASE_CONFIG, nbeta_scale=10.0), key="k-nbeta-10")
+    recs.append(other)
     recs += [modular("add", 23, 0, lam, step=step, test_acc=acc) for step, lam, acc in
              ((250, 300.0, 0.0), (1000, 150.0, 0.9))]
     with fill(tmp_path / "s.sqlite", recs) as store:

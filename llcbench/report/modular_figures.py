@@ -55,7 +55,8 @@ def scaling(scores: dict):
 
 def trajectories(scores: dict):
     """λ̂ against training step, beside train and test accuracy."""
-    series = [(g, t) for g in headline(scores) for t in g.get("trajectories") or []]
+    # every config's trajectories (a trajectory is usually run at a config of its own, not the headline one)
+    series = [(g, t) for g in scores["groups"] for t in g.get("trajectories") or []][:4]
     if not series:
         return None, "No checkpoint run in the store: `llcbench trajectory` makes one."
     fig, axes = plt.subplots(1, len(series), figsize=(5.6 * len(series), 3.8), squeeze=False)
@@ -74,6 +75,7 @@ def trajectories(scores: dict):
         acc.set_ylabel("accuracy")
         acc.legend(fontsize=7, loc="center right")
         where = ", normal to ∇L_n" if t["project_gradient"] else ""
-        ax.set_title(f"{t['name']} ({g['estimator']}{where})", fontsize=9)
+        config = "" if g["headline"] else f", {g['label']}"
+        ax.set_title(f"{t['name']} ({g['estimator']}{config}{where})", fontsize=9)
     return fig, ("λ̂ at each checkpoint (± 2 se) against training step, beside the train and test accuracy of the "
                  "checkpoint; checkpoints are not minima, so λ̂ there has no theory value.")

@@ -4,10 +4,10 @@ The network, its training and its data are in ``modular_training.py``; the
 anchor is trained on first use and cached on disk (``anchor_cache.py``).
 The target's data are the training pairs (a, b) with their labels, n = their
 number, and L_n(w) their mean cross-entropy. The loss is written by hand,
-batched over chains with ``bmm``/advanced indexing, because one batched
-forward over all chains is several times faster on CPU than
-``torch.func.vmap`` over ``functional_call``; tests/test_modular.py checks
-it against the ``nn.Module`` forward.
+batched over chains with ``bmm`` and advanced indexing (one forward for all
+chains; the input maps act on the p embeddings once, and each pair gathers
+its two rows); tests/test_modular.py checks it, and its autograd gradient,
+against the ``nn.Module`` forward.
 
 Tasks: ``add`` (a + b mod p: networks that generalise) and ``random`` (a
 random commutative operation drawn from the seed: networks that can only

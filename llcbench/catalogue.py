@@ -172,7 +172,10 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
             raise UserError(f"{where(key)}: must be > 0, got {value!r}")
         return float(value) if kind == "float" else value
 
-    n = common("n", "int", family.default_n, positive=True)
+    fixed_n = family.n_for(params)
+    n = common("n", "int", fixed_n or family.default_n, positive=True)
+    if fixed_n is not None and n != fixed_n:
+        raise UserError(f"{where('n')}: family {family_name!r} sets n = {fixed_n} from the other fields; leave n out")
     if n < 3:
         raise UserError(f"{where('n')}: must be at least 3 (nβ* = n / log n), got {n}")
     seed = common("seed", "int", 0)

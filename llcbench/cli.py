@@ -296,9 +296,9 @@ def cmd_run(args) -> int:
     skipped = []
     for case in cases:
         truth = case_truth(case)
-        # a truth the case asserts runs (labelled, scored apart); other non-exact kinds only by --case
-        # or --family (a named family runs all its cases)
-        if not (explicit or args.family) and truth.kind not in ("exact", "asserted"):
+        # a truth the case asserts runs (labelled, scored apart); other non-exact kinds (trained anchors,
+        # theory values) run when named: by --case, --family or --suite
+        if not (explicit or args.family or args.suite) and truth.kind not in ("exact", "asserted"):
             skipped.append((case.id, f"truth kind is {truth.kind}"))
             continue
         reason = spec.supports(build_target(case))
@@ -500,6 +500,46 @@ def _sweep_specs(spec, configs: list, cases: list, seeds: int, independent: bool
     chunks = [configs[i : i + SHARED_GRID_MAX_POINTS] for i in range(0, len(configs), SHARED_GRID_MAX_POINTS)]
     return [s for case in cases for seed in range(seeds) for chunk in chunks
             for s in shared_grid(case, spec, chunk, seed)]
+
+
+def cmd_trajectory(args) -> int:
+    """Train one network with checkpoints and estimate λ̂ at each (``llcbench.trajectory``)."""
+    import torch
+
+    from .catalogue import load_catalogue, select, suite_file
+    from .estimators import get_estimator
+    from .estimators.base import make_config
+    from .execute import run_specs
+    from .runner import RunSpec, check_device
+    from .store import Store
+    from .trajectory import checkpoint_cases
+
+    torch.set_num_threads(args.threads)
+    device = check_device(args.device)
+    spec = get_estimator(args.estimator)
+    config = make_config(spec.config_cls, args.set or [])
+    files = list(args.file or [])
+    cases = (select(load_catalogue(files, builtin=not args.no_builtin), [args.case]) if args.case
+             else load_catalogue([suite_file("trajectory")], builtin=False))
+    if len(cases) != 1:
+        raise UserError(f"--case {args.case}: names {len(cases)} cases; a trajectory trains one")
+    checkpoints = checkpoint_cases(cases[0], args.every, args.project_gradient)
+    specs = [RunSpec(c, spec, config, seed) for c in checkpoints for seed in range(args.seeds)]
+    with Store(args.db) as store:
+        records = [r for r, _ in run_specs(specs, store, device, args.force, args.jobs)]
+    records.sort(key=lambda r: (r["case_definition"]["params"]["train_steps"], r["seed"]))
+    rows = []
+    for r in records:
+        info = r.get("target_info") or {}
+        rows.append([str(r["case_definition"]["params"]["train_steps"]), str(r["seed"]),
+                     _num(info.get("train_accuracy"), "{:.1%}"), _num(info.get("test_accuracy"), "{:.1%}"),
+                     _num(info.get("train_loss"), "{:.3g}"),
+                     f"{_num(r['lambda_hat'], '{:.4g}')} ± {_num(r['se'], '{:.2g}')}", _num(r["rhat"], "{:.3f}")])
+    print(_fmt_table(["step", "seed", "train acc", "test acc", "train loss", "λ̂ ± se", "R-hat"], rows,
+                     right={2, 3, 4, 5, 6}))
+    print(f"\n{len(records)} runs of {cases[0].id} into {args.db}"
+          + (" (sampler restricted to the hyperplane normal to ∇L_n)" if args.project_gradient else ""))
+    return 0
 
 
 def cmd_sweep(args) -> int:
@@ -753,6 +793,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="with --json: whole records (traces, diagnostics)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("trajectory", help="λ̂ over training: train one modular_addition network with checkpoints, "
+                                          "estimate λ̂ at each into the store")
+    p.add_argument("--estimator", default="sgld", metavar="NAME")
+    p.add_argument("--case", metavar="ID", help="the case to train (default: the shipped 'trajectory' suite's one)")
+    p.add_argument("--file", action="append", metavar="F.toml", help="also load this case file (repeatable)")
+    p.add_argument("--no-builtin", action="store_true", help="only the --file cases, not the built-in catalogue")
+    p.add_argument("--every", type=int, default=250, metavar="K", help="a checkpoint every K training steps")
+    p.add_argument("--project-gradient", action="store_true",
+                   help="sample only the hyperplane normal to the loss gradient at each checkpoint")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    p.add_argument("--seeds", type=int, default=1, metavar="K", help="run seeds 0..K-1 (default 1)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch intra-op threads (default 1)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    p.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="recompute runs already in the store")
+    p.set_defaults(func=cmd_trajectory)
 
     p = sub.add_parser("sweep", help="run an estimator over a grid of config values; results go to the store")
     p.add_argument("--estimator", required=True, metavar="NAME")

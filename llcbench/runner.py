@@ -205,6 +205,13 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
     return record
 
 
+def scalar_info(info: dict) -> dict:
+    """The JSON scalars (and lists of them) of a target's info, for its record."""
+    plain = (str, int, float, bool, type(None))
+    return {k: v for k, v in info.items()
+            if isinstance(v, plain) or (isinstance(v, list) and all(isinstance(x, plain) for x in v))}
+
+
 def execute(spec: RunSpec, device: str = "cpu", progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """Run one estimate (no store involved) and return its record; its ``seconds`` is the wall time
     of the estimate call, measured here."""
@@ -216,6 +223,7 @@ def execute(spec: RunSpec, device: str = "cpu", progress: Optional[Callable[[int
     seconds = time.perf_counter() - start
     record = make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate))
     record["loss_fingerprint"] = loss_fingerprint(target)  # matches the run to shipped reference entries
+    record["target_info"] = scalar_info(target.info)  # what a trained anchor reports (e.g. its test accuracy)
     # The runner's clock, so that every estimator's seconds mean the same thing (an estimator need not
     # time itself: Estimate.seconds defaults to 0.0); what the estimator reported is kept beside it.
     record.update(seconds=seconds, estimator_seconds=estimate.seconds)

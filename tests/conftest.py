@@ -34,6 +34,19 @@ def write_toml(tmp_path):
     return write
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_anchor_cache(tmp_path_factory):
+    """Trained anchors (``llcbench.families.anchor_cache``) go to a cache folder of this test session,
+    never the user's (the CLI subprocesses inherit the variable)."""
+    old = os.environ.get("LLCBENCH_CACHE")
+    os.environ["LLCBENCH_CACHE"] = str(tmp_path_factory.mktemp("anchor-cache"))
+    yield
+    if old is None:
+        os.environ.pop("LLCBENCH_CACHE", None)
+    else:
+        os.environ["LLCBENCH_CACHE"] = old
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Every test runs with one torch thread: λ̂ is bit-identical only at a fixed thread count, and
@@ -81,16 +94,3 @@ def entry_points(monkeypatch):
     yield install
     ESTIMATORS.reset()
     FAMILIES.reset()
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _anchor_cache(tmp_path_factory):
-    """Trained anchors go to a cache of the test session, never the user's (``llcbench.families.anchor_cache``);
-    subprocesses inherit it through the environment."""
-    old = os.environ.get("LLCBENCH_CACHE")
-    os.environ["LLCBENCH_CACHE"] = str(tmp_path_factory.mktemp("anchor-cache"))
-    yield
-    if old is None:
-        os.environ.pop("LLCBENCH_CACHE", None)
-    else:
-        os.environ["LLCBENCH_CACHE"] = old

@@ -59,6 +59,8 @@ SMALL = [
     ("dln", dict(widths=[3, 4, 5, 2], rank=2, variant="generic", n=300)),
     ("dln", dict(widths=[2, 2, 2], rank=0, n=300)),
     ("rrr", dict(inputs=3, hidden=2, outputs=4, rank=1, n=300)),
+    ("modular_addition", dict(p=5, task="random", embed_dim=8, hidden_dim=24, train_steps=600, weight_decay=0.0,
+                              n=20)),
 ]
 
 
@@ -107,8 +109,8 @@ def test_to_float32(spec):
     torch.testing.assert_close(l32.double(), t.loss(w), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("spec", [s for s in SMALL if s[0] != "polynomial"], ids=_ids)
-def test_determinism(spec):
+@pytest.mark.parametrize("spec", [s for s in SMALL if s[0] not in ("polynomial", "modular_addition")], ids=_ids)
+def test_determinism(spec):  # (modular_addition has no x: tests/test_modular.py checks its training)
     family, kw = spec
     a, b = build(family, **kw), build(family, **kw)
     c = build(family, **{**kw, "seed": 7})
@@ -459,7 +461,7 @@ def test_bad_fields(family, params, match):
 
 
 def test_registry():
-    assert set(FAMILIES) == {"polynomial", "regular", "dln", "rrr", "regression", "memorisation"}
+    assert set(FAMILIES) == {"polynomial", "regular", "dln", "rrr", "regression", "memorisation", "modular_addition"}
     for name, fam in FAMILIES.items():
         assert fam.name == name and get_family(name) is fam
         for fname, f in fam.fields.items():

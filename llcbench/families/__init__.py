@@ -19,6 +19,7 @@ from ..plugins import Registry
 from .base import Family, Field
 from .dln import DLNFamily
 from .memorisation import MemorisationFamily
+from .modular_addition import ModularAdditionFamily
 from .polynomial import PolynomialFamily
 from .regression import RegressionFamily
 from .regular import RegularFamily
@@ -26,7 +27,7 @@ from .rrr import RRRFamily
 
 FAMILIES: dict[str, Family] = {
     f.name: f for f in (PolynomialFamily(), RegularFamily(), DLNFamily(), RRRFamily(), RegressionFamily(),
-                        MemorisationFamily())
+                        MemorisationFamily(), ModularAdditionFamily())
 }
 
 
@@ -66,5 +67,5 @@ def get_family(name: str) -> Family:
     raise UserError(FAMILIES.unknown(name))
 
 
-__all__ = ["FAMILIES", "Family", "Field", "get_family", "DLNFamily", "MemorisationFamily", "PolynomialFamily",
-           "RegressionFamily", "RegularFamily", "RRRFamily"]
+__all__ = ["FAMILIES", "Family", "Field", "get_family", "DLNFamily", "MemorisationFamily", "ModularAdditionFamily",
+           "PolynomialFamily", "RegressionFamily", "RegularFamily", "RRRFamily"]

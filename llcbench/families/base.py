@@ -48,6 +48,11 @@ class Family(ABC):
     def check(self, params: dict) -> None:
         """Cross-field checks (raise ValueError(field, reason) as ``ValueError("field: reason")``)."""
 
+    def n_for(self, params: dict) -> Optional[int]:
+        """The case's n when the family fixes it from its fields (e.g. the number of training pairs),
+        else None (then ``default_n`` unless the case sets n)."""
+        return None
+
     @abstractmethod
     def dim(self, params: dict) -> int:
         """Number of parameters d, without building data."""

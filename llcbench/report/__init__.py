@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..store import Store
-from . import detection, figures
+from . import detection, figures, modular_figures
 from .markdown import render_markdown
 from .page import render_html
 
@@ -52,6 +52,10 @@ def make_figures(scores: dict, store: Optional[Store]) -> list[dict]:
     if (scores.get("detection") or {}).get("runs"):
         add("roc", "Per-sample detection: ROC curves", detection.roc_figure(scores))
         add("persample_hist", "Per-sample LLC by ground truth", detection.histogram_figure(scores))
+    if any(g.get("theory") for g in scores["groups"]):
+        add("scaling", "Modular arithmetic: λ̂ against p", modular_figures.scaling(scores))
+    if any(g.get("trajectories") for g in scores["groups"]):
+        add("trajectory", "Modular arithmetic: λ̂ over training", modular_figures.trajectories(scores))
     return out
 
 

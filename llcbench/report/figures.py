@@ -178,6 +178,8 @@ def sensitivity_heatmaps(sweep: dict):
     if x is None:
         return None, "The sweep varies no swept field."
     fams = sorted(sweep["families"])
+    if not fams:  # e.g. a sweep of theory-kind cases only: no error against an exact λ to map
+        return None, "The sweep has no case with an exact λ: no error to map."
     pvals = sweep["axes"][panel] if panel else [None]
     xs, ys = sweep["axes"][x], sweep["axes"][y] if y else [None]
     fig, axes = plt.subplots(len(fams), len(pvals), figsize=(0.9 * len(xs) * len(pvals) + 2.5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import scaling_table
 from .detection import detection_markdown
 from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, SWEEP_HEADERS, num, sweep_rows
 
@@ -40,6 +41,12 @@ def render_markdown(scores: dict) -> str:
     if apart:
         out += ["## Cases scored apart", "", EXPLAIN["apart"], "",
                 _table(["estimator", "config", "case", "truth kind", "λ", "λ̂"], apart), ""]
+    scaling = scaling_table.rows(scores)
+    if scaling:
+        out += ["## Modular arithmetic: λ̂ against p", "",
+                "Theory-kind truths (Rimsky & Vaintrob 2023), scored by the log-log slope of λ̂ in p and by "
+                "the ordering memorising > generalising at equal p, not by bias.", "",
+                _table(scaling_table.HEADERS, scaling), ""]
     out += ["## Sweeps", ""]
     if not scores["sweeps"]:
         out += ["No sweep in the store.", ""]

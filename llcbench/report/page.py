@@ -112,6 +112,17 @@ def _sweeps(scores) -> str:
     return "".join(parts)
 
 
+def _scaling(scores) -> str:
+    from . import scaling_table
+
+    rows = scaling_table.rows(scores)
+    if not rows:
+        return ""
+    return ("<h2>Modular arithmetic: λ̂ against p</h2><p class='note'>Theory-kind truths (Rimsky &amp; Vaintrob "
+            "2023), scored by the log-log slope of λ̂ in p and by the ordering memorising &gt; generalising at "
+            "equal p, not by bias.</p>" + _table(scaling_table.HEADERS, rows))
+
+
 def _apart(scores) -> str:
     rows = [[g["estimator"], g["label"], r["case"], r["truth_kind"], r["lambda"], num(r["lambda_hat"], "{:.4g}")]
             for g in scores["groups"] for r in g["apart"]]
@@ -169,6 +180,7 @@ devices {_e(', '.join(prov['devices']))}; run {_e(prov['first_run'])} to {_e(pro
 {_sweeps(scores)}
 {detection_html(scores, _table)}
 {''.join(_figure(f) for f in figs)}
+{_scaling(scores)}
 {_apart(scores)}
 </body></html>
 """

@@ -3,7 +3,9 @@
 The schema is documented field by field in docs/scores.md (a test checks a
 built document against that page). Cases whose truth is not ``exact``
 (asserted or theory-kind values) are kept out of every bias, ordinality and
-calibration score and listed apart, per group, under ``apart``.
+calibration score and listed apart, per group, under ``apart``; the
+modular-arithmetic networks' theory values are scored by their scaling in p
+under ``theory`` (``scaling.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from .calibration import calibration_block, covered_reference, covered_truth
 from .cost import cost_block, error_against_cost
 from .detection import detection_scores
 from .ordinality import ordinality_block
+from .scaling import scaling_block
+from .trajectory import trajectory_block
 from .select import Group, Selection, case_rows, config_diff, default_config, load
 from .sensitivity import find_sweeps, sweep_scores
 
@@ -73,6 +77,8 @@ def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict
         "families": families,
         "cases": exact,
         "apart": [dict(r, coverage_truth=None, coverage_reference=None) for r in rows if r["truth_kind"] != "exact"],
+        "theory": scaling_block(group.records),
+        "trajectories": trajectory_block(group.records),
         "error_against_cost": error_against_cost(exact),
         "sensitivity": {"sweep": None, "stable_families": [], "stable_region_size": None},
         "headline": False,

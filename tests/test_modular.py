@@ -218,3 +218,11 @@ def test_trajectory_checkpoints_are_cached_cases(cache, write_toml):
     assert torch.equal(target.w_star, train(spec)[0])
     with pytest.raises(UserError, match="--every"):
         checkpoint_cases(base, 0)
+
+
+def test_the_trojans_suite_plants_labels_in_networks_that_generalise():
+    from llcbench.catalogue import suite_file
+
+    cases = load_file(suite_file("trojans"))
+    assert len(cases) >= 3 and len({c.params["seed"] if "seed" in c.params else c.seed for c in cases}) == len(cases)
+    assert all(c.family == "modular_addition" and c.params["trojans"] > 0 for c in cases)

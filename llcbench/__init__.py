@@ -14,7 +14,7 @@ Estimators and families from outside the package: ``register_estimator`` and
 ``llcbench.plugins``.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from .plugins import register_estimator, register_family  # noqa: E402  (light: imports no torch)
 

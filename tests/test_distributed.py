@@ -66,14 +66,14 @@ def test_a_sweep_on_a_dask_cluster_gives_the_serial_store(tmp_path, scheduler, c
 
 
 def kill_a_busy_worker(scheduler: str, held: list) -> None:
-    """SIGKILL the first worker seen computing a run, half a second into it (runs take ≥ 1 s); put
-    the task keys it held just before into ``held``."""
+    """SIGKILL the first worker seen computing a run, a fifth of a second into it (runs take seconds);
+    put the task keys it held just before into ``held``."""
     with Client(scheduler, set_as_default=False) as client:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             busy = [w for w, keys in client.processing().items() if keys]
             if busy:
-                time.sleep(0.5)
+                time.sleep(0.2)
                 pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
                 held.extend(client.processing()[busy[0]])
                 os.kill(pid, signal.SIGKILL)
@@ -83,8 +83,9 @@ def kill_a_busy_worker(scheduler: str, held: list) -> None:
 
 def test_killing_a_worker_loses_only_its_runs_and_a_rerun_completes_them(tmp_path, scheduler):
     spec = get_estimator("sgld")
-    # poly/w1^2 (autograd loss): ≈ 1 s per run at 1000 steps, so the kill lands inside a run
-    config = make_config(spec.config_cls, ["steps=1000", "burn_in=200", "chains=2"])
+    # poly/w1^2 (autograd loss) at 5000 steps: a few seconds per run even on an idle machine, so the
+    # kill lands inside a run (at 1000 steps an idle machine finished the sweep before the kill)
+    config = make_config(spec.config_cls, ["steps=5000", "burn_in=1000", "chains=2"])
     (case,) = [c for c in load_catalogue() if c.id == "poly/w1^2"]
     specs = [RunSpec(case, spec, config, seed) for seed in range(6)]
     with Store(tmp_path / "serial.sqlite") as store:

@@ -33,12 +33,20 @@ def _by_setting(runs: list[dict]) -> dict[str, list[dict]]:
     return dict(sorted(out.items())[:MAX_PANELS])
 
 
-def roc_figure(scores: dict):
+def _panels(scores: dict, height: float):
+    """(detection scores, runs by setting, figure, axes: a panel per setting), or None without runs."""
     det = scores.get("detection") or {}
     cases = _by_setting(_main_series(det))
     if not cases:
+        return None
+    return (det, cases, *_grid(len(cases), width=3.4, height=height))
+
+
+def roc_figure(scores: dict):
+    panels = _panels(scores, 3.2)
+    if panels is None:
         return None, "No run with per-sample values and known memorised samples (llcbench run --family memorisation)."
-    fig, axes = _grid(len(cases), width=3.4, height=3.2)
+    det, cases, fig, axes = panels
     grid = None
     for ax, (case, runs) in zip(axes, cases.items()):
         for i, (m, label) in enumerate(det["methods"].items()):
@@ -60,11 +68,10 @@ def roc_figure(scores: dict):
 
 
 def histogram_figure(scores: dict):
-    det = scores.get("detection") or {}
-    cases = _by_setting(_main_series(det))
-    if not cases:
+    panels = _panels(scores, 3.0)
+    if panels is None:
         return None, "No run with per-sample values and known memorised samples."
-    fig, axes = _grid(len(cases), width=3.4, height=3.0)
+    det, cases, fig, axes = panels
     for ax, (case, runs) in zip(axes, cases.items()):
         h = _pooled_histogram(runs)
         edges = np.asarray(h["edges"])

@@ -58,7 +58,7 @@ from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
 from .sgld import sgld_update
 from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc, supports
-from .sgmcmc.grid import run_sgmcmc_grid
+from .sgmcmc.grid import grid_estimator
 
 
 @dataclass
@@ -226,14 +226,9 @@ def estimate(target: Target, config: RMSPropSGLDConfig, seed: int, device: str =
     return run_sgmcmc(target, config, seed, device, SAMPLER, progress=progress)
 
 
-def estimate_grid(target: Target, configs: list, seed: int, device: str = "cpu") -> list[Estimate]:
-    """λ̂ at every config of a grid that differs only in the rule's ε_s, nβ, γ, in one chain tensor
-    (:mod:`llcbench.estimators.sgmcmc.grid`)."""
-    return run_sgmcmc_grid(target, configs, seed, device, SAMPLER)
-
 
 SPEC = EstimatorSpec(
     name="rmsprop_sgld", config_cls=RMSPropSGLDConfig, estimate=estimate, supports=supports,
-    estimate_grid=estimate_grid,
+    estimate_grid=grid_estimator(SAMPLER),
     summary="RMSProp-preconditioned localised SGLD (Hitchcock & Hoogland 2025)",
 )

@@ -37,7 +37,7 @@ import torch
 from ..target import Target
 from .base import Estimate, EstimatorSpec
 from .sgmcmc import Context, Sampler, SGMCMCConfig, run_sgmcmc, supports
-from .sgmcmc.grid import run_sgmcmc_grid
+from .sgmcmc.grid import grid_estimator
 
 
 @dataclass
@@ -98,13 +98,9 @@ def estimate(target: Target, config: SGLDConfig, seed: int, device: str = "cpu",
     return run_sgmcmc(target, config, seed, device, SAMPLER, progress=progress)
 
 
-def estimate_grid(target: Target, configs: list, seed: int, device: str = "cpu") -> list[Estimate]:
-    """λ̂ at every config of a grid that differs only in ε, nβ, γ, in one chain tensor
-    (:mod:`llcbench.estimators.sgmcmc.grid`)."""
-    return run_sgmcmc_grid(target, configs, seed, device, SAMPLER)
-
 
 SPEC = EstimatorSpec(
-    name="sgld", config_cls=SGLDConfig, estimate=estimate, supports=supports, estimate_grid=estimate_grid,
+    name="sgld", config_cls=SGLDConfig, estimate=estimate, supports=supports,
+    estimate_grid=grid_estimator(SAMPLER),
     summary="localised tempered SGLD (Lau et al. 2023), chains vectorised",
 )

@@ -50,7 +50,7 @@ import torch
 from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
 from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc, supports
-from .sgmcmc.grid import run_sgmcmc_grid
+from .sgmcmc.grid import grid_estimator
 
 MOMENTUM_INITS = ("normal", "zero")
 
@@ -185,13 +185,9 @@ def estimate(target: Target, config: SGNHTConfig, seed: int, device: str = "cpu"
     return run_sgmcmc(target, config, seed, device, SAMPLER, progress=progress)
 
 
-def estimate_grid(target: Target, configs: list, seed: int, device: str = "cpu") -> list[Estimate]:
-    """λ̂ at every config of a grid that differs only in h, nβ, γ, in one chain tensor
-    (:mod:`llcbench.estimators.sgmcmc.grid`)."""
-    return run_sgmcmc_grid(target, configs, seed, device, SAMPLER)
-
 
 SPEC = EstimatorSpec(
-    name="sgnht", config_cls=SGNHTConfig, estimate=estimate, supports=supports, estimate_grid=estimate_grid,
+    name="sgnht", config_cls=SGNHTConfig, estimate=estimate, supports=supports,
+    estimate_grid=grid_estimator(SAMPLER),
     summary="stochastic-gradient Nosé-Hoover thermostat (Ding et al. 2014), localised",
 )

@@ -256,3 +256,13 @@ def _estimates(run, configs: list, seconds: float) -> list[Estimate]:
             diagnostics=s["diagnostics"], grad_evals=int(config.steps) * chains, seconds=seconds / len(configs),
             warnings=s["warnings"], extra=extra, per_sample=per_sample))
     return out
+
+
+def grid_estimator(sampler: Sampler):
+    """``EstimatorSpec.estimate_grid`` of an SG-MCMC estimator whose sampler has a per-row update."""
+    def estimate_grid(target: Target, configs: list, seed: int, device: str = "cpu") -> list[Estimate]:
+        return run_sgmcmc_grid(target, configs, seed, device, sampler)
+
+    estimate_grid.__doc__ = (f"λ̂ of {sampler.name} at every config of a grid that differs only in ε, nβ, γ, "
+                             "in one chain tensor (llcbench.estimators.sgmcmc.grid).")
+    return estimate_grid

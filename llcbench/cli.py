@@ -514,6 +514,9 @@ def cmd_trajectory(args) -> int:
     from .store import Store
     from .trajectory import checkpoint_cases
 
+    for flag in ("seeds", "jobs", "threads"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag} {getattr(args, flag)}: must be >= 1")
     torch.set_num_threads(args.threads)
     device = check_device(args.device)
     spec = get_estimator(args.estimator)

@@ -226,3 +226,17 @@ def test_the_trojans_suite_plants_labels_in_networks_that_generalise():
     cases = load_file(suite_file("trojans"))
     assert len(cases) >= 3 and len({c.params["seed"] if "seed" in c.params else c.seed for c in cases}) == len(cases)
     assert all(c.family == "modular_addition" and c.params["trojans"] > 0 for c in cases)
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--seeds", "0"], "--seeds 0: must be >= 1"),
+    (["--jobs", "0"], "--jobs 0: must be >= 1"),
+    (["--every", "0"], "--every 0: must be between 1"),
+    (["--case", "nope"], "--case nope: no such case"),
+])
+def test_trajectory_bad_flags_are_one_line_errors(capsys, tmp_path, flags, says):
+    from llcbench.cli import main
+
+    assert main(["trajectory", *flags, "--db", str(tmp_path / "t.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1

@@ -21,6 +21,7 @@ from llcbench.errors import UnsupportedTarget, UserError
 from llcbench.estimators import ESTIMATORS, get_estimator
 from llcbench.estimators.base import Estimate, make_config
 from llcbench.estimators.sgmcmc import EpochBatches, top_hessian_eigenvalue
+from llcbench.estimators.sgmcmc.batches import IIDBatches
 from llcbench.target import Target
 from llcbench.truth import Truth
 
@@ -257,6 +258,46 @@ def test_epoch_batches_visit_every_index_once_per_epoch():
     again = EpochBatches(n, b, torch.Generator().manual_seed(0))
     assert torch.equal(torch.cat([again.next() for _ in range(per_epoch)]), epochs[0])  # seeded
 
+
+
+def test_iid_batches_are_uniform_draws_with_replacement():
+    from scipy import stats
+
+    n, b = 50, 20
+    sampler = IIDBatches(n, b, torch.Generator().manual_seed(0))
+    batches = [sampler.next() for _ in range(2000)]
+    assert {len(x) for x in batches} == {b}  # every batch has exactly batch_size indices
+    # with replacement: a batch of 20 from 50 repeats an index with probability 1 − ∏(1 − k/50) ≈ 0.98
+    assert sum(len(torch.unique(x)) < b for x in batches) > 1900
+    counts = torch.bincount(torch.cat(batches), minlength=n).numpy()
+    # uniform: a chi-square test at the 0.1 % level (fixed seed; fails only if the draw is not uniform)
+    assert stats.chisquare(counts).pvalue > 1e-3
+    # independent of the position in the "epoch": the first and last batch of each group of
+    # per_epoch batches overlap as much as any two i.i.d. batches would (an epoch stream never overlaps)
+    per = sampler.per_epoch
+    overlap = [len(set(batches[i].tolist()) & set(batches[i + per - 1].tolist())) for i in range(0, 1900, per)]
+    assert sum(overlap) > 0
+    again = IIDBatches(n, b, torch.Generator().manual_seed(0))
+    assert all(torch.equal(again.next(), x) for x in batches[:10])  # seeded
+
+
+def test_batch_draw_iid_runs_and_leaves_the_default_key_unchanged():
+    from llcbench.estimators.base import config_dict
+
+    from llcbench.estimators import sgld
+
+    target = linear_data(n=2000)
+    base = sgld.SGLDConfig(chains=2, steps=300, burn_in=100, batch_size=100, adapt_rounds=0)
+    assert "batch_draw" not in config_dict(base)  # runs made before the field keep their keys
+    iid = sgld.SGLDConfig(**{**config_dict(base), "batch_draw": "iid"})
+    assert config_dict(iid)["batch_draw"] == "iid"
+    a = sgld.estimate(target, base, seed=0)
+    b = sgld.estimate(target, iid, seed=0)
+    again = sgld.estimate(target, iid, seed=0)
+    assert math.isfinite(b.lambda_hat) and b.lambda_hat != a.lambda_hat  # another batch stream
+    assert again.lambda_hat == b.lambda_hat  # reproducible
+    with pytest.raises(ValueError, match="batch_draw"):
+        sgld.SGLDConfig(batch_draw="bootstrap").validate()
 
 @dataclass
 class Counting(LinearData):

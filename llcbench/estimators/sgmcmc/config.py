@@ -14,6 +14,7 @@ from ..temperature import TemperatureConfig
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 HEAT_RULES = ("measured", "fisher")
 TRACE_BATCHES = ("auto", "full", "independent", "same")
+BATCH_DRAW_NAMES = ("epoch", "iid")  # the streams of batches.BATCH_DRAWS
 
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
@@ -27,8 +28,10 @@ class SGMCMCConfig(TemperatureConfig):
         "h = top Hessian eigenvalue of L at w*, heat = the minibatch-noise term (minibatch_heat), "
         "adapted in the burn-in")
     step_scale: float = doc(0.2, "c in the step-size rule (used only when step_size is None)")
-    batch_size: int = doc(1024, "minibatch size (without replacement, near-equal batches per epoch); "
-                          "ignored by analytic potentials")
+    batch_size: int = doc(1024, "minibatch size (see batch_draw); ignored by analytic potentials")
+    batch_draw: str = doc(
+        "epoch", "how minibatches are drawn: 'epoch' (without replacement, near-equal batches per epoch) or "
+        "'iid' (each batch uniformly with replacement, independent of the others)", key_default=True)
     chains: int = doc(8, "number of chains, vectorised in one tensor")
     steps: int = doc(6000, "sampler steps per chain, burn-in included")
     burn_in: int = doc(2000, "initial steps excluded from every average")
@@ -71,6 +74,8 @@ class SGMCMCConfig(TemperatureConfig):
     def validate(self) -> None:
         self.validate_temperature()
         _positive(self, "step_scale", "curvature_floor")
+        if self.batch_draw not in BATCH_DRAW_NAMES:
+            raise ValueError(f"batch_draw must be one of {', '.join(BATCH_DRAW_NAMES)}")
         if not (self.adapt_growth >= 1 and math.isfinite(self.adapt_growth)):
             raise ValueError("adapt_growth must be >= 1")
         if self.adapt_rounds < 0:

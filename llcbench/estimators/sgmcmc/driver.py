@@ -18,7 +18,7 @@ import torch
 from ...target import Target
 from ..base import Estimate
 from ..temperature import resolve_gamma, resolve_nbeta
-from .batches import EpochBatches
+from .batches import BATCH_DRAWS, EpochBatches
 from .config import DIVERGENCE_PER_DIM, DTYPES
 from .monitor import ChainMonitor
 from .per_sample import PerSampleAccumulator
@@ -128,7 +128,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     gen.manual_seed(int(seed))
     data_gen = torch.Generator(device=dev)
     data_gen.manual_seed(int(seed) * 1_000_003 + 17)
-    batches = (EpochBatches(target.num_data, config.batch_size, data_gen, dev, plan=tgt.epoch_batches)
+    batches = (BATCH_DRAWS[config.batch_draw](target.num_data, config.batch_size, data_gen, dev, plan=tgt.epoch_batches)
                if minibatch else None)
     mode = trace_mode(target, config, minibatch)
     use_cv = mode in ("same", "independent") and bool(config.control_variate)

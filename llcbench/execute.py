@@ -27,6 +27,7 @@ from . import __version__
 from .errors import UserError
 from .runner import RunSpec, execute, execute_grid, served_warnings, shared_grid
 from .store import Store
+from .worker_lifetime import die_with_parent
 
 EXECUTORS = ("local", "dask")
 
@@ -129,7 +130,8 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
         return
     workers = max(1, min(jobs, len(todo), os.cpu_count() or 1))
     _import_before_fork()
-    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+    # workers end with this process, however it ends: no orphan computes on after a kill
+    with cf.ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [_submit(pool, unit, device, threads) for unit in todo]
         for fut in cf.as_completed(futures):
             result = fut.result()

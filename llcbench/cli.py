@@ -260,6 +260,9 @@ def _check_executor(args) -> None:
         raise UserError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
     if args.scheduler and args.executor != "dask":
         raise UserError(f"--scheduler {args.scheduler}: only with --executor dask")
+    from .execute import check_scheduler_address
+
+    check_scheduler_address(args.scheduler)
     if args.executor == "dask" and args.jobs > 1:
         raise UserError(f"--jobs {args.jobs}: only with --executor local (a Dask cluster runs as many runs at once "
                         "as its workers have threads)")
@@ -767,6 +770,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--family", metavar="NAME", help="only cases of this family")
         if with_case:
             p.add_argument("--case", action="append", metavar="ID", help="only this case (repeatable; 'dln/' selects a prefix)")
+        p.add_argument("--force-size", action="store_true",
+                       help="lift the size limits of docs/limits.md (for someone who really means it)")
 
     p = sub.add_parser("cases", help="list the cases with their exact truth")
     case_args(p, with_case=False)
@@ -900,6 +905,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        from . import limits
+
+        limits.lift(bool(getattr(args, "force_size", False)))
         return args.func(args)
     except UserError as exc:
         prog = exc.prog if isinstance(exc, _UsageError) else "llcbench"

@@ -20,7 +20,9 @@ of the same command completes.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import os
+import re
 from typing import Callable, Iterable, Iterator, Optional
 
 from . import __version__
@@ -108,6 +110,10 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
         raise UserError(f"--executor {executor}: expected one of {', '.join(EXECUTORS)}")
     serial = executor == "local" and jobs <= 1
     threads = torch.get_num_threads()
+    specs = list(specs)
+    _check_sizes(specs)
+    if executor == "dask":
+        check_scheduler_address(scheduler)  # before any run is computed here
     todo = []
     for unit in _units(specs):
         cached = [None if force else store.get(s.key(device)) for s in unit]
@@ -139,6 +145,31 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
                 store.put(record)
                 yield record, False
 
+def _check_sizes(specs: list[RunSpec]) -> None:
+    """Refuse, before anything runs, a run whose traces would not fit in memory (docs/limits.md)."""
+    from .catalogue import case_dim
+    from .estimators.base import config_dict
+    from .limits import check_run_size
+
+    seen = set()
+    for s in specs:
+        what = (s.case.key(), json.dumps(config_dict(s.config), sort_keys=True, default=str))
+        if what not in seen:
+            seen.add(what)
+            check_run_size(s.config, case_dim(s.case), f"case '{s.case.id}'")
+
+
+_ADDRESS = re.compile(r"(?:(tcp|tls|inproc|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})/?")
+
+
+def check_scheduler_address(scheduler: Optional[str]) -> None:
+    """A Dask scheduler address is [scheme://]host:port: anything else is refused at once (a Client
+    would try to resolve it for tens of seconds before its ValueError)."""
+    if scheduler and (not _ADDRESS.fullmatch(scheduler) or not 0 < int(_ADDRESS.fullmatch(scheduler).group(3)) < 65536):
+        raise UserError(f"--scheduler {scheduler}: not a scheduler address; expected [tcp://]HOST:PORT, "
+                        "e.g. tcp://127.0.0.1:8786")
+
+
 def _run_on_dask(todo: list[list[RunSpec]], store: Store, device: str, threads: int,
                  scheduler: Optional[str]) -> Iterator[tuple[dict, bool]]:
     """Submit every unit of work (a run, or the points of a shared-chain grid run) to the Dask
@@ -152,7 +183,7 @@ def _run_on_dask(todo: list[list[RunSpec]], store: Store, device: str, threads: 
         raise UserError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
     try:
         client = Client(scheduler, timeout="20s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise UserError(f"--scheduler {scheduler}: cannot reach a Dask scheduler: {exc}") from None
     lost: list[RunSpec] = []
     with client:

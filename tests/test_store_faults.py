@@ -110,7 +110,7 @@ def test_a_damaged_page_is_never_written_and_repair_keeps_the_readable_runs(tmp_
     assert check_store(path).healthy
     with Store(path) as store:
         kept = store.count()
-    assert 30 <= kept < 36 + 1  # the zeroed page held at most a few runs; every other one is kept
+    assert 30 <= kept < 36  # the zeroed page held a few runs (2 with SQLite 3.x's layout); every other one is kept
 
 
 def test_a_locked_store_keeps_the_run_in_a_spool_merged_next_time(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """Documented limits (llcbench.limits, docs/limits.md), checked before any work: polynomials, case
-files, run sizes; "not a potential"; cache and executor faults as one line, exit 2."""
+files, run sizes; "not a potential"; user text in figures; cache and executor faults as one line, exit 2."""
 
 import time
 
@@ -151,3 +151,15 @@ def test_anchor_cache_faults_are_one_line(tmp_path, monkeypatch):
     anchor_cache.path_for("kind", {"a": 1}).mkdir(parents=True)  # an entry replaced by a folder
     with pytest.raises(UserError, match="is a folder, not a file: remove it"):
         anchor_cache.load("kind", {"a": 1})
+
+
+def test_user_text_in_figures_is_never_math_text():
+    """A case id such as 'mt/$x^{$' broke every report of its store (matplotlib parsed it as math)."""
+    from llcbench.report.figures import plt, png
+
+    fig, ax = plt.subplots()
+    ax.set_title("mt/$x^{$")
+    ax.set_yticks([0, 1], ["mt/$x^{$", "a$b"])
+    ax.plot([0, 1], [0, 1], label="$\\frac{")
+    ax.legend()
+    assert len(png(fig)) > 1000

@@ -185,3 +185,25 @@ def test_report_folder_is_named_after_its_store_and_never_taken_from_another(tmp
     (stranger / "cat.jpg").write_text("")
     with pytest.raises(UserError, match="not empty and not an llcbench report"):
         claim_folder(mine, stranger, force=False)
+
+
+def test_a_read_only_wal_store_is_read_as_immutable(tmp_path, monkeypatch):
+    """Where mode=ro cannot open a WAL store (its folder is not writable, so there is no -shm file:
+    what root cannot reproduce by permissions), the file is read as it is (immutable=1)."""
+    import llcbench.store as store_module
+
+    path = _filled(tmp_path / "s.sqlite", 2)
+    real = store_module._connect
+    tried = []
+
+    def no_shm(target, timeout):
+        tried.append(target)
+        if "immutable=1" not in target:
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(target, timeout)
+
+    monkeypatch.setattr(store_module, "_connect", no_shm)
+    with Store(path, readonly=True) as store:
+        assert store.count() == 2
+    assert len(tried) == 2 and "mode=ro" in tried[0]
+

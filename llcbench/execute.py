@@ -159,13 +159,16 @@ def _check_sizes(specs: list[RunSpec]) -> None:
             check_run_size(s.config, case_dim(s.case), f"case '{s.case.id}'")
 
 
-_ADDRESS = re.compile(r"(?:(tcp|tls|inproc|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})/?")
+_ADDRESS = re.compile(r"(?:(tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})/?")
 
 
 def check_scheduler_address(scheduler: Optional[str]) -> None:
     """A Dask scheduler address is [scheme://]host:port: anything else is refused at once (a Client
     would try to resolve it for tens of seconds before its ValueError)."""
-    if scheduler and (not _ADDRESS.fullmatch(scheduler) or not 0 < int(_ADDRESS.fullmatch(scheduler).group(3)) < 65536):
+    if not scheduler or re.fullmatch(r"inproc://\S+", scheduler):  # an in-process cluster's own address
+        return
+    match = _ADDRESS.fullmatch(scheduler)
+    if not match or not 0 < int(match.group(3)) < 65536:
         raise UserError(f"--scheduler {scheduler}: not a scheduler address; expected [tcp://]HOST:PORT, "
                         "e.g. tcp://127.0.0.1:8786")
 

@@ -89,7 +89,8 @@ def check_run_size(config: Any, dim: int, where: str) -> None:
     need = chains * (steps * TRACE_BYTES_PER_STEP + dim * PARAM_BYTES_PER_COORD)
     free = available_memory()
     if free is not None and need > MEMORY_FRACTION * free:
-        raise UserError(f"{where}: steps × chains = {steps:,} × {chains:,} on d = {dim:,} needs ≈ {need / 2**30:.3g} GiB, "
+        raise UserError(f"{where}: steps × chains = {steps:,} × {chains:,} on d = {dim:,} needs "
+                        f"≈ {need / 2**30:.3g} GiB, "
                         f"more than half the memory available ({free / 2**30:.3g} GiB) (docs/limits.md; "
                         "--force-size if you really mean it)")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
-from .store import RUN_COLUMNS, Store, _decode
+from .store import Store, _decode
 
 _DAMAGED_TABLE = """
 CREATE TABLE IF NOT EXISTS damaged_runs (

@@ -86,7 +86,8 @@ def _case(write_toml, body, name="c.toml"):
 
 
 @pytest.mark.parametrize("body,words", [
-    ('id = "r"\nfamily = "rrr"\ninputs = 4000\nhidden = 4000\noutputs = 4000\nrank = 1\n', "d (the number of parameters)"),
+    ('id = "r"\nfamily = "rrr"\ninputs = 4000\nhidden = 4000\noutputs = 4000\nrank = 1\n',
+     "d (the number of parameters)"),
     ('id = "r"\nfamily = "rrr"\ninputs = 2\nhidden = 2\noutputs = 2\nrank = 1\nn = 1000000000000\n', "field 'n'"),
     ('id = "r"\nfamily = "rrr"\ninputs = 2\nhidden = 2\noutputs = 2\nrank = 1\nseed = 9223372036854775808\n',
      "below 2**63"),

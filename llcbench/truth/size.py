@@ -53,8 +53,12 @@ def _log_abs(v: Fraction) -> float:
     return math.log2(abs(v.numerator)) - math.log2(v.denominator) if v else -1e9
 
 
+def _coefficient(text: str) -> str:
+    return f"{text[:60]}: the size of a coefficient (bits)"
+
+
 def _den_product(a: int, b: int, text: str) -> int:
-    limits.check(a.bit_length() + b.bit_length(), limits.MAX_COEFFICIENT_BITS, f"{text[:60]}: the size of a coefficient (bits)")
+    limits.check(a.bit_length() + b.bit_length(), limits.MAX_COEFFICIENT_BITS, _coefficient(text))
     return a * b // math.gcd(a, b)
 
 
@@ -92,7 +96,7 @@ def _combine(op: ast.operator, a: _Size, b: _Size, text: str) -> _Size:
             return a  # not a polynomial: sympy says so
         limits.check(a.degree * e, limits.MAX_DEGREE, f"{text[:60]}: the degree")
         degree = a.degree * e
-        limits.check(a.den.bit_length() * e, limits.MAX_COEFFICIENT_BITS, f"{text[:60]}: the size of a coefficient (bits)")
+        limits.check(a.den.bit_length() * e, limits.MAX_COEFFICIENT_BITS, _coefficient(text))
         terms = min(comb(a.terms + e - 1, e), _monomials(degree, len(variables)))
         return _Size(degree, terms, a.log_l1 * e, a.den ** e, variables)
     raise TruthError(f"{text}: unexpected operator in polynomial")
@@ -133,6 +137,6 @@ def check_polynomial_size(text: str, variables: int) -> None:
         else:
             return  # sympy's parser refuses it
         limits.check(size.terms, limits.MAX_TERMS, f"{text[:60]}: the number of terms after expansion (upper bound)")
-        limits.check(round(size.bits()), limits.MAX_COEFFICIENT_BITS, f"{text[:60]}: the size of a coefficient (bits)")
+        limits.check(round(size.bits()), limits.MAX_COEFFICIENT_BITS, _coefficient(text))
         sizes[id(node)] = size
     limits.check(sizes[id(tree.body)].degree, limits.MAX_DEGREE, f"{text[:60]}: the degree")

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import tomllib
+import unicodedata
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from . import limits
 from .case import Case
 from .errors import TruthError, UserError
 from .families import FAMILIES
@@ -80,7 +83,10 @@ def _type_ok(kind: str, value: Any) -> bool:
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        try:  # an integer beyond a float's range is no number here
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        except OverflowError:
+            return False
     if kind == "str":
         return isinstance(value, str)
     if kind == "bool":
@@ -105,9 +111,33 @@ _TYPE_WORDS = {
 }
 
 
+def _id_problem(case_id: str) -> str:
+    """Why a case id cannot be shown as it is in tables and figures (too long, control characters,
+    bidirectional overrides, other invisible format characters), or ''."""
+    if len(case_id) > limits.MAX_ID_CHARS:
+        return f"longer than {limits.MAX_ID_CHARS} characters"
+    for ch in case_id:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            return (f"holds the character U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')}); ids are printable "
+                    "characters only (no control codes, line breaks or direction overrides)")
+    return ""
+
+
+def _shown(value: Any) -> str:
+    """A value for an error line: repr, cut short."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"an integer of {len(str(abs(value)))} digits"
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
 def _parse_fraction(text: Any) -> Fraction:
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise ValueError("expected a rational string such as \"3/2\"")
+    shown = str(text) if isinstance(text, str) or abs(text) < 10**limits.MAX_RATIONAL_CHARS else "a huge integer"
+    if len(shown) > limits.MAX_RATIONAL_CHARS:
+        raise ValueError(f"{shown[:20]}…: longer than {limits.MAX_RATIONAL_CHARS} characters")
+    exponent = re.search(r"[eE]\s*([+-]?\d+)", shown)
+    if exponent and abs(int(exponent.group(1))) > limits.MAX_RATIONAL_EXPONENT:
+        raise ValueError(f"{shown!r}: exponent beyond ±{limits.MAX_RATIONAL_EXPONENT}")
     try:
         return Fraction(text)
     except (ValueError, ZeroDivisionError):
@@ -121,11 +151,16 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
     case_id = entry.get("id")
     if not isinstance(case_id, str) or not case_id.strip():
         raise UserError(f"{_where(file, f'#{index + 1}', 'id')}: missing or not a non-empty string")
+    bad_id = _id_problem(case_id)
+    if bad_id:
+        raise UserError(f"{_where(file, f'#{index + 1}', 'id')}: {bad_id}")
     where = lambda field=None: _where(file, case_id, field)  # noqa: E731
 
     family_name = entry.get("family")
     if family_name is None:
         raise UserError(f"{where('family')}: missing")
+    if not isinstance(family_name, str):
+        raise UserError(f"{where('family')}: expected a string, got {_shown(family_name)}")
     if family_name not in FAMILIES:
         raise UserError(f"{where('family')}: {FAMILIES.unknown(family_name)}")  # or its plugin's error
     family: Family = FAMILIES[family_name]
@@ -145,7 +180,9 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
             continue
         value = entry[name]
         if not _type_ok(spec.type, value):
-            raise UserError(f"{where(name)}: expected {_TYPE_WORDS[spec.type]}, got {value!r}")
+            raise UserError(f"{where(name)}: expected {_TYPE_WORDS[spec.type]}, got {_shown(value)}")
+        if isinstance(value, list):
+            limits.check(len(value), limits.MAX_LIST, f"{where(name)}: the number of entries")
         if spec.type == "float":
             value = float(value)
         if spec.check is not None:
@@ -156,6 +193,7 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
         params[name] = value
     try:
         family.check(params)
+        dim = family.dim(params)
     except ValueError as exc:
         field, _, reason = str(exc).partition(": ")
         if field in family.fields and reason:
@@ -167,20 +205,22 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
             return default
         value = entry[key]
         if not _type_ok(kind, value):
-            raise UserError(f"{where(key)}: expected {_TYPE_WORDS[kind]}, got {value!r}")
+            raise UserError(f"{where(key)}: expected {_TYPE_WORDS[kind]}, got {_shown(value)}")
         if positive and value <= 0:
             raise UserError(f"{where(key)}: must be > 0, got {value!r}")
         return float(value) if kind == "float" else value
 
+    limits.check(dim, limits.MAX_DIM, f"{where()}: d (the number of parameters)")
     fixed_n = family.n_for(params)
     n = common("n", "int", fixed_n or family.default_n, positive=True)
     if fixed_n is not None and n != fixed_n:
         raise UserError(f"{where('n')}: family {family_name!r} sets n = {fixed_n} from the other fields; leave n out")
     if n < 3:
         raise UserError(f"{where('n')}: must be at least 3 (nβ* = n / log n), got {n}")
+    limits.check(n, limits.MAX_N, where("n"))
     seed = common("seed", "int", 0)
-    if seed < 0:
-        raise UserError(f"{where('seed')}: must be >= 0, got {seed}")
+    if not 0 <= seed < limits.SEED_LIMIT:
+        raise UserError(f"{where('seed')}: must be >= 0 and below 2**63 (a signed 64-bit integer), got {_shown(seed)}")
     noise_std = common("noise_std", "float", family.default_noise_std)
     if "noise_std" in entry and family.default_noise_std is None:
         raise UserError(f"{where('noise_std')}: family {family_name!r} has no noise")
@@ -243,11 +283,15 @@ def load_file(path: str | Path) -> list[Case]:
     path = Path(path)
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"{name}: no such case file") from None
     except OSError as exc:
         raise UserError(f"{name}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = text_line(path, exc.start)
+        raise UserError(f"{name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}, "
+                        f"line {line}); TOML files are UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -261,6 +305,11 @@ def load_file(path: str | Path) -> list[Case]:
     cases = [parse_case(entry, name, i) for i, entry in enumerate(entries)]
     _check_unique(cases)
     return cases
+
+
+def text_line(path: Path, offset: int) -> int:
+    """The line number (from 1) of a byte offset in a file."""
+    return path.read_bytes()[:offset].count(b"\n") + 1
 
 
 def _check_unique(cases: Iterable[Case]) -> None:

@@ -260,6 +260,9 @@ def _check_executor(args) -> None:
         raise UserError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
     if args.scheduler and args.executor != "dask":
         raise UserError(f"--scheduler {args.scheduler}: only with --executor dask")
+    from .execute import check_scheduler_address
+
+    check_scheduler_address(args.scheduler)
     if args.executor == "dask" and args.jobs > 1:
         raise UserError(f"--jobs {args.jobs}: only with --executor local (a Dask cluster runs as many runs at once "
                         "as its workers have threads)")
@@ -715,15 +718,16 @@ def cmd_report(args) -> int:
     from pathlib import Path
 
     from .report import build_report
+    from .report.folder import claim_folder
     from .score import build_scores
     from .store import Store
 
     db = Path(args.db)
     if not db.is_file():  # opening would create an empty store: say what is missing instead
         raise UserError(f"--db {db}: no store there (llcbench run --estimator sgld makes one)")
-    out = Path(args.out) if args.out else db.parent / "report"
-    with Store(db) as store:
+    with Store(db, readonly=True) as store:
         scores = build_scores(store, args.estimator, args.version)
+        out = claim_folder(db, args.out, args.force)  # after the scores: bad flags are named first
         paths = build_report(scores, out, store)
     print(f"{paths['html']} ({scores['runs']} runs of llcbench {scores['llcbench_version']}, "
           f"{len(scores['leaderboard'])} estimator × config rows); also {paths['markdown'].name}, "
@@ -736,6 +740,15 @@ def cmd_report(args) -> int:
 
         webbrowser.open(paths["html"].resolve().as_uri())
     return 0
+
+
+# ----------------------------------------------------------------------- store
+def cmd_store(args) -> int:
+    from .store_check import run_check
+
+    text, status = run_check(args.db, args.repair, args.json)
+    print(text)
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -757,6 +770,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--family", metavar="NAME", help="only cases of this family")
         if with_case:
             p.add_argument("--case", action="append", metavar="ID", help="only this case (repeatable; 'dln/' selects a prefix)")
+        p.add_argument("--force-size", action="store_true",
+                       help="lift the size limits of docs/limits.md (for someone who really means it)")
 
     p = sub.add_parser("cases", help="list the cases with their exact truth")
     case_args(p, with_case=False)
@@ -840,9 +855,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimator", action="append", metavar="NAME", help="only this estimator (repeatable)")
     p.add_argument("--version", metavar="V", help="score the runs of this llcbench version (default: the newest "
                    "in the store; the others are listed, never pooled)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: report/ beside the store)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: NAME.report/ beside the store NAME.sqlite)")
+    p.add_argument("--force", action="store_true", help="write into --out even if it holds another store's report")
     p.add_argument("--open", action="store_true", help="open index.html in the web browser")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("store", help="check a results store for damaged records (and move them aside)")
+    stores = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    q = stores.add_parser("check", help="report damaged records; --repair moves them aside (bytes kept)")
+    q.add_argument("--db", default=str(_default_db()), metavar="PATH", help="results store (default %(default)s)")
+    q.add_argument("--repair", action="store_true", help="move damaged records into the table damaged_runs "
+                   "(a store SQLite finds damaged: its readable runs into a fresh store, the file moved aside)")
+    q.add_argument("--json", action="store_true", help="print the findings as JSON")
+    q.set_defaults(func=cmd_store)
 
     p = sub.add_parser("references", help="the reference λ_nβ,γ table: build, check, show")
     refs = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -880,6 +905,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        from . import limits
+
+        limits.lift(bool(getattr(args, "force_size", False)))
         return args.func(args)
     except UserError as exc:
         prog = exc.prog if isinstance(exc, _UsageError) else "llcbench"

@@ -20,13 +20,16 @@ of the same command completes.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import os
+import re
 from typing import Callable, Iterable, Iterator, Optional
 
 from . import __version__
 from .errors import UserError
 from .runner import RunSpec, execute, execute_grid, served_warnings, shared_grid
 from .store import Store
+from .worker_lifetime import die_with_parent
 
 EXECUTORS = ("local", "dask")
 
@@ -107,6 +110,10 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
         raise UserError(f"--executor {executor}: expected one of {', '.join(EXECUTORS)}")
     serial = executor == "local" and jobs <= 1
     threads = torch.get_num_threads()
+    specs = list(specs)
+    _check_sizes(specs)
+    if executor == "dask":
+        check_scheduler_address(scheduler)  # before any run is computed here
     todo = []
     for unit in _units(specs):
         cached = [None if force else store.get(s.key(device)) for s in unit]
@@ -129,13 +136,42 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
         return
     workers = max(1, min(jobs, len(todo), os.cpu_count() or 1))
     _import_before_fork()
-    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+    # workers end with this process, however it ends: no orphan computes on after a kill
+    with cf.ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [_submit(pool, unit, device, threads) for unit in todo]
         for fut in cf.as_completed(futures):
             result = fut.result()
             for record in (result if isinstance(result, list) else [result]):
                 store.put(record)
                 yield record, False
+
+def _check_sizes(specs: list[RunSpec]) -> None:
+    """Refuse, before anything runs, a run whose traces would not fit in memory (docs/limits.md)."""
+    from .catalogue import case_dim
+    from .estimators.base import config_dict
+    from .limits import check_run_size
+
+    seen = set()
+    for s in specs:
+        what = (s.case.key(), json.dumps(config_dict(s.config), sort_keys=True, default=str))
+        if what not in seen:
+            seen.add(what)
+            check_run_size(s.config, case_dim(s.case), f"case '{s.case.id}'")
+
+
+_ADDRESS = re.compile(r"(?:(tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})/?")
+
+
+def check_scheduler_address(scheduler: Optional[str]) -> None:
+    """A Dask scheduler address is [scheme://]host:port: anything else is refused at once (a Client
+    would try to resolve it for tens of seconds before its ValueError)."""
+    if not scheduler or re.fullmatch(r"inproc://\S+", scheduler):  # an in-process cluster's own address
+        return
+    match = _ADDRESS.fullmatch(scheduler)
+    if not match or not 0 < int(match.group(3)) < 65536:
+        raise UserError(f"--scheduler {scheduler}: not a scheduler address; expected [tcp://]HOST:PORT, "
+                        "e.g. tcp://127.0.0.1:8786")
+
 
 def _run_on_dask(todo: list[list[RunSpec]], store: Store, device: str, threads: int,
                  scheduler: Optional[str]) -> Iterator[tuple[dict, bool]]:
@@ -150,7 +186,7 @@ def _run_on_dask(todo: list[list[RunSpec]], store: Store, device: str, threads: 
         raise UserError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
     try:
         client = Client(scheduler, timeout="20s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise UserError(f"--scheduler {scheduler}: cannot reach a Dask scheduler: {exc}") from None
     lost: list[RunSpec] = []
     with client:

@@ -195,12 +195,12 @@ def test_installed_plugin_runs_through_llcbench_run_and_report(installed, tmp_pa
 
     report = llcbench_cli(installed, "report", "--db", str(db), cwd=tmp_path)
     assert report.returncode == 0, report.stderr
-    scores = json.loads((tmp_path / "report" / "scores.json").read_text())
+    scores = json.loads((tmp_path / "plugin.report" / "scores.json").read_text())
     (row,) = scores["leaderboard"]
     assert row["estimator"] == "langevin" and row["runs"] == 4
     (group,) = scores["groups"]
     assert list(group["families"]) == ["power_sum"]
-    markdown = (tmp_path / "report" / "report.md").read_text()
+    markdown = (tmp_path / "plugin.report" / "report.md").read_text()
     assert "| langevin | step_scale=0.1 | 4 | 4 |" in markdown and "| power_sum | 4 |" in markdown
 
     # with auto-loading off the plugin is not there, and the error says why

@@ -24,6 +24,8 @@ from typing import Callable, Optional
 
 import torch
 
+from ..errors import UserError
+
 ENV = "LLCBENCH_CACHE"
 FORMAT = 1
 
@@ -78,6 +80,14 @@ def load(kind: str, definition: dict) -> Optional[tuple[dict[str, torch.Tensor],
         data = path.read_bytes()
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise UserError(f"anchor cache {cache_dir()} (${ENV}, else $XDG_CACHE_HOME/llcbench): {blocker} is a file, "
+                        "not a folder") from None
+    except IsADirectoryError:
+        raise UserError(f"anchor cache entry {path} is a folder, not a file: remove it (the anchor is retrained)") from None
+    except OSError as exc:
+        raise UserError(f"anchor cache entry {path}: cannot read it: {exc.strerror}") from None
     head, sep, payload = data.partition(b"\n")
     ok = bool(sep) and head.decode("ascii", "replace") == hashlib.sha256(payload).hexdigest()
     entry = None

@@ -29,7 +29,12 @@ WORST = 4
 def png(fig) -> str:
     """The figure as a base64 PNG (closed afterwards, so memory does not grow with the figures)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    # case ids and estimator names are the user's text, never math text ('mt/$x^{$' would not parse):
+    # off for the texts made so far and for the tick labels made while drawing
+    for text in fig.findobj(matplotlib.text.Text):
+        text.set_parse_math(False)
+    with plt.rc_context({"text.parse_math": False}):
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 

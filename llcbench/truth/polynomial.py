@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import random
 import re
 import time
@@ -47,8 +48,10 @@ from sympy.parsing.sympy_parser import (
     standard_transformations,
 )
 
+from .. import limits
 from ..errors import TruthError
 from . import Truth
+from .size import check_polynomial_size
 
 __all__ = [
     "parse_polynomial",
@@ -220,6 +223,7 @@ def _rank(vectors) -> int:
 # ======================================================================
 # parsing
 # ======================================================================
+_MAX_DIGITS = int(limits.MAX_COEFFICIENT_BITS * math.log10(2)) + 1  # a number of at most MAX_COEFFICIENT_BITS bits
 _VAR_RE = re.compile(r"w([1-9][0-9]*)\Z")
 _OPS = {"+", "-", "*", "/", "**", "^", "(", ")"}
 _TRANSFORMS = standard_transformations + (convert_xor,)
@@ -241,6 +245,7 @@ def parse_polynomial(expr: str):
     text = expr.strip()
     if not text:
         raise TruthError("empty polynomial expression")
+    limits.check(len(text), limits.MAX_EXPR_CHARS, f"{text[:40]}…: the expression's length (characters)")
     indices = set()
     try:
         toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
@@ -257,6 +262,7 @@ def parse_polynomial(expr: str):
                 )
             indices.add(int(mt.group(1)))
         elif tok.type == tokenize.NUMBER:
+            limits.check(len(tok.string), _MAX_DIGITS, f"{text[:60]}: the digits of the number {tok.string[:20]}…")
             if not tok.string.isdigit():
                 raise TruthError(
                     f"{text}: coefficient {tok.string} is not an exact integer (write fractions as 1/2)"
@@ -268,6 +274,7 @@ def parse_polynomial(expr: str):
     if not indices:
         raise TruthError(f"{text}: no variables w1, w2, … in the polynomial")
     d = max(indices)
+    check_polynomial_size(text, d)  # before sympy builds or expands anything
     names = [f"w{i}" for i in range(1, d + 1)]
     syms = sympy.symbols(names)
     local = {name: s for name, s in zip(names, syms)}
@@ -646,6 +653,31 @@ def _check_nondegenerate(poly, label, bound, witness=True):
     )
 
 
+def _check_potential(poly, label) -> None:
+    """Refuse (NotAPotential) a K that takes negative values arbitrarily close to 0 because a vertex
+    of its Newton polyhedron has a negative coefficient or an odd exponent (w1**3, w1**2 - w2**2):
+    a vertex a is exposed by a weight ω > 0, and along w_i = ±t^ω_i (t → 0+) the term c·w^a dominates
+    K, with the sign chosen by the signs of the w_i (Varchenko 1976; Arnold, Gusein-Zade & Varchenko,
+    *Singularities of Differentiable Maps* II, 1988)."""
+    from .plane import NotAPotential
+
+    terms = [(tuple(int(e) for e in mon), Fraction(int(c.p), int(c.q))) for mon, c in poly.terms()]
+    points = [m for m, _ in terms]
+    d = len(points[0])
+    for j, (a, c) in enumerate(terms):
+        if _positive_even(a, c):
+            continue
+        if any(k != j and all(points[k][i] <= a[i] for i in range(d)) for k in range(len(points))):
+            continue  # above another exponent: not a vertex
+        if _compact_face_containing(points, [j]) != [j]:
+            continue
+        odd = [f"w{i + 1}" for i, e in enumerate(a) if e % 2]
+        why = "a negative coefficient" if c < 0 else f"an odd power of {odd[0]}"
+        term = sympy.Poly.from_dict({a: sympy.Rational(c.numerator, c.denominator)}, *poly.gens).as_expr()
+        raise NotAPotential(f"{label}: the term {term} is a vertex of the Newton polyhedron with {why}, so K takes "
+                            "negative values arbitrarily close to 0: it is not a potential")
+
+
 @functools.lru_cache(maxsize=1024)
 def _polynomial_truth_cached(expr: str, prior: Optional[tuple]) -> Truth:
     poly, _ = parse_polynomial(expr)
@@ -654,6 +686,7 @@ def _polynomial_truth_cached(expr: str, prior: Optional[tuple]) -> Truth:
     h = _prior_vector(prior, d, label)
     v = [hi + 1 for hi in h]
     points = [tuple(int(e) for e in mon) for mon in poly.monoms()]
+    _check_potential(poly, label)
     tstar, m, _, _ = _newton(points, v)
     lam = 1 / tstar
     try:

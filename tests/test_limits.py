@@ -1,0 +1,166 @@
+"""Documented limits (llcbench.limits, docs/limits.md), checked before any work: polynomials, case
+files, run sizes; "not a potential"; user text in figures; cache and executor faults as one line, exit 2."""
+
+import time
+
+import pytest
+
+from llcbench import limits
+from llcbench.catalogue import load_file
+from llcbench.cli import main
+from llcbench.errors import UserError
+from llcbench.truth.plane import NotAPotential
+from llcbench.truth.polynomial import parse_polynomial, polynomial_truth
+
+TWELVE = "+".join(f"w{i}" for i in range(1, 13))
+
+
+def _one_line(capsys, argv, status=2) -> str:
+    assert main(argv) == status
+    out = capsys.readouterr()
+    err = out.err if status == 2 else out.out
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("expr,words", [
+    ("w1**1000000000000", "the degree is 1,000,000,000,000, above the limit 100"),
+    ("w1**1000000000", "the degree"),
+    ("(w1+w2)**160", "the degree is 160"),
+    ("w99999999**2", "the number of variables"),
+    (f"({TWELVE})**40", "the number of terms after expansion"),
+    ("2**2**2**2**2*w1**2", "the size of a constant"),
+    ("9**9**9*w1**2", "the size of a constant"),
+    ("(2**200*w1+w2)**2", "the size of a coefficient"),
+    ("w1**2*" + "7" * 100, "the digits of the number"),
+    ("+".join(f"w{i}**2" for i in range(1, 2001)), "the expression's length"),
+    ("+".join(f"w{i}**2" for i in range(1, 200)), "the number of variables"),
+])
+def test_truth_refuses_a_polynomial_beyond_the_limits_at_once(capsys, expr, words):
+    started = time.monotonic()
+    err = _one_line(capsys, ["truth", expr])
+    # the refusal is decided from bounds on the unexpanded expression: well under a second here
+    # (every one of these took minutes or gigabytes before), CLI start-up aside
+    assert time.monotonic() - started < 1.0
+    assert words in err and "docs/limits.md" in err, err
+
+
+def test_bounds_are_not_tripped_by_polynomials_within_the_limits():
+    """Near the limits but inside them: the term bound is the multinomial count, not a guess."""
+    for expr in ("(w1**2+w2**2+w3**2)**10", "+".join(f"w{i}**2" for i in range(1, 101)),
+                 "1/3*w1**2+1/5*w2**2", "(w1+w2)**2*w1**98", "w1**2" + "+w1**2" * 400):
+        parse_polynomial(expr)  # no refusal
+    with pytest.raises(UserError, match="number of terms"):
+        parse_polynomial("(w1+w2+w3+w4+w5)**20")  # C(24, 4) = 10,626 terms > 1,000
+    parse_polynomial("(w1+w2+w3+w4+w5)**8")  # C(12, 4) = 495 terms
+
+
+def test_force_size_lifts_the_size_limits(capsys):
+    try:
+        assert main(["truth", "w1**102", "--force-size"]) == 0
+        assert "λ = 1/102" in capsys.readouterr().out
+        assert limits.enforced() is False
+    finally:
+        limits.lift(False)
+    assert main(["truth", "w1**102"]) == 2 and limits.enforced()  # the next command enforces them again
+    assert "the degree is 102" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("expr,term", [("w1**3", "w1**3"), ("w1**2 - w2**2", "-w2**2"),
+                                       ("w1**2 + w2**3", "w2**3"), ("w1**2*w2**3 + w2**4", "w1**2*w2**3"),
+                                       ("w1**2 + w2**2 + w3**5", "w3**5")])
+def test_a_negative_or_odd_vertex_is_not_a_potential(capsys, expr, term):
+    """A vertex a of the Newton polyhedron dominates K along w_i = ±t^ω_i: a negative coefficient or
+    an odd exponent there makes K < 0 arbitrarily close to 0."""
+    with pytest.raises(NotAPotential, match=f"the term {term.replace('*', '[*]')} is a vertex"):
+        polynomial_truth(expr)
+    assert main(["truth", expr]) == 1
+    out = capsys.readouterr().out
+    assert "not a potential" in out and "upper bound" not in out
+    # a sign change that is not at a vertex is not this rule's call (w1**4 - w1**2 w2**2 + w2**4 > 0 off 0)
+    assert polynomial_truth("w1**4 - w1**2*w2**2 + w2**4").lam == 1 / 2
+
+
+def _case(write_toml, body, name="c.toml"):
+    return write_toml("[[case]]\n" + body, name)
+
+
+@pytest.mark.parametrize("body,words", [
+    ('id = "r"\nfamily = "rrr"\ninputs = 4000\nhidden = 4000\noutputs = 4000\nrank = 1\n',
+     "d (the number of parameters)"),
+    ('id = "r"\nfamily = "rrr"\ninputs = 2\nhidden = 2\noutputs = 2\nrank = 1\nn = 1000000000000\n', "field 'n'"),
+    ('id = "r"\nfamily = "rrr"\ninputs = 2\nhidden = 2\noutputs = 2\nrank = 1\nseed = 9223372036854775808\n',
+     "below 2**63"),
+    ('id = "m"\nfamily = "modular_addition"\np = 1000000000\n', "case 'm'"),
+    ('id = "p"\nfamily = "polynomial"\nexpr = "w1**2"\nexpect_lambda = "1e999999999"\n', "exponent beyond"),
+    ('id = "p"\nfamily = "polynomial"\nexpr = "w1**2"\nexpect_lambda = "' + "1" * 100 + '"\n', "longer than 64"),
+    ('id = "p"\nfamily = "polynomial"\nexpr = "w1**1000000000"\n', "the degree"),
+    ('id = "d"\nfamily = "dln"\nwidths = [' + ", ".join(["2"] * 1001) + "]\n", "the number of entries"),
+    ('id = "x"\nfamily = ["polynomial"]\n', "field 'family': expected a string"),
+    ('id = "x"\nfamily = {a = 1}\n', "field 'family': expected a string"),
+    ('id = "a\\u0000b"\nfamily = "polynomial"\nexpr = "w1**2"\n', "U+0000"),
+    ('id = "a\\nb"\nfamily = "polynomial"\nexpr = "w1**2"\n', "U+000A"),
+    ('id = "abc\\u202edef"\nfamily = "polynomial"\nexpr = "w1**2"\n', "RIGHT-TO-LEFT OVERRIDE"),
+    ('id = "p"\nfamily = "regular"\nmodel = "linear"\nin_features = 2\nnoise_std = ' + "9" * 400 + "\n",
+     "expected a number, got an integer of 400 digits"),
+])
+def test_case_files_beyond_the_limits_or_malformed_are_one_line(write_toml, capsys, body, words):
+    path = _case(write_toml, body)
+    started = time.monotonic()
+    with pytest.raises(UserError, match=None) as err:
+        load_file(path)
+    assert time.monotonic() - started < 1.0
+    assert words in str(err.value) and str(path) in str(err.value), err.value
+    assert words in _one_line(capsys, ["cases", "--no-builtin", "--file", str(path)])
+
+
+def test_invalid_utf8_case_file_is_named(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b'[[case]]\nid = "caf\xe9"\n')
+    err = _one_line(capsys, ["cases", "--no-builtin", "--file", str(path)])
+    assert "not UTF-8 text (byte 0xe9" in err and "line 2" in err
+
+
+def test_a_run_too_large_for_memory_is_refused_before_it_allocates(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(limits, "available_memory", lambda: 16 * 2**30)
+    db = tmp_path / "s.sqlite"
+    err = _one_line(capsys, ["run", "--estimator", "sgld", "--case", "poly/w1^2", "--set", "steps=1000000000",
+                             "--db", str(db), "--quiet"])
+    assert "steps × chains = 1,000,000,000 × 8" in err and "16 GiB" in err, err
+    from llcbench.store import Store
+
+    with Store(db) as store:
+        assert store.count() == 0
+
+
+def test_scheduler_that_is_no_address_fails_fast(capsys):
+    started = time.monotonic()
+    err = _one_line(capsys, ["run", "--estimator", "sgld", "--case", "poly/w1^2", "--executor", "dask",
+                             "--scheduler", "notanaddress"])
+    assert "not a scheduler address" in err and time.monotonic() - started < 5
+
+
+def test_anchor_cache_faults_are_one_line(tmp_path, monkeypatch):
+    from llcbench.families import anchor_cache
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    monkeypatch.setenv(anchor_cache.ENV, str(blocker / "cache"))
+    with pytest.raises(UserError, match=f"{blocker} is a file, not a folder"):
+        anchor_cache.load_or_build("kind", {"a": 1}, lambda: pytest.fail("not reached"))
+    monkeypatch.setenv(anchor_cache.ENV, str(tmp_path / "cache"))
+    anchor_cache.path_for("kind", {"a": 1}).mkdir(parents=True)  # an entry replaced by a folder
+    with pytest.raises(UserError, match="is a folder, not a file: remove it"):
+        anchor_cache.load("kind", {"a": 1})
+
+
+def test_user_text_in_figures_is_never_math_text():
+    """A case id such as 'mt/$x^{$' broke every report of its store (matplotlib parsed it as math)."""
+    from llcbench.report.figures import plt, png
+
+    fig, ax = plt.subplots()
+    ax.set_title("mt/$x^{$")
+    ax.set_yticks([0, 1], ["mt/$x^{$", "a$b"])
+    ax.plot([0, 1], [0, 1], label="$\\frac{")
+    ax.legend()
+    assert len(png(fig)) > 1000

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 from . import __version__
 from .errors import UserError
 from .attribution import ATTRIBUTIONS, TOLERANCE, Z, reference_label
+from .sweep_axes import DEFAULT_GRID
 
 
 class _UsageError(UserError):
@@ -458,10 +459,6 @@ def _progress(total: int, quiet: bool):
 
 # ---------------------------------------------------------------------- main
 # --------------------------------------------------------------------- sweep
-# The default grid of the SG-MCMC estimators: the three knobs that move an LLC estimate by factors
-# of two (step size, temperature, localisation), each a factor ≈ 4–10 either side of its default.
-DEFAULT_GRID = (("step_scale", ("0.05", "0.2", "0.8")), ("nbeta_scale", ("0.3", "1", "3")),
-                ("gamma_scale", ("1e-4", "1e-3", "1e-2")))
 
 
 def _parse_grid(items: Optional[list], config_cls) -> list[tuple[str, list[str]]]:

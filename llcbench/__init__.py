@@ -14,8 +14,7 @@ Estimators and families from outside the package: ``register_estimator`` and
 ``llcbench.plugins``.
 """
 
-__version__ = "0.4.0"
-
-from .plugins import register_estimator, register_family  # noqa: E402  (light: imports no torch)
+from .registration import register_estimator, register_family  # light: imports no torch
+from .version import __version__
 
 __all__ = ["__version__", "register_estimator", "register_family"]

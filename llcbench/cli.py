@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Optional, Sequence
 
-from . import __version__
+from .version import __version__
 from .errors import UserError
 from .attribution import ATTRIBUTIONS, TOLERANCE, Z, reference_label
 from .sweep_axes import DEFAULT_GRID
@@ -169,7 +169,7 @@ def _plugins_note() -> Optional[str]:
 
 
 def cmd_families(args) -> int:
-    from .catalogue import COMMON_FIELDS
+    from .case import COMMON_FIELDS
     from .families import FAMILIES
 
     families = dict(FAMILIES.items())  # built-in first, then the plugins (loaded now)

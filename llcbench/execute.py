@@ -23,7 +23,7 @@ import concurrent.futures as cf
 import os
 from typing import Callable, Iterable, Iterator, Optional
 
-from . import __version__
+from .version import __version__
 from .errors import UserError
 from .runner import RunSpec, execute, execute_grid, served_warnings, shared_grid
 from .store import Store

@@ -188,3 +188,13 @@ class Store:
 
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def open_existing(db) -> Store:
+    """The store at ``db`` for reading; a UserError where there is none (opening would create an
+    empty one, and a report of nothing would hide the mistake)."""
+    db = Path(db)
+    if not db.is_file():
+        raise UserError(f"--db {db}: no store there (llcbench run --estimator sgld makes one)")
+    return Store(db)
+

@@ -5,6 +5,8 @@ external file, works offline), ``report.md`` and ``scores.json``, built from the
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 from typing import Optional
 
@@ -76,3 +78,27 @@ def _nan_free(value):
 
 
 __all__ = ["build_report", "make_figures", "worst_runs"]
+
+
+def write_report(db, out=None, estimators: Optional[list] = None, version: Optional[str] = None) -> Path:
+    """Score the store at ``db`` and write its report into ``out`` (default: ``report/`` beside the
+    store); return the path of index.html. ``llcbench.report(db, out)`` is this function."""
+    from ..score import build_scores
+    from ..store import open_existing
+
+    out = Path(out) if out is not None else Path(db).parent / "report"
+    with open_existing(db) as store:
+        return build_report(build_scores(store, list(estimators) if estimators else None, version), out, store)["html"]
+
+
+class _CallableReport(types.ModuleType):
+    """``llcbench.report`` names both this package and the library's ``report(db, out=None)``:
+    importing the package puts it in that name on ``llcbench``, so calling the package calls
+    ``write_report``, and ``llcbench.report(db)`` works whatever was imported first."""
+
+    def __call__(self, *args, **kwargs) -> Path:
+        return write_report(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableReport
+

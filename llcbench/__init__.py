@@ -8,14 +8,30 @@ The pipeline, one module (or package) per stage:
       -> record (``llcbench.store``: one SQLite row per run, content-hashed)
       -> score / report (read only from the store)
 
+The library: ``llcbench.run``, ``llcbench.sweep``, ``llcbench.scores`` and
+``llcbench.report`` (``llcbench.api``); the command line calls them.
+
 Estimators and families from outside the package: ``register_estimator`` and
 ``register_family`` (decorators, in process) or the entry-point groups
 ``llcbench.estimators`` and ``llcbench.families`` (installed packages); see
 ``llcbench.plugins``.
 """
 
-__version__ = "0.4.0"
+from .errors import UserError
+from .registration import register_estimator, register_family  # light: imports no torch
+from .version import __version__
 
-from .plugins import register_estimator, register_family  # noqa: E402  (light: imports no torch)
+# The library API (``llcbench.api``), loaded on first use so that ``import llcbench`` stays light
+# (the API imports torch and the catalogue). ``report`` is also the name of the subpackage
+# ``llcbench.report``, which makes itself callable as this function (see its __init__).
+_API = ("run", "sweep", "scores", "report")
 
-__all__ = ["__version__", "register_estimator", "register_family"]
+__all__ = ["__version__", "UserError", "register_estimator", "register_family", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'llcbench' has no attribute {name!r}")

@@ -22,32 +22,14 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from . import limits
-from .case import Case
+from .case import COMMON_FIELDS, COMMON_KEYS, Case  # noqa: F401  (COMMON_FIELDS: re-exported)
 from .errors import TruthError, UserError
 from .families import FAMILIES
 from .families.base import Family
 from .target import Target
 from .truth import Truth
 
-# The keys every case takes, whatever its family: name -> (type, default, meaning), as `llcbench families`
-# lists them. A default in words where it depends on the family.
-COMMON_FIELDS: dict[str, tuple[str, str, str]] = {
-    "id": ("str", "required", "unique case id, e.g. 'dln/4-6-3-5-7/r2' (a prefix such as 'dln/' selects a group)"),
-    "family": ("str", "required", "the family (listed below) that turns the case into a truth and a target"),
-    "n": ("int", "the family's n", "sample size n >= 3; sets the default inverse temperature nβ* = n/log n "
-          "(nominal for analytic potentials)"),
-    "seed": ("int", "0", "seed of the data generator (data are generated, never downloaded)"),
-    "noise_std": ("float", "the family's", "σ of the Gaussian label noise, >= 0 (0 = noiseless teacher); "
-                  "only families with data noise take it"),
-    "expect_lambda": ("str", "none", "rational string such as \"3/2\": the computed λ must equal it"),
-    "expect_multiplicity": ("int", "none", "the computed multiplicity m must equal it"),
-    "lambda": ("str", "none", "a truth the case brings (rational string, e.g. \"3/4\"): used, labelled kind "
-               "'asserted', where the engine cannot certify λ; where it can, the two must agree"),
-    "multiplicity": ("int", "none", "with lambda: the asserted multiplicity m (else taken as 1)"),
-    "source": ("str", "none", "with lambda (required): where the asserted value comes from"),
-    "note": ("str", "''", "free text shown in listings (not part of the case's identity)"),
-}
-COMMON_KEYS = set(COMMON_FIELDS)
+# COMMON_FIELDS, COMMON_KEYS: the keys every case takes, whatever its family (they live with Case).
 
 
 def builtin_files() -> list[Path]:

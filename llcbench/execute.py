@@ -25,7 +25,7 @@ import os
 import re
 from typing import Callable, Iterable, Iterator, Optional
 
-from . import __version__
+from .version import __version__
 from .errors import UserError
 from .runner import RunSpec, execute, execute_grid, served_warnings, shared_grid
 from .store import Store

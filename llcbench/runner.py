@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .case import Case
 from .catalogue import build_target, case_truth
 from .errors import UserError

@@ -442,3 +442,13 @@ def _alive(pid: str) -> bool:
 
 def _warn(message: str) -> None:
     print(f"llcbench: warning: {' '.join(message.split())}", file=sys.stderr)
+
+
+def open_existing(db) -> Store:
+    """The store at ``db`` for reading; a UserError where there is none (opening would create an
+    empty one, and a report of nothing would hide the mistake)."""
+    db = Path(db)
+    if not db.is_file():
+        raise UserError(f"--db {db}: no store there (llcbench run --estimator sgld makes one)")
+    return Store(db, readonly=True)
+

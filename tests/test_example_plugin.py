@@ -1,4 +1,4 @@
-"""The example plugin package (examples/llcbench-example-plugin): the README walks through its files,
+"""The example plugin package (examples/llcbench-example-plugin): docs/plugins.md walks through its files,
 its estimator gets λ right through the registry, its family's truth agrees with llcbench's own
 engine, and once pip-installed both run from the command line through `llcbench run` and
 `llcbench report`."""
@@ -36,21 +36,21 @@ def example(monkeypatch):
     return langevin, power_sum
 
 
-def readme_section() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Write your own estimator"):]
-    return section[: section.index("\n## ", 1)]
+def walkthrough() -> str:
+    """The docs page that walks through the package (docs/plugins.md), up to its in-process sketch."""
+    page = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    assert page.startswith("# Write your own estimator")
+    return page[: page.index("\n## In process")]  # after it: a sketch with placeholders
 
 
-def test_readme_walks_through_the_package_files():
-    """Every python and toml block of the README's section is a verbatim piece of one of the package's
+def test_docs_walk_through_the_package_files():
+    """Every python and toml block of docs/plugins.md is a verbatim piece of one of the package's
     files, and the two modules are shown whole, so the walk-through cannot drift from the code."""
-    section = readme_section()
-    section = section[: section.index("### In process")]  # after it: a sketch with placeholders
+    section = walkthrough()
     blocks = re.findall(r"```(python|toml)\n(.*?)```", section, flags=re.S)
     texts = {path: path.read_text(encoding="utf-8") for path in FILES}
     for lang, block in blocks:
-        assert any(block in text for text in texts.values()), f"README block not in the package:\n{block}"
+        assert any(block in text for text in texts.values()), f"docs block not in the package:\n{block}"
     shown = [block for _, block in blocks]
     assert texts[FILES[0]] in shown and texts[FILES[1]] in shown
     assert any('[project.entry-points."llcbench.families"]' in b for b in shown)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..case import COMMON_KEYS  # the keys every case has, read before the family's own
 from ..errors import UserError
 from ..plugins import Registry
 from .base import Family, Field
@@ -43,8 +44,6 @@ def _as_family(obj: Any, name: str) -> Family:
                         f"got {type(family).__name__}")
     if not isinstance(family.fields, dict) or not all(isinstance(f, Field) for f in family.fields.values()):
         raise TypeError("its fields must be a dict of llcbench.families.base.Field")
-    from ..catalogue import COMMON_KEYS  # the keys every case has, read before the family's own
-
     clash = sorted(set(family.fields) & COMMON_KEYS)
     if clash:
         raise ValueError(f"its field {clash[0]!r} is a common case field (every case has it)")

@@ -5,6 +5,8 @@ external file, works offline), ``report.md`` and ``scores.json``, built from the
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 from typing import Optional
 
@@ -76,3 +78,32 @@ def _nan_free(value):
 
 
 __all__ = ["build_report", "make_figures", "worst_runs"]
+
+
+def write_report(db, out=None, estimators: Optional[list] = None, version: Optional[str] = None,
+                 force: bool = False) -> Path:
+    """Score the store at ``db`` (opened read-only) and write its report into ``out`` (default:
+    ``NAME.report/`` beside ``NAME.sqlite``: ``folder.default_folder``); return the path of
+    index.html. A folder holding another store's report is refused unless ``force``.
+    ``llcbench.report(db, out)`` is this function."""
+    from ..score import build_scores
+    from ..store import open_existing
+    from .folder import claim_folder
+
+    with open_existing(db) as store:
+        scores = build_scores(store, list(estimators) if estimators else None, version)
+        folder = claim_folder(Path(db), out, force)  # after the scores: bad flags are named first
+        return build_report(scores, folder, store)["html"]
+
+
+class _CallableReport(types.ModuleType):
+    """``llcbench.report`` names both this package and the library's ``report(db, out=None)``:
+    importing the package puts it in that name on ``llcbench``, so calling the package calls
+    ``write_report``, and ``llcbench.report(db)`` works whatever was imported first."""
+
+    def __call__(self, *args, **kwargs) -> Path:
+        return write_report(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableReport
+

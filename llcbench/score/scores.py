@@ -14,7 +14,7 @@ import datetime as _dt
 from collections import Counter
 from typing import Iterable, Optional
 
-from .. import __version__
+from ..version import __version__
 from ..errors import UserError
 from ..store import Store
 from .bias import bias_block

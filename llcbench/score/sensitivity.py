@@ -28,9 +28,9 @@ import json
 import statistics
 from typing import Optional
 
+from ..sweep_axes import SWEPT
 from .select import Group, case_rows, finite
 
-SWEPT = ("step_scale", "nbeta_scale", "gamma_scale")
 STABLE_TOLERANCE = 0.10
 
 

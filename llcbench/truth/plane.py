@@ -105,6 +105,7 @@ from sympy import QQ
 
 from ..errors import TruthError
 from . import Truth
+from .parse import _as_poly, _prior_vector
 
 __all__ = ["plane_truth", "plane_value", "PLANE_SOURCE", "NotAPotential"]
 
@@ -398,8 +399,6 @@ def _quadrant(K, factors, mono, k, sgn, depth, stats):
 
 # ----------------------------------------------------------------- entry points
 def _prepared(expr_or_poly, prior_exponents):
-    from .polynomial import _as_poly, _prior_vector
-
     poly, label = _as_poly(expr_or_poly)
     if len(poly.gens) != 2:
         raise TruthError(f"{label}: the plane engine needs exactly two variables, got {len(poly.gens)}")

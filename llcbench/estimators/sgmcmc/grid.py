@@ -44,9 +44,9 @@ from .stepsize import (_subset, adaptation_steps, default_step_size, minibatch_g
                        top_hessian_eigenvalues)
 from .trace import loss_trace_points, summarise
 
-# The config fields that only enter a step as per-row numbers (ε through the rule, nβ, γ): points
-# that differ in nothing else can share one chain tensor.
-GRID_FIELDS = ("step_scale", "nbeta_scale", "gamma_scale", "nbeta", "gamma")
+# GRID_FIELDS: the config fields that only enter a step as per-row numbers (ε through the rule, nβ,
+# γ): points that differ in nothing else can share one chain tensor.
+from ...sweep_axes import GRID_FIELDS
 
 
 def shareable(configs: list) -> Optional[str]:

@@ -421,8 +421,13 @@ def _detection_summary(records: list) -> str:
 def _note(record: dict) -> str:
     """The last column: for a run worse than the tolerance, its attribution with the numbers behind
     it and the hints; else its first warning."""
+    from .locality import note as locality_note
+
+    far = locality_note(record)  # a non-local run says so first: its λ̂ is no LLC estimate
     if record.get("attribution") is None:
-        return _warning_note(record["warnings"])
+        return "; ".join(x for x in (far, _warning_note(record["warnings"])) if x)
+    if far:
+        return far + "; " + record["attribution"]
     texts = record.get("findings_short") or []
     note = record["attribution"] + (": " + "; ".join(texts) if texts else "")
     if record["attribution"] == "unattributed" and record["warnings"]:
@@ -441,7 +446,7 @@ def _warning_note(warnings: list) -> str:
 _BRIEF_KEYS = ("case", "estimator", "lambda", "lambda_float", "lambda_hat", "se", "rel_error", "rhat", "ess",
                "seconds", "grad_evals", "config", "seed", "multiplicity", "truth_kind", "lambda_ref",
                "lambda_ref_source", "estimand_bias", "sampler_bias", "sampler_bias_se", "attribution",
-               "attribution_reason", "findings", "warnings", "key", "cached", "torch_version")
+               "attribution_reason", "findings", "warnings", "key", "cached", "torch_version", "locality")
 
 
 def _brief(record: dict) -> dict:

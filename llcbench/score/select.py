@@ -49,10 +49,13 @@ def version_key(version: Optional[str]) -> tuple:
 
 
 def healthy(record: dict) -> bool:
-    """No divergent chain, split R-hat ≤ RHAT_HEALTHY (where the estimator reports one), finite λ̂."""
+    """No divergent chain, split R-hat ≤ RHAT_HEALTHY (where the estimator reports one), finite λ̂, and
+    not a non-local posterior (``llcbench.locality.is_local`` False: no LLC estimate, so out of medians)."""
+    from ..locality import is_local
+
     diag = record.get("diagnostics") or {}
     rhat = record.get("rhat")
-    return (finite(record.get("lambda_hat")) and not diag.get("divergent_chains")
+    return (finite(record.get("lambda_hat")) and is_local(record) is not False and not diag.get("divergent_chains")
             and not sum(diag.get("divergences") or []) and (rhat is None or rhat <= RHAT_HEALTHY))
 
 

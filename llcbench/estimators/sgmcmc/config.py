@@ -14,6 +14,7 @@ from ..temperature import TemperatureConfig
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 HEAT_RULES = ("measured", "fisher")
 TRACE_BATCHES = ("auto", "full", "independent", "same")
+LOCALISATIONS = ("auto", "scale")
 
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
@@ -68,8 +69,15 @@ class SGMCMCConfig(TemperatureConfig):
         4096, "per-sample LLC: all training samples when there are at most this many, else this many drawn "
         "without replacement (seeded by the run's seed)", key_default=True)
 
+    localisation: str = doc(
+        "auto", "how γ is chosen when gamma is None: 'auto' (trained anchors: the γ-ladder pilot of "
+        "llcbench.estimators.sgmcmc.pilot, the smallest γ whose posterior is local with λ̂ on a plateau; other "
+        "targets: gamma_scale·nβ) or 'scale' (gamma_scale·nβ always)")
+
     def validate(self) -> None:
         self.validate_temperature()
+        if self.localisation not in LOCALISATIONS:
+            raise ValueError(f"localisation must be one of {', '.join(LOCALISATIONS)}, got {self.localisation!r}")
         _positive(self, "step_scale", "curvature_floor")
         if not (self.adapt_growth >= 1 and math.isfinite(self.adapt_growth)):
             raise ValueError("adapt_growth must be >= 1")

@@ -1,5 +1,6 @@
 """Locality of SG-MCMC runs (llcbench.locality): the rule, the record's object, and who reads it."""
 
+import json
 import math
 
 import pytest
@@ -112,3 +113,68 @@ def test_grid_points_carry_their_own_locality():
     assert low.locality["local"] is False  # wandered off (as at the old default)
     # at γ = 10⁴ the draws are the localisation's Gaussian: E‖w − w*‖² ≈ d/γ
     assert high.locality["spread_fraction"] > SPREAD_FRACTION_MAX and high.locality["local"] is False
+
+
+# --- the localisation of trained anchors (llcbench.estimators.sgmcmc.pilot) ---
+
+from llcbench.estimators.sgmcmc import pilot  # noqa: E402
+
+
+def rung(gamma, lam, local, excess=0.0, spread=0.5):
+    return {"gamma": gamma, "lambda_hat": lam, "local": local, "excess_fraction": excess,
+            "accuracy_drop_fraction": None, "spread_fraction": spread}
+
+
+def test_pilot_rule_picks_the_smallest_local_gamma_on_a_plateau_or_says_there_is_none():
+    rows = [rung(0.1, 90.0, False, excess=1.2), rung(1.0, 40.0, True), rung(10.0, 36.0, True), rung(100.0, 35.0, True)]
+    # 40 → 36 is a 10 % change (within PLATEAU_REL = 15 %): the plateau starts at γ = 1
+    assert pilot.choose(rows) == (1.0, True)
+    falling = [rung(0.1, 90.0, False, excess=1.2), rung(1.0, 40.0, True), rung(10.0, 10.0, False, spread=0.95),
+               rung(100.0, 1.0, False, spread=1.0)]
+    # no two neighbouring local rungs agree: no plateau; the smallest γ whose draws did not wander off
+    assert pilot.choose(falling) == (1.0, False)
+    lost = [rung(0.1, 90.0, False, excess=1.2), rung(1.0, 80.0, False, excess=0.9)]
+    assert pilot.choose(lost) == (1.0, False)  # nothing qualifies: the largest γ
+
+
+def test_trained_anchor_runs_take_gamma_from_the_pilot_and_record_the_ladder():
+    target = small_memorisation()
+    est = sgld(target)
+    ladder = est.extra["localisation_pilot"]
+    assert len(ladder["ladder"]) == len(pilot.LADDER)
+    assert ladder["steps"] == 300  # min(steps, PILOT_STEPS)
+    nbeta = est.extra["nbeta"]
+    assert [r["gamma"] for r in ladder["ladder"]] == pytest.approx([nbeta * x for x in pilot.LADDER])
+    assert est.extra["gamma"] == ladder["gamma"] == est.locality["gamma"]
+    assert est.locality["gamma_source"] == "pilot" and est.locality["plateau"] == ladder["plateau"]
+    if not ladder["plateau"]:
+        assert est.locality["set_by_localisation"] is True
+        assert any("property of" in w for w in est.warnings)
+    # the old default (localisation=scale) has no pilot and γ = 10⁻³·nβ
+    old = sgld(target, localisation="scale")
+    assert "localisation_pilot" not in old.extra and old.extra["gamma"] == pytest.approx(1e-3 * nbeta)
+
+
+def test_exact_truth_families_are_untouched_by_the_pilot():
+    spec = get_estimator("sgld")
+    target = build_target(select(load_catalogue(), ["rrr/5-3-5/r0"])[0])
+    assert not pilot.applies(target, make_config(spec.config_cls, {}))
+    auto, scale = sgld(target), sgld(target, localisation="scale")
+    assert auto.lambda_hat == scale.lambda_hat  # bit-identical: the same run
+    assert "localisation_pilot" not in auto.extra
+
+
+def test_cli_json_carries_locality_and_the_table_notes_a_non_local_run(cli, tmp_path):
+    # rrr at its defaults is local; at γ = 10⁶ the draws are the localisation's Gaussian (E‖w − w*‖²
+    # ≈ d/γ): the loss plays no part, so the run is not local whatever the seed
+    db = tmp_path / "r.sqlite"
+    args = ["run", "--estimator", "sgld", "--case", "rrr/5-3-5/r0", "--db", db, "--quiet",
+            "--set", "steps=300", "--set", "burn_in=100", "--set", "chains=4"]
+    ok = cli(*args, "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)[0]["locality"]["local"] is True
+    far = cli(*args, "--set", "gamma=1e6", "--json")
+    loc = json.loads(far.stdout)[0]["locality"]
+    assert loc["local"] is False and loc["spread_fraction"] > SPREAD_FRACTION_MAX
+    table = cli(*args, "--set", "gamma=1e6")
+    assert table.returncode == 0 and "not local" in table.stdout

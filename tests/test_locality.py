@@ -178,3 +178,20 @@ def test_cli_json_carries_locality_and_the_table_notes_a_non_local_run(cli, tmp_
     assert loc["local"] is False and loc["spread_fraction"] > SPREAD_FRACTION_MAX
     table = cli(*args, "--set", "gamma=1e6")
     assert table.returncode == 0 and "not local" in table.stdout
+
+
+def test_scores_put_a_non_local_exact_case_apart_and_count_it(tmp_path):
+    from synthetic_records import BASE_CONFIG, record
+    from test_scores import fill, group
+    from llcbench.score.scores import build_scores
+
+    c = dict(BASE_CONFIG)
+    far = record("p/b", "polynomial", 1.0, "sgld", c, 0, 9.0)
+    far["locality"] = numbers(lambda_hat=9.0, mean_sq_distance=1.0, dim=1, gamma=1.0)  # E‖w − w*‖² = d/γ
+    recs = [record("p/a", "polynomial", 0.5, "sgld", c, 0, 0.55), far]
+    with fill(tmp_path / "s.sqlite", recs) as store:
+        g = group(build_scores(store))
+    assert [r["case"] for r in g["apart"]] == ["p/b"]
+    assert g["apart"][0]["local"] is False and g["apart"][0]["non_local_runs"] == 1
+    # the median is p/a's 10 % alone, not pulled by p/b's +800 %
+    assert g["overall"]["cases"] == 1 and g["overall"]["median_abs_rel_error"] == pytest.approx(0.1)

@@ -14,10 +14,12 @@ from ..temperature import TemperatureConfig
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 HEAT_RULES = ("measured", "fisher")
 TRACE_BATCHES = ("auto", "full", "independent", "same")
-LOCALISATIONS = ("auto", "scale")
 
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
+
+LOCALISATIONS = ("auto", "scale")  # how γ is chosen when gamma is None (pilot.py)
+
 
 @dataclass
 class SGMCMCConfig(TemperatureConfig):

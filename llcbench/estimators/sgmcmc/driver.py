@@ -19,8 +19,6 @@ import torch
 from ...target import Target
 from ..base import Estimate
 from ..temperature import resolve_gamma, resolve_nbeta
-from ...locality import assess
-from .accuracy import AccuracyProbe
 from .batches import EpochBatches
 from .config import DIVERGENCE_PER_DIM, DTYPES
 from .monitor import ChainMonitor
@@ -28,6 +26,8 @@ from .per_sample import PerSampleAccumulator
 from .sampler import Context, Sampler
 from .stepsize import StepSizeRule, minibatch_gradient_variance
 from .trace import LambdaTrace, loss_trace_points, summarise
+from ...locality import assess
+from .accuracy import AccuracyProbe
 
 
 def prior_problem(target: Target) -> Optional[str]:

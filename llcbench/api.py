@@ -31,7 +31,7 @@ PathLike = Union[str, Path]
 BRIEF_KEYS = ("case", "estimator", "lambda", "lambda_float", "lambda_hat", "se", "rel_error", "rhat", "ess",
               "seconds", "grad_evals", "config", "seed", "multiplicity", "truth_kind", "lambda_ref",
               "lambda_ref_source", "estimand_bias", "sampler_bias", "sampler_bias_se", "attribution",
-              "attribution_reason", "findings", "warnings", "key", "cached", "torch_version")
+              "attribution_reason", "findings", "warnings", "key", "cached", "torch_version", "locality")
 
 
 def brief(record: dict) -> dict:

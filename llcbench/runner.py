@@ -199,6 +199,8 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
         "torch_threads": torch.get_num_threads(),  # bit-identical λ̂ holds for a fixed thread count
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if estimate.locality is not None:  # is the posterior local? (llcbench.locality)
+        record["locality"] = estimate.locality
     if estimate.per_sample is not None:  # λ̂_i of the probe samples and the baselines (sgmcmc.per_sample)
         record["per_sample"] = estimate.per_sample
     record.update(attribution(record))

@@ -143,6 +143,28 @@ class Target(ABC):
         None where the family does not know."""
         return None
 
+    # Locality (llcbench.locality): what a chance-level predictor scores on the training data, and for
+    # classifiers the train accuracy; None where the family defines none. They let a run say whether
+    # its posterior stayed near the anchor's solution or wandered off to chance.
+    def chance_loss(self) -> Optional[float]:
+        """L_n of a predictor that ignores its input (uniform logits for cross-entropy, the best
+        constant for squared loss), in the units of ``loss``; None where the family defines none."""
+        return None
+
+    def accuracy(self, w: torch.Tensor) -> Optional[torch.Tensor]:
+        """Train accuracy (chains,) of every row of w, for classifiers; None otherwise."""
+        return None
+
+    def chance_accuracy(self) -> Optional[float]:
+        """Train accuracy of the chance-level predictor of ``chance_loss``; None for non-classifiers."""
+        return None
+
+    @property
+    def trained_anchor(self) -> bool:
+        """Whether w* was found by training (not placed by construction, with no exact truth there): the
+        SG-MCMC estimators then choose γ by the localisation pilot (``llcbench.locality``)."""
+        return False
+
     @property
     def nbeta_star(self) -> float:
         """The default inverse temperature n·β* = n / log n (Watanabe's WBIC temperature)."""

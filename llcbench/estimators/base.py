@@ -37,6 +37,7 @@ class Estimate:
     extra: estimator-specific JSON-able values (e.g. init loss, nβ used).
     per_sample: the per-sample LLC of a probe set of training samples with its standard errors and
         the baselines at w* (JSON-able lists; ``llcbench.estimators.sgmcmc.per_sample``), or None.
+    locality: whether the posterior stayed local (``llcbench.locality``; the SG-MCMC estimators), or None.
     """
 
     lambda_hat: float
@@ -49,6 +50,7 @@ class Estimate:
     warnings: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     per_sample: Optional[dict] = None
+    locality: Optional[dict] = None
 
 
 def doc(default: Any, text: str, **kw) -> Any:

@@ -66,3 +66,16 @@ class HyperplaneTarget(Target):
 
     def memorised_samples(self) -> Optional[torch.Tensor]:
         return self.inner.memorised_samples()
+
+    def chance_loss(self) -> Optional[float]:
+        return self.inner.chance_loss()
+
+    def accuracy(self, w: torch.Tensor) -> Optional[torch.Tensor]:
+        return self.inner.accuracy(self.to_inner(w))
+
+    def chance_accuracy(self) -> Optional[float]:
+        return self.inner.chance_accuracy()
+
+    @property
+    def trained_anchor(self) -> bool:
+        return self.inner.trained_anchor

@@ -108,6 +108,23 @@ class MemorisationTarget(Target):
     def memorised_samples(self) -> Optional[torch.Tensor]:
         return self.memorised
 
+    def chance_loss(self) -> Optional[float]:
+        # the best constant c = mean(y): ½·mean((y − c)²)
+        y = self.y.to(torch.float64)
+        return float(0.5 * (y - y.mean()).square().mean())
+
+    def accuracy(self, w: torch.Tensor) -> Optional[torch.Tensor]:
+        f = mlp_forward(w, self.x.to(device=w.device), list(self.widths))
+        return (torch.sign(f) == self.y.to(device=w.device, dtype=w.dtype)).to(w.dtype).mean(dim=-1)
+
+    def chance_accuracy(self) -> Optional[float]:
+        up = float((self.y > 0).to(torch.float64).mean())
+        return max(up, 1.0 - up)  # the better constant sign
+
+    @property
+    def trained_anchor(self) -> bool:
+        return True
+
 
 def _data(params: dict, n: int, seed: int):
     """(x, y with the memorised labels flipped, the memorised indices), from the seed."""

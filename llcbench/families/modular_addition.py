@@ -24,6 +24,7 @@ are not minima by design.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -92,6 +93,20 @@ class ModularTarget(Target):
 
     def memorised_samples(self) -> Optional[torch.Tensor]:
         return self.trojans.clone()
+
+    def chance_loss(self) -> Optional[float]:
+        return math.log(self.p)  # uniform logits: −log(1/p) for every pair
+
+    def accuracy(self, w: torch.Tensor) -> Optional[torch.Tensor]:
+        z = self.logits(w, self.a, self.b)
+        return (z.argmax(dim=-1) == self.y).to(w.dtype).mean(dim=-1)
+
+    def chance_accuracy(self) -> Optional[float]:
+        return 1.0 / self.p
+
+    @property
+    def trained_anchor(self) -> bool:
+        return True
 
 
 def _check_at_least(lo: int):

@@ -180,9 +180,14 @@ def detection_summary(records: list) -> str:
 
 def note(record: dict) -> str:
     """The last column: for a run worse than the tolerance, its attribution with the numbers behind
-    it and the hints; else its first warning."""
+    it and the hints; else its first warning. A non-local run says so first: its λ̂ is no LLC estimate."""
+    from ..locality import note as locality_note
+
+    far = locality_note(record)
     if record.get("attribution") is None:
-        return warning_note(record["warnings"])
+        return "; ".join(x for x in (far, warning_note(record["warnings"])) if x)
+    if far:
+        return far + "; " + record["attribution"]
     texts = record.get("findings_short") or []
     text = record["attribution"] + (": " + "; ".join(texts) if texts else "")
     if record["attribution"] == "unattributed" and record["warnings"]:

@@ -50,8 +50,9 @@ def _label(group: Group, defaults: dict, modal: dict) -> tuple[str, dict, bool]:
 
 def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict:
     rows = case_rows(group)
-    exact = [r for r in rows if r["truth_kind"] == "exact"]
-    exact_ids = {r["case"] for r in exact}
+    # a non-local run is no LLC estimate (llcbench.locality): its case is scored apart, like a theory truth
+    exact = [r for r in rows if r["truth_kind"] == "exact" and r["local"] is not False]
+    exact_ids, scored = {r["case"] for r in exact}, {id(r) for r in exact}
     exact_records = [rec for rec in group.records if rec["case"] in exact_ids and rec.get("truth_kind") == "exact"]
     for r in exact:  # per-case coverage flags: the share over the case's seeds
         recs = [rec for rec in exact_records if rec["key"] in set(r["keys"])]
@@ -76,7 +77,7 @@ def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict
         "overall": score_block(exact, exact_records),
         "families": families,
         "cases": exact,
-        "apart": [dict(r, coverage_truth=None, coverage_reference=None) for r in rows if r["truth_kind"] != "exact"],
+        "apart": [dict(r, coverage_truth=None, coverage_reference=None) for r in rows if id(r) not in scored],
         "theory": scaling_block(group.records),
         "trajectories": trajectory_block(group.records),
         "error_against_cost": error_against_cost(exact),

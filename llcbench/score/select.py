@@ -20,6 +20,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from ..locality import is_local
 from ..references import with_best_reference
 from ..store import Store
 
@@ -49,10 +50,11 @@ def version_key(version: Optional[str]) -> tuple:
 
 
 def healthy(record: dict) -> bool:
-    """No divergent chain, split R-hat ≤ RHAT_HEALTHY (where the estimator reports one), finite λ̂."""
+    """No divergent chain, split R-hat ≤ RHAT_HEALTHY (where the estimator reports one), finite λ̂, and
+    not a non-local posterior (``llcbench.locality.is_local`` False: no LLC estimate, so out of medians)."""
     diag = record.get("diagnostics") or {}
     rhat = record.get("rhat")
-    return (finite(record.get("lambda_hat")) and not diag.get("divergent_chains")
+    return (finite(record.get("lambda_hat")) and is_local(record) is not False and not diag.get("divergent_chains")
             and not sum(diag.get("divergences") or []) and (rhat is None or rhat <= RHAT_HEALTHY))
 
 
@@ -122,6 +124,8 @@ def case_row(records: list[dict]) -> dict:
         "seed_spread": spread,
         "mean_se": statistics.fmean(ses) if ses else None,
         "healthy": all(healthy(r) for r in records),
+        "local": _local(records),
+        "non_local_runs": sum(is_local(r) is False for r in records),
         "rhat": max((r["rhat"] for r in records if finite(r.get("rhat"))), default=None),
         "ess": min((r["ess"] for r in records if finite(r.get("ess"))), default=None),
         "grad_evals": statistics.fmean(grad) if grad else None,
@@ -129,6 +133,12 @@ def case_row(records: list[dict]) -> dict:
         "attribution": max(attributions, key=attributions.count) if attributions else None,
         "keys": [r["key"] for r in records],
     }
+
+
+def _local(records: list[dict]) -> Optional[bool]:
+    """False if a seed's posterior is not local (``llcbench.locality``), True if every seed's is, else None."""
+    verdicts = [is_local(r) for r in records]
+    return False if False in verdicts else True if verdicts and all(v is True for v in verdicts) else None
 
 
 def _ref_label(record: dict) -> str:

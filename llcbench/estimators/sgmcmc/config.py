@@ -19,6 +19,9 @@ BATCH_DRAW_NAMES = ("epoch", "iid")  # the streams of batches.BATCH_DRAWS
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
 
+LOCALISATIONS = ("auto", "scale")  # how γ is chosen when gamma is None (pilot.py)
+
+
 @dataclass
 class SGMCMCConfig(TemperatureConfig):
     """Fields shared by the SG-MCMC estimators (names are a contract of the CLI and sweeps)."""
@@ -71,8 +74,15 @@ class SGMCMCConfig(TemperatureConfig):
         4096, "per-sample LLC: all training samples when there are at most this many, else this many drawn "
         "without replacement (seeded by the run's seed)", key_default=True)
 
+    localisation: str = doc(
+        "auto", "how γ is chosen when gamma is None: 'auto' (trained anchors: the γ-ladder pilot of "
+        "llcbench.estimators.sgmcmc.pilot, the smallest γ whose posterior is local with λ̂ on a plateau; other "
+        "targets: gamma_scale·nβ) or 'scale' (gamma_scale·nβ always)")
+
     def validate(self) -> None:
         self.validate_temperature()
+        if self.localisation not in LOCALISATIONS:
+            raise ValueError(f"localisation must be one of {', '.join(LOCALISATIONS)}, got {self.localisation!r}")
         _positive(self, "step_scale", "curvature_floor")
         if self.batch_draw not in BATCH_DRAW_NAMES:
             raise ValueError(f"batch_draw must be one of {', '.join(BATCH_DRAW_NAMES)}")

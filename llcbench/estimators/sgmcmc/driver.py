@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 
 from ...target import Target
@@ -25,6 +26,8 @@ from .per_sample import PerSampleAccumulator
 from .sampler import Context, Sampler
 from .stepsize import StepSizeRule, minibatch_gradient_variance
 from .trace import LambdaTrace, loss_trace_points, summarise
+from ...locality import assess
+from .accuracy import AccuracyProbe
 
 
 def prior_problem(target: Target) -> Optional[str]:
@@ -72,15 +75,23 @@ class Run:
     trace_gen: Optional[torch.Generator] = None  # the independent trace batches
     batch_size: int = 0
     per_sample: Optional[PerSampleAccumulator] = None  # per-sample losses at λ̂'s draws (per_sample.py)
+    accuracy: Optional[AccuracyProbe] = None  # the chains' train accuracy, for classifiers (accuracy.py)
+    chance_loss: Optional[float] = None  # L_n of a chance-level predictor (Target.chance_loss)
 
 
 def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
                progress: Optional[Callable[[int, int], None]] = None) -> Estimate:
     """Run ``config.chains`` chains of ``sampler`` on ``target``; return the Estimate."""
+    from .grid import run_sgmcmc_grid
+    from .pilot import annotate, configured
+
     t_start = time.perf_counter()
+    config, pilot = configured(target, config, seed, device, sampler, run_sgmcmc_grid)  # γ of a trained anchor (pilot.py)
     run = _setup(target, config, seed, device, sampler)
     _sample(run, config, progress)
-    return _estimate(run, config, t_start)
+    estimate = _estimate(run, config, t_start)
+    annotate(estimate, pilot)
+    return estimate
 
 
 def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, points: Optional[list] = None) -> Run:
@@ -102,6 +113,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     w_star64 = t64.w_star.to(device=dev, dtype=torch.float64)
     with torch.no_grad():
         init_loss = float(t64.full_loss(w_star64[None])[0])
+    chance_loss = t64.chance_loss()
 
     minibatch = target.num_data > 0 and config.batch_size < target.num_data
     if points is None:
@@ -120,9 +132,10 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
         eps_rule = None if rule.eps_rule is None else rule.column(rule.eps_rule, dtype)
         eps = (rule.column([float(c.step_size) for c in points], dtype) if config.step_size is not None
                else sampler.from_rule(eps_rule))
-    del t64
 
     tgt = target if (dtype == torch.float64 and target.w_star.device == dev) else target.to(dev, dtype)
+    accuracy = AccuracyProbe.for_run(t64, w_star64, tgt, config)
+    del t64
     w_star = tgt.w_star.to(device=dev, dtype=dtype)
     gen = torch.Generator(device=dev)
     gen.manual_seed(int(seed))
@@ -160,7 +173,8 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     return Run(target=tgt, sampler=sampler, state=state, ctx=ctx, rows=rows, batches=batches, trace=trace,
                monitor=ChainMonitor(chains, limit, dev), rule=rule, aux=aux, threshold=threshold,
                init_loss=init_loss, trace_mode=mode, trace_gen=trace_gen, batch_size=int(config.batch_size),
-               per_sample=PerSampleAccumulator.for_run(target, tgt, config, seed, dev, rows=chains))
+               per_sample=PerSampleAccumulator.for_run(target, tgt, config, seed, dev, rows=chains),
+               accuracy=accuracy, chance_loss=chance_loss)
 
 
 def trace_mode(target: Target, config, minibatch: bool) -> str:
@@ -258,6 +272,8 @@ def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]], st
             trace.record(values)  # copied into the trace buffer in one kernel at the next check
             if run.per_sample is not None and run.per_sample.due(t):
                 run.per_sample.record(w)  # the same w_t as the trace value
+            if run.accuracy is not None and run.accuracy.due(t):
+                run.accuracy.record(w)
             pg = None
             if has_prior:
                 with torch.enable_grad():
@@ -307,6 +323,20 @@ def record_extra(run: Run, config, nbeta: float, gamma: float, step: float, rule
     }
 
 
+def locality(run: Run, lambda_hat: float, nbeta: float, gamma: float, diagnostics: dict,
+             chains: np.ndarray) -> dict:
+    """The run's (or a grid point's) ``locality`` object (``llcbench.locality``); ``chains``: the mask
+    of its live chains."""
+    acc = run.accuracy
+    return assess(lambda_hat=lambda_hat, nbeta=float(nbeta), gamma=float(gamma), dim=int(run.ctx.dim),
+                  init_loss=run.init_loss, chance_loss=run.chance_loss,
+                  mean_sq_distance=diagnostics.get("mean_sq_distance"),
+                  sensitivity_rel=diagnostics.get("localisation_sensitivity_rel"),
+                  accuracy=None if acc is None else acc.mean(chains),
+                  anchor_accuracy=None if acc is None else acc.anchor_accuracy,
+                  chance_accuracy=None if acc is None else run.target.chance_accuracy())
+
+
 def _estimate(run: Run, config, t_start: float) -> Estimate:
     ctx = run.ctx
     trace_np, r2 = run.trace.to_numpy()
@@ -329,4 +359,6 @@ def _estimate(run: Run, config, t_start: float) -> Estimate:
         extra=extra,
         per_sample=(run.per_sample.result(run.monitor.alive.cpu().numpy(), ctx.nbeta)
                     if run.per_sample is not None else None),
+        locality=locality(run, s["lambda_hat"], ctx.nbeta, ctx.gamma, s["diagnostics"],
+                          run.monitor.alive.cpu().numpy()),
     )

@@ -213,15 +213,31 @@ def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampl
         raise ValueError(f"not a shared-chain grid: {why}")
     if not sampler.per_row:
         raise ValueError(f"sampler {sampler.name!r} has no per-row update; run its configs one by one")
+    from .pilot import annotate, applies, configured
+
     t_start = time.perf_counter()
-    run = _setup(target, configs[0], seed, device, sampler, points=list(configs))
-    _sample(run, configs[0], None)
-    return _estimates(run, configs, time.perf_counter() - t_start)
+    # trained anchors: each point's γ from the pilot (pilot.py), one pilot per (nβ, step_scale)
+    pilots, done = [], {}
+    for c in configs:
+        if not applies(target, c):
+            pilots.append((c, None))
+            continue
+        key = (resolve_nbeta(target, c), c.step_scale)  # what else a pilot reads is shared by the points
+        if key not in done:
+            done[key] = configured(target, c, seed, device, sampler, run_sgmcmc_grid)
+        pilots.append(done[key])
+    points = [c for c, _ in pilots]
+    run = _setup(target, points[0], seed, device, sampler, points=points)
+    _sample(run, points[0], None)
+    estimates = _estimates(run, points, time.perf_counter() - t_start)
+    for e, (_, pilot) in zip(estimates, pilots):
+        annotate(e, pilot)
+    return estimates
 
 
 def _estimates(run, configs: list, seconds: float) -> list[Estimate]:
     """Split what the shared run recorded into one Estimate per point."""
-    from .driver import record_extra
+    from .driver import locality, record_extra
 
     rule, ctx, chains = run.rule, run.ctx, int(configs[0].chains)
     trace_np, r2 = run.trace.to_numpy()
@@ -254,8 +270,16 @@ def _estimates(run, configs: list, seconds: float) -> list[Estimate]:
         out.append(Estimate(
             lambda_hat=s["lambda_hat"], lambda_hat_chains=s["per_chain"], se=s["se"], loss_trace=loss_trace,
             diagnostics=s["diagnostics"], grad_evals=int(config.steps) * chains, seconds=seconds / len(configs),
-            warnings=s["warnings"], extra=extra, per_sample=per_sample))
+            warnings=s["warnings"], extra=extra, per_sample=per_sample,
+            locality=locality(run, s["lambda_hat"], nbeta, gamma, s["diagnostics"], _mask(alive, cols))))
     return out
+
+
+def _mask(alive: np.ndarray, cols: slice) -> np.ndarray:
+    """The live chains of one point, as a mask over all rows."""
+    mine = np.zeros_like(alive)
+    mine[cols] = alive[cols]
+    return mine
 
 
 def grid_estimator(sampler: Sampler):

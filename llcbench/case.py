@@ -52,7 +52,7 @@ class Case:
         out = {
             "id": self.id,
             "family": self.family,
-            "params": self.params,
+            "params": self._keyed_params(),
             "n": self.n,
             "seed": self.seed,
             "noise_std": self.noise_std,
@@ -61,6 +61,14 @@ class Case:
             out.update(asserted_lambda=self.asserted_lambda, asserted_multiplicity=self.asserted_multiplicity,
                        asserted_source=self.asserted_source)
         return out
+
+    def _keyed_params(self) -> dict:
+        """The params, less the fields added later (``Field.key_default``) that hold their defaults."""
+        from .families import FAMILIES
+
+        fields = FAMILIES[self.family].fields if self.family in FAMILIES else {}
+        return {k: v for k, v in self.params.items()
+                if not (k in fields and fields[k].key_default and v == fields[k].default)}
 
     def key(self) -> str:
         """Content hash of the definition (hex sha256)."""

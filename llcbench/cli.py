@@ -288,7 +288,12 @@ def cmd_run(args) -> int:
     torch.set_num_threads(args.threads)
     device = check_device(args.device)
     spec = get_estimator(args.estimator)
-    config = make_config(spec.config_cls, args.set or [])
+    suite_settings = []  # a suite's own sampler settings ([estimator.NAME]); --set overrides them
+    if args.suite:
+        from .catalogue import suite_config
+
+        suite_settings = [f"{k}={v}" for k, v in suite_config(args.suite, spec.name).items()]
+    config = make_config(spec.config_cls, suite_settings + (args.set or []))
     cases = _load_cases(args)
     explicit = bool(args.case)
 

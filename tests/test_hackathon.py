@@ -177,3 +177,15 @@ def test_hyperplane_step_equals_the_protocols_projected_step(cache, write_toml):
     torch.testing.assert_close(target.to_inner(u_next[None])[0], w_next, rtol=0, atol=1e-12)
     assert abs(float((target.to_inner(u_next[None])[0] - w_star) @ ghat)) < 1e-12  # stays ⊥ ∇L_n(w*)
     assert np.isclose(float(u_next.norm()), float((w_next - w_star).norm()), rtol=1e-12)  # isometry: same γ-term
+
+
+def test_acceptance_thresholds_are_case_keys(cache, write_toml):
+    from llcbench.errors import UserError
+
+    body = ('[[case]]\nid = "m/u"\nfamily = "modular_addition"\np = 5\ntask = "random"\nembed_dim = 8\n'
+            'hidden_dim = 24\ntrain_steps = 3\nweight_decay = 0.0\n')
+    with pytest.raises(UserError, match="train accuracy .* < 100 %"):
+        build_target(load_file(write_toml(body, "a.toml"))[0])
+    loose = load_file(write_toml(body + "min_train_accuracy = 0.01\nmax_train_loss = 100.0\n", "b.toml"))[0]
+    assert build_target(loose).info["train_accuracy"] < 1  # accepted, and its accuracy is in the record
+    assert {"min_train_accuracy", "max_train_loss"} <= set(loose.definition()["params"])  # part of the run key

@@ -170,6 +170,8 @@ class ModularAdditionFamily(Family):
         "max_train_loss": Field(type="float", default=LOSS_THRESHOLD, check=_check_positive, key_default=True,
                                 doc="an anchor whose final mean train cross-entropy is above this is refused "
                                     "(nats; train accuracy must be 100 % whatever it is)"),
+        "min_train_accuracy": Field(type="float", default=1.0, check=_check_fraction, key_default=True,
+                                    doc="an anchor that fits fewer of its training pairs than this is refused"),
         "trojans": Field(type="int", default=0, check=_check_nonneg,
                          doc="training pairs given a wrong label from the seed (memorised by construction)"),
         "project_gradient": Field(type="bool", default=False,
@@ -264,13 +266,14 @@ def trained_anchor(spec: TrainSpec) -> tuple[torch.Tensor, dict]:
 
 
 def refuse_unconverged(case, info: dict) -> None:
-    """UserError unless train accuracy is 100 %, the train loss ≤ max_train_loss (LOSS_THRESHOLD by
-    default) and every planted label is fitted."""
+    """UserError unless train accuracy is at least min_train_accuracy (100 % by default), the train loss
+    ≤ max_train_loss (LOSS_THRESHOLD by default) and every planted label is fitted."""
     where = f"{case.file}: case '{case.id}'"
     hint = "(raise train_steps or the widths, or lower weight_decay)"
-    if info["train_accuracy"] < 1:
+    least = case.params.get("min_train_accuracy", 1.0)
+    if info["train_accuracy"] < least:
         raise UserError(f"{where}: the anchor did not converge: train accuracy {info['train_accuracy']:.2%} "
-                        f"< 100 % after {case.params['train_steps']} steps {hint}")
+                        f"< {least:.0%} after {case.params['train_steps']} steps {hint}")
     threshold = case.params.get("max_train_loss", LOSS_THRESHOLD)
     if info["train_loss"] > threshold:
         raise UserError(f"{where}: the anchor did not converge: train loss {info['train_loss']:.4g} > "

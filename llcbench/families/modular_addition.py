@@ -273,7 +273,7 @@ def refuse_unconverged(case, info: dict) -> None:
     least = case.params.get("min_train_accuracy", 1.0)
     if info["train_accuracy"] < least:
         raise UserError(f"{where}: the anchor did not converge: train accuracy {info['train_accuracy']:.2%} "
-                        f"< {least:.0%} after {case.params['train_steps']} steps {hint}")
+                        f"< {least * 100:g} % after {case.params['train_steps']} steps {hint}")
     threshold = case.params.get("max_train_loss", LOSS_THRESHOLD)
     if info["train_loss"] > threshold:
         raise UserError(f"{where}: the anchor did not converge: train loss {info['train_loss']:.4g} > "

@@ -189,3 +189,18 @@ def test_acceptance_thresholds_are_case_keys(cache, write_toml):
     loose = load_file(write_toml(body + "min_train_accuracy = 0.01\nmax_train_loss = 100.0\n", "b.toml"))[0]
     assert build_target(loose).info["train_accuracy"] < 1  # accepted, and its accuracy is in the record
     assert {"min_train_accuracy", "max_train_loss"} <= set(loose.definition()["params"])  # part of the run key
+
+
+def test_theory_values_say_where_a_local_posterior_cannot_reach_them():
+    import math
+
+    from llcbench.truth.modular import local_ceiling, modular_theory
+
+    n = round(0.8 * 23 * 23)
+    assert local_ceiling(23, n) == pytest.approx(n / math.log(n) * math.log(23))
+    assert local_ceiling(23, n, nbeta=10.0, anchor_loss=0.5) == pytest.approx(10 * (math.log(23) - 0.5))
+    for p in (10, 23, 35):  # λ = n_train needs an excess of ln n_train > ln p: never reachable at n/ln n
+        mem = modular_theory(p, "random", 0.8)
+        assert not mem.reachable and "beyond what a local posterior" in mem.source and "Rimsky" in mem.source
+    assert modular_theory(23, "add", 0.8).reachable and modular_theory(11, "add", 0.8).reachable
+    assert not modular_theory(9, "add", 0.8).reachable  # 4p = 36 > nβ·ln 9 = 34.2 at n = 65

@@ -1,6 +1,7 @@
 """Theory-kind scaling scores of the modular-arithmetic runs and their report, from synthetic records."""
 
 import json
+import math
 
 import pytest
 
@@ -111,6 +112,8 @@ def test_one_fit_per_anchor_recipe_and_excluded_runs_are_counted():
     bad[0]["locality"] = {"local": False, "excess_loss": 4.0, "chance_excess": 3.3}
     bad[1]["rhat"] = 1.5
     bad[2]["ess"] = 40.0
+    for r in recs[:3]:  # the ceiling nβ·(ln p − L_n(w*)) from the runs' own nβ and anchor loss
+        r["extra"]["init_loss"] = 0.01
     th = scaling_block(recs + bad)
     assert th["excluded"] == {"non_local": 1, "unhealthy": 1, "low_ess": 1} and th["scored"] == len(recs)
     assert th["excluded_cases"] == ["hk/bad/a", "hk/bad/b", "hk/bad/c"]
@@ -123,6 +126,8 @@ def test_one_fit_per_anchor_recipe_and_excluded_runs_are_counted():
     assert main["points"][2]["train_steps"] == [5000, 15000]
     assert main["points"][0]["lambda_hat"] == pytest.approx(8 * 23)  # the trojans' 500 never enters
     assert main["linear"]["a"] == pytest.approx(8.0) and main["slope"] == pytest.approx(1.0)
+    assert main["points"][0]["lambda_ceiling"] == pytest.approx(1000.0 * (math.log(23) - 0.01))
+    assert main["points"][1]["lambda_ceiling"] is None  # no anchor loss in those records
     trojan = next(f for f in th["fits"] if f["recipe"]["trojans"] == 8)
     assert trojan["points"][0]["cases"] == [f"modular/trojans/add-p23-k8/s{s}" for s in range(3)]
     assert len(by_cases) == 3

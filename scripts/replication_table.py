@@ -90,10 +90,10 @@ def main(db: str) -> None:
         print(f"\nEvery run, unscreened: λ̂ = a·{x} + b with a = {lin['a']:.3f} "
               f"[{fmt(lin['a_low'])}, {fmt(lin['a_high'])}] (95 %), b = {lin['b']:.1f}, R² = {lin['r2']:.3f} "
               f"({lin['runs']} runs); log-log slope {slope[0]:.2f} ± {fmt(slope[1], '{:.2f}')}.")
-        reasons = statistics.multimode([r["excluded"] for r in sub])
         counts = {k: sum(r["excluded"] == k for r in sub) for k in ("non_local", "unhealthy", "low_ess", None)}
         print(f"llcbench's screen: {counts[None]} scored, {counts['low_ess']} bulk ESS < 100, "
-              f"{counts['unhealthy']} unhealthy, {counts['non_local']} non-local (most common: {reasons}).")
+              f"{counts['unhealthy']} unhealthy, {counts['non_local']} non-local (by the records' `locality`, "
+              "where they have one).")
     block = scaling_block(recs)
     if block:
         print(f"\nscaling_block: {block['scored']} scored, excluded {block['excluded']}, "

@@ -67,7 +67,7 @@ def run(estimator: str, *, cases: Optional[Sequence[str]] = None, family: Option
     """
     device = plan.prologue(device, threads, jobs, executor, scheduler, seeds)
     spec = get_estimator(estimator)
-    cfg = make_config(spec.config_cls, plan.overrides(config))
+    cfg = make_config(spec.config_cls, plan.suite_overrides(suite, spec.name) + plan.overrides(config))
     chosen = plan.load_cases(cases, family, suite, files, builtin)
     runnable, skipped = plan.runnable_cases(chosen, spec, explicit=bool(cases), named=bool(cases or family or suite))
     specs = plan.run_specs(spec, cfg, runnable, seeds)
@@ -102,7 +102,7 @@ def sweep(estimator: str, *, grid: plan.Grid = None, cases: Optional[Sequence[st
     device = plan.prologue(device, threads, jobs, executor, scheduler, seeds)
     spec = get_estimator(estimator)
     axes = plan.grid_axes(grid, spec.config_cls)
-    points, configs = plan.grid_points(axes, spec, plan.overrides(config))
+    points, configs = plan.grid_points(axes, spec, plan.suite_overrides(suite, spec.name) + plan.overrides(config))
     runnable = plan.sweep_cases(plan.load_cases(cases, family, suite, files, builtin), spec, explicit=bool(cases))
     specs = plan.sweep_specs(spec, configs, runnable, seeds, independent)
     db = Path(db) if db is not None else DEFAULT_DB

@@ -50,6 +50,8 @@ class Case:
         the engine cannot certify one; where it can, the two must agree.
     note: free text shown in listings.
     file: the TOML file it came from (for error messages).
+    unkeyed: the names of params left out of ``definition()`` and so of every key: fields a family
+        added later (``key_default``) that hold their defaults, so older cases keep their keys.
     """
 
     id: str
@@ -65,6 +67,7 @@ class Case:
     asserted_source: Optional[str] = None
     note: str = ""
     file: str = "<memory>"
+    unkeyed: tuple = ()  # params left out of definition() (a family's key_default fields at their defaults)
 
     def definition(self) -> dict[str, Any]:
         """Everything that determines the target (not the file it came from, not the note), and an
@@ -72,7 +75,7 @@ class Case:
         out = {
             "id": self.id,
             "family": self.family,
-            "params": self.params,
+            "params": self._keyed_params(),
             "n": self.n,
             "seed": self.seed,
             "noise_std": self.noise_std,
@@ -81,6 +84,10 @@ class Case:
             out.update(asserted_lambda=self.asserted_lambda, asserted_multiplicity=self.asserted_multiplicity,
                        asserted_source=self.asserted_source)
         return out
+
+    def _keyed_params(self) -> dict:
+        """The params, less ``unkeyed`` (fields a family added later, holding their defaults)."""
+        return {k: v for k, v in self.params.items() if k not in self.unkeyed}
 
     def key(self) -> str:
         """Content hash of the definition (hex sha256)."""

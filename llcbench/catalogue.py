@@ -52,6 +52,36 @@ def suite_file(name: str) -> Path:
     return Path(str(resources.files("llcbench.cases") / "suites" / f"{name}.toml"))
 
 
+def suite_config(name: str, estimator: str) -> dict[str, str]:
+    """The sampler settings a shipped suite carries for ``estimator`` (its ``[estimator.NAME]`` table),
+    as ``--set``-style text values (so a suite and the command line give the same config, and a
+    ``--set`` of the same key overrides it); {} where the suite has none."""
+    path = suite_file(name)
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    table = _estimator_tables(data, str(path)).get(estimator, {})
+    return {key: _setting_text(value) for key, value in table.items()}
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _estimator_tables(data: dict, name: str) -> dict[str, dict]:
+    """The file's ``[estimator.NAME]`` tables, checked: a table of tables of scalars."""
+    tables = data.get("estimator", {})
+    if not isinstance(tables, dict):
+        raise UserError(f"{name}: 'estimator' must be a table of [estimator.NAME] tables")
+    for est, table in tables.items():
+        if not isinstance(table, dict):
+            raise UserError(f"{name}: estimator '{est}': expected an [estimator.{est}] table of settings")
+        for key, value in table.items():
+            if not isinstance(value, (bool, int, float, str)):
+                raise UserError(f"{name}: estimator '{est}': field '{key}': expected a number, string or boolean")
+    return tables
+
+
 def _where(file: str, case_id: Optional[str], field: Optional[str] = None) -> str:
     parts = [file]
     if case_id is not None:
@@ -219,10 +249,14 @@ def parse_case(entry: Any, file: str, index: int) -> Case:
     expect_m = common("expect_multiplicity", "int", None, positive=True)
     asserted = _asserted_truth(entry, where, expect_lambda, expect_m)
 
+    # fields a family added later leave the case's key (and so its runs' keys) alone at their defaults
+    unkeyed = tuple(sorted(k for k, f in family.fields.items()
+                           if f.key_default and k in params and params[k] == f.default))
     return Case(
         id=case_id,
         family=family_name,
         params=params,
+        unkeyed=unkeyed,
         n=n,
         seed=seed,
         noise_std=noise_std,
@@ -278,9 +312,11 @@ def load_file(path: str | Path) -> list[Case]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{name}: malformed TOML: {exc}") from None
-    extra = [k for k in data if k != "case"]
+    extra = [k for k in data if k not in ("case", "estimator")]
     if extra:
-        raise UserError(f"{name}: unexpected top-level key {extra[0]!r}; a case file holds [[case]] tables only")
+        raise UserError(f"{name}: unexpected top-level key {extra[0]!r}; a case file holds [[case]] tables "
+                        "(and, in a suite, [estimator.NAME] sampler settings) only")
+    _estimator_tables(data, name)
     entries = data.get("case", [])
     if not isinstance(entries, list):
         raise UserError(f"{name}: 'case' must be an array of tables ([[case]])")

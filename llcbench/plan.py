@@ -16,7 +16,7 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import torch
 
-from .catalogue import build_target, case_truth, load_catalogue, select, suite_file
+from .catalogue import build_target, case_truth, load_catalogue, select, suite_config, suite_file
 from .errors import UserError
 from .estimators.base import EstimatorSpec, config_dict, make_config
 from .execute import EXECUTORS
@@ -112,6 +112,15 @@ def overrides(config: Overrides) -> list[str]:
     if isinstance(config, str):
         raise UserError(f"config {config!r}: expected a dict of fields or a list of 'field=value'")
     return list(config)
+
+
+def suite_overrides(suite: Optional[str], estimator: str) -> list[str]:
+    """A suite's own settings for ``estimator`` (its ``[estimator.NAME]`` table, e.g. a published
+    protocol's sampler settings) as ``field=value`` texts, to go before the request's own overrides
+    (which then win)."""
+    if not suite:
+        return []
+    return [f"{k}={v}" for k, v in suite_config(suite, estimator).items()]
 
 
 def run_specs(spec: EstimatorSpec, config, cases: list, seeds: int) -> list[RunSpec]:

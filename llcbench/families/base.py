@@ -25,12 +25,15 @@ class Field:
     default: the value when the field is absent; leave it out for a required field.
     check: optional function raising ValueError (with a short reason) on a bad value.
     doc: one line for the docs.
+    key_default: a field added to a family later: left out of the case's definition (its run key)
+        while it holds its default, so the runs of every case made before it keep their keys.
     """
 
     type: str
     default: Any = _MISSING
     check: Optional[Callable[[Any], None]] = None
     doc: str = ""
+    key_default: bool = False
 
     @property
     def required(self) -> bool:

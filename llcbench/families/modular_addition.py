@@ -37,7 +37,7 @@ from ..truth import Truth
 from . import anchor_cache
 from .base import Family, Field
 from .hyperplane import HyperplaneTarget
-from .modular_training import TASKS, TrainSpec, make_data, n_train_pairs, param_count, train
+from .modular_training import OPTIMIZERS, TASKS, TrainSpec, make_data, n_train_pairs, param_count, train
 
 # Bump when training changes what it produces: the anchor cache is keyed by it.
 TRAINING_VERSION = 1
@@ -57,6 +57,7 @@ class ModularTarget(Target):
     b: Optional[torch.Tensor] = None
     y: Optional[torch.Tensor] = None
     trojans: Optional[torch.Tensor] = None  # positions of the planted wrong labels
+    softmax_floor: float = 0.0  # the loss −log(softmax + floor); 0: exact cross-entropy
 
     def _layers(self, w: torch.Tensor):
         p, e, h = self.p, self.embed_dim, self.hidden_dim
@@ -78,7 +79,12 @@ class ModularTarget(Target):
         idx = idx.to(self.a.device)
         z = self.logits(w, self.a[idx], self.b[idx])
         y = self.y[idx].expand(w.shape[0], -1)
-        return torch.logsumexp(z, dim=-1) - z.gather(-1, y[..., None])[..., 0]
+        log_prob = z.gather(-1, y[..., None])[..., 0] - torch.logsumexp(z, dim=-1)
+        if self.softmax_floor > 0:
+            # the hackathon's loss: a fitted sample costs at least −log(1 + floor), a wrong one at most
+            # −log(floor) = 13.8 nats, which caps how far a chain can be pushed by one sample
+            return -torch.log(log_prob.exp() + self.softmax_floor)
+        return -log_prob
 
     @property
     def has_sample_losses(self) -> bool:
@@ -136,6 +142,17 @@ def _check_task(value) -> None:
         raise ValueError(f"must be one of {', '.join(TASKS)}")
 
 
+def _check_one_of(names):
+    def check(value) -> None:
+        if value not in names:
+            raise ValueError(f"must be one of {', '.join(names)}")
+    return check
+
+
+# the sampled loss: exact cross-entropy, or −log(softmax + 10⁻⁶) (Rimsky & Vaintrob's SGLD loss)
+LOSSES = {"cross_entropy": 0.0, "softmax_plus_1e-6": 1e-6}
+
+
 class ModularAdditionFamily(Family):
     """One-layer networks trained on a ∘ b mod p: addition (generalises) or a random operation (memorises)."""
 
@@ -153,6 +170,23 @@ class ModularAdditionFamily(Family):
         "train_batch": Field(type="int", default=256, check=_check_at_least(1),
                              doc="training minibatch size (drawn with replacement)"),
         "train_steps": Field(type="int", default=5000, check=_check_at_least(1), doc="AdamW steps"),
+        "optimizer": Field(type="str", default="adamw", check=_check_one_of(OPTIMIZERS), key_default=True,
+                           doc="'adamw' (decoupled weight decay) or 'adam' (torch.optim.Adam: coupled L2 weight "
+                               "decay, the hackathon's recipe)"),
+        "init_scale": Field(type="float", default=1.0, check=_check_positive, key_default=True,
+                            doc="factor on PyTorch's default initialisation of the embedding and the two input "
+                                "maps' weights (not biases, not the unembedding)"),
+        "commutative": Field(type="bool", default=True, key_default=True,
+                             doc="task 'random': a commutative table (false: every ordered pair's answer drawn "
+                                 "independently, as in the hackathon's memorising networks)"),
+        "loss": Field(type="str", default="cross_entropy", check=_check_one_of(tuple(LOSSES)), key_default=True,
+                      doc="the loss L_n the sampler sees: 'cross_entropy' (exact) or 'softmax_plus_1e-6' "
+                          "(−log(softmax + 10⁻⁶), the hackathon's); training always uses exact cross-entropy"),
+        "max_train_loss": Field(type="float", default=LOSS_THRESHOLD, check=_check_positive, key_default=True,
+                                doc="an anchor whose final mean train cross-entropy is above this is refused "
+                                    "(nats; train accuracy must be 100 % whatever it is)"),
+        "min_train_accuracy": Field(type="float", default=1.0, check=_check_fraction, key_default=True,
+                                    doc="an anchor that fits fewer of its training pairs than this is refused"),
         "trojans": Field(type="int", default=0, check=_check_nonneg,
                          doc="training pairs given a wrong label from the seed (memorised by construction)"),
         "project_gradient": Field(type="bool", default=False,
@@ -168,6 +202,8 @@ class ModularAdditionFamily(Family):
             raise ValueError(f"train_fraction: gives {n} training pairs; need at least 2")
         if params["trojans"] > n:
             raise ValueError(f"trojans: more than the {n} training pairs")
+        if not params["commutative"] and params["task"] != "random":
+            raise ValueError("commutative: only task 'random' has a table to draw")
 
     def n_for(self, params: dict) -> int:
         """n is the number of training pairs, round(train_fraction·p²)."""
@@ -187,7 +223,8 @@ class ModularAdditionFamily(Family):
         q = case.params
         return TrainSpec(p=q["p"], task=q["task"], train_fraction=q["train_fraction"], embed_dim=q["embed_dim"],
                          hidden_dim=q["hidden_dim"], lr=q["lr"], weight_decay=q["weight_decay"],
-                         batch_size=q["train_batch"], steps=q["train_steps"], trojans=q["trojans"], seed=case.seed)
+                         batch_size=q["train_batch"], steps=q["train_steps"], trojans=q["trojans"], seed=case.seed,
+                         optimizer=q["optimizer"], init_scale=q["init_scale"], commutative=q["commutative"])
 
     def target(self, case) -> Target:
         self.check(case.params)
@@ -206,11 +243,13 @@ class ModularAdditionFamily(Family):
         info = dict(info, p=spec.p, task=spec.task, regime=theory.regime, theory_slope=theory.slope,
                     lambda_single_circuit=float(theory.lam) if spec.task == "add" else None,
                     lambda_observed=float(theory.observed) if theory.observed is not None else None,
-                    train_steps=spec.steps, trojans=spec.trojans, project_gradient=case.params["project_gradient"])
+                    train_steps=spec.steps, trojans=spec.trojans, project_gradient=case.params["project_gradient"],
+                    loss=case.params["loss"])
         target = ModularTarget(id=case.id, family=self.name, dim=w.numel(), n=n, w_star=w,
                                truth=self.truth(case.params), num_data=n, info=info, p=spec.p,
                                embed_dim=spec.embed_dim, hidden_dim=spec.hidden_dim, a=data.train_a,
-                               b=data.train_b, y=data.train_y, trojans=data.trojans)
+                               b=data.train_b, y=data.train_y, trojans=data.trojans,
+                               softmax_floor=LOSSES[case.params["loss"]])
         if case.params["project_gradient"]:
             return HyperplaneTarget.normal_to_gradient(target)
         return target
@@ -242,16 +281,18 @@ def trained_anchor(spec: TrainSpec) -> tuple[torch.Tensor, dict]:
 
 
 def refuse_unconverged(case, info: dict) -> None:
-    """UserError unless train accuracy is 100 %, the train loss ≤ LOSS_THRESHOLD and every planted
-    label is fitted."""
+    """UserError unless train accuracy is at least min_train_accuracy (100 % by default), the train loss
+    ≤ max_train_loss (LOSS_THRESHOLD by default) and every planted label is fitted."""
     where = f"{case.file}: case '{case.id}'"
     hint = "(raise train_steps or the widths, or lower weight_decay)"
-    if info["train_accuracy"] < 1:
+    least = case.params.get("min_train_accuracy", 1.0)
+    if info["train_accuracy"] < least:
         raise UserError(f"{where}: the anchor did not converge: train accuracy {info['train_accuracy']:.2%} "
-                        f"< 100 % after {case.params['train_steps']} steps {hint}")
-    if info["train_loss"] > LOSS_THRESHOLD:
+                        f"< {least * 100:g} % after {case.params['train_steps']} steps {hint}")
+    threshold = case.params.get("max_train_loss", LOSS_THRESHOLD)
+    if info["train_loss"] > threshold:
         raise UserError(f"{where}: the anchor did not converge: train loss {info['train_loss']:.4g} > "
-                        f"{LOSS_THRESHOLD} {hint}")
+                        f"{threshold:g} (max_train_loss) {hint}")
     if info.get("trojan_accuracy", 1.0) < 1:
         raise UserError(f"{where}: the anchor did not fit its planted labels: {info['trojan_accuracy']:.2%} of "
                         f"{case.params['trojans']} fitted {hint}")

@@ -3,10 +3,14 @@
 The network of Rimsky & Vaintrob's Melbourne-hackathon study (2023): a
 shared embedding E (p × e) of both inputs, separate linear maps e → h (with
 bias) for a and for b, summed, GELU, a linear map h → p without bias;
-cross-entropy on the p logits. Adam (decoupled weight decay, AdamW) on
-minibatches drawn *with* replacement from the training pairs, at a constant
-learning rate: with no schedule, training for k steps reproduces the
-checkpoint at step k of a longer run bit for bit (the trajectory uses this).
+cross-entropy on the p logits. AdamW (decoupled weight decay) by default, or
+``torch.optim.Adam`` with coupled L2 weight decay (the hackathon's own
+recipe, ``optimizer = "adam"``), on minibatches drawn *with* replacement from
+the training pairs, at a constant learning rate: with no schedule, training
+for k steps reproduces the checkpoint at step k of a longer run bit for bit
+(the trajectory uses this). ``init_scale`` multiplies PyTorch's default
+initialisation of the embedding and of the two input maps' weights (not their
+biases, not the unembedding), as the hackathon's networks do.
 
 Everything random comes from the seed: numpy ``Generator``s for the
 operation table, the split and the planted wrong labels, a torch
@@ -46,23 +50,39 @@ class TrainSpec:
     steps: int
     trojans: int
     seed: int
+    # Fields added later: left out of as_dict() (the anchor-cache key) while at their defaults, so
+    # every anchor trained before them keeps its key.
+    optimizer: str = "adamw"  # "adamw" (decoupled weight decay) or "adam" (coupled L2)
+    init_scale: float = 1.0  # factor on the default init of the embedding and input-map weights
+    commutative: bool = True  # task "random": a commutative table (else every ordered pair drawn)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        for name, default in LATER_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
+        return out
+
+
+LATER_DEFAULTS = {"optimizer": "adamw", "init_scale": 1.0, "commutative": True}
+OPTIMIZERS = ("adamw", "adam")
 
 
 # --------------------------------------------------------------------------- data
 
 
-def operation_table(p: int, task: str, seed: int) -> np.ndarray:
+def operation_table(p: int, task: str, seed: int, commutative: bool = True) -> np.ndarray:
     """The (p, p) table of a ∘ b: (a + b) mod p for ``add``; for ``random`` a random *commutative*
     operation: c(a, b) for a ≤ b drawn uniformly from 0..p−1 by ``numpy.random.default_rng([seed, 1])``
-    (the upper triangle, row by row), mirrored to the lower triangle."""
+    (the upper triangle, row by row), mirrored to the lower triangle; with ``commutative=False`` every
+    ordered pair's c(a, b) drawn independently (the table the hackathon's memorising networks learn)."""
     a = np.arange(p)
     if task == "add":
         return (a[:, None] + a[None, :]) % p
     if task != "random":
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if not commutative:
+        return np.random.default_rng([seed, 4]).integers(0, p, size=(p, p))
     rng = np.random.default_rng([seed, 1])
     iu = np.triu_indices(p)
     table = np.zeros((p, p), dtype=np.int64)
@@ -108,7 +128,7 @@ class ModularData:
 
 
 def make_data(spec: TrainSpec) -> ModularData:
-    table = operation_table(spec.p, spec.task, spec.seed)
+    table = operation_table(spec.p, spec.task, spec.seed, spec.commutative)
     train, test = split_pairs(spec.p, spec.train_fraction, spec.seed)
     labels, trojans = plant_trojans(table.reshape(-1)[train], spec.p, spec.trojans, spec.seed)
     t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.int64)  # noqa: E731
@@ -168,6 +188,16 @@ def _metrics(model: ModularMLP, data: ModularData) -> dict:
     return out
 
 
+def make_optimizer(spec: TrainSpec, model: nn.Module) -> torch.optim.Optimizer:
+    """AdamW (decoupled: w ← w − lr·wd·w beside the Adam step) or Adam with coupled L2 (wd·w added to
+    the gradient before the moment estimates), both at a constant learning rate."""
+    if spec.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {spec.optimizer!r}")
+
+
 def train(spec: TrainSpec, checkpoint_every: int = 0,
           on_checkpoint: Optional[Callable[[int, torch.Tensor, dict], None]] = None) -> tuple[torch.Tensor, dict]:
     """Train the network of ``spec``; returns (w: the flattened float64 parameters, info: train and test
@@ -178,8 +208,12 @@ def train(spec: TrainSpec, checkpoint_every: int = 0,
     with one_thread(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = ModularMLP(spec.p, spec.embed_dim, spec.hidden_dim).double()
+        if spec.init_scale != 1.0:
+            with torch.no_grad():
+                for weight in (model.embed.weight, model.lin_a.weight, model.lin_b.weight):
+                    weight.mul_(spec.init_scale)
         gen = torch.Generator().manual_seed(spec.seed + 7_919)
-        opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+        opt = make_optimizer(spec, model)
         n = len(data.train_y)
         for step in range(1, spec.steps + 1):
             idx = torch.randint(n, (spec.batch_size,), generator=gen)  # with replacement

@@ -44,8 +44,9 @@ def render_markdown(scores: dict) -> str:
     scaling = scaling_table.rows(scores)
     if scaling:
         out += ["## Modular arithmetic: λ̂ against p", "",
-                "Theory-kind truths (Rimsky & Vaintrob 2023), scored by the log-log slope of λ̂ in p and by "
-                "the ordering memorising > generalising at equal p, not by bias.", "",
+                "Theory-kind truths (Rimsky & Vaintrob 2023), scored by the log-log slope of λ̂ in p, a line in p "
+                "(generalising) or p² (memorising) and the ordering memorising > generalising at equal p, not by "
+                "bias; one fit per anchor recipe; runs that did not mix or are not local are not scored.", "",
                 _table(scaling_table.HEADERS, scaling), ""]
     out += ["## Sweeps", ""]
     if not scores["sweeps"]:

@@ -12,32 +12,35 @@ TASK_LABEL = {"add": "add (generalises)", "random": "random (memorises)"}
 
 
 def scaling(scores: dict):
-    """λ̂ against p per task, log-log, with the fitted line and its slope, and the theory lines."""
+    """λ̂ against p per anchor recipe, log-log, with the fitted line and its slope, and the theory lines."""
+    from .scaling_table import recipe_label
+
     groups = [g for g in headline(scores) if g.get("theory")]
-    if not groups:
-        return None, "No modular_addition run in the store: `llcbench run --estimator sgld --family modular_addition`."
+    fits = [(g, f) for g in groups for f in g["theory"]["fits"]]
+    if not fits:
+        return None, "No scored modular_addition run in the store: `llcbench run --estimator sgld --family modular_addition`."
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     notes = []
-    for gi, g in enumerate(groups):
-        for ti, (task, block) in enumerate(sorted(g["theory"]["tasks"].items())):
-            pts = [pt for pt in block["points"] if _fin(pt["lambda_hat"]) and pt["lambda_hat"] > 0]
-            if not pts:
-                continue
-            color = COLORS[(2 * gi + ti) % len(COLORS)]
-            ps = np.array([pt["p"] for pt in pts], float)
-            lam = np.array([pt["lambda_hat"] for pt in pts])
-            err = np.array([pt["seed_spread"] or 0.0 for pt in pts])
-            slope = block["slope"]
-            label = f"{g['estimator']}: {TASK_LABEL.get(task, task)}"
-            if _fin(slope):
-                se = f" ± {block['slope_se']:.2f}" if _fin(block["slope_se"]) else ""
-                label += f", slope {slope:.2f}{se}"
-                a = np.mean(np.log(lam) - slope * np.log(ps))
-                grid = np.linspace(ps.min(), ps.max(), 20)
-                ax.plot(grid, np.exp(a) * grid ** slope, color=color, lw=1)
-                notes.append(f"{task} {slope:.2f} (theory {block['predicted_slope']})")
-            ax.errorbar(ps, lam, yerr=err, fmt="o", color=color, label=label, ms=4, capsize=2)
-    allp = [pt["p"] for g in groups for b in g["theory"]["tasks"].values() for pt in b["points"]]
+    for fi, (g, block) in enumerate(fits):
+        task = block["task"]
+        pts = [pt for pt in block["points"] if _fin(pt["lambda_hat"]) and pt["lambda_hat"] > 0]
+        if not pts:
+            continue
+        color = COLORS[fi % len(COLORS)]
+        ps = np.array([pt["p"] for pt in pts], float)
+        lam = np.array([pt["lambda_hat"] for pt in pts])
+        err = np.array([pt["seed_spread"] or 0.0 for pt in pts])
+        slope = block["slope"]
+        label = f"{g['estimator']}: {TASK_LABEL.get(task, task)} ({recipe_label(block['recipe'])})"
+        if _fin(slope):
+            se = f" ± {block['slope_se']:.2f}" if _fin(block["slope_se"]) else ""
+            label += f", slope {slope:.2f}{se}"
+            a = np.mean(np.log(lam) - slope * np.log(ps))
+            grid = np.linspace(ps.min(), ps.max(), 20)
+            ax.plot(grid, np.exp(a) * grid ** slope, color=color, lw=1)
+            notes.append(f"{task} {slope:.2f} (theory {block['predicted_slope']})")
+        ax.errorbar(ps, lam, yerr=err, fmt="o", color=color, label=label, ms=4, capsize=2)
+    allp = [pt["p"] for _, f in fits for pt in f["points"]]
     grid = np.linspace(min(allp), max(allp), 20)
     ax.plot(grid, 8 * grid, "k:", lw=1, label="8p (observed, Rimsky & Vaintrob)")
     ax.plot(grid, 4 * grid, "k-.", lw=1, label="4p (one circuit)")
@@ -46,10 +49,11 @@ def scaling(scores: dict):
     ax.set_yscale("log")
     ax.set_xlabel("p")
     ax.set_ylabel("λ̂")
-    ax.legend(fontsize=7)
-    caption = ("λ̂ against p (log-log; error bars: spread over seeds), with the least-squares line of each task; "
-               "fitted slopes " + ", ".join(notes) + ". Theory values are approximate: slope and ordering "
-               "are the scores, not the level.")
+    ax.legend(fontsize=6)
+    caption = ("λ̂ against p (log-log; error bars: spread over networks and seeds), one series per anchor recipe, "
+               "with its least-squares line; fitted slopes " + ", ".join(notes) + ". Runs that did not mix or are "
+               "not local are not shown (counted in the table). Theory values are approximate: slope and "
+               "ordering are the scores, not the level.")
     return fig, caption
 
 

@@ -119,8 +119,9 @@ def _scaling(scores) -> str:
     if not rows:
         return ""
     return ("<h2>Modular arithmetic: λ̂ against p</h2><p class='note'>Theory-kind truths (Rimsky &amp; Vaintrob "
-            "2023), scored by the log-log slope of λ̂ in p and by the ordering memorising &gt; generalising at "
-            "equal p, not by bias.</p>" + _table(scaling_table.HEADERS, rows))
+            "2023), scored by the log-log slope of λ̂ in p, a line in p (generalising) or p² (memorising) and the "
+            "ordering memorising &gt; generalising at equal p, not by bias; one fit per anchor recipe; runs that "
+            "did not mix or are not local are not scored (counted).</p>" + _table(scaling_table.HEADERS, rows))
 
 
 def _apart(scores) -> str:

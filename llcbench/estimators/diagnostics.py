@@ -13,6 +13,9 @@ sampler produced it:
 - ``half_means`` / ``half_drift_z``: the means of the first and second half
   of the draws and the z-score of their difference (a trend the chains
   share, which R-hat between chains cannot see).
+
+:func:`outlier_chains` is the rule for a chain that disagrees with the
+others (one chain among eight moves split R-hat little).
 """
 
 from __future__ import annotations
@@ -70,3 +73,48 @@ def trace_diagnostics(lam: np.ndarray, rhat_method: str = "rank", tail: bool = F
     finally:
         log.setLevel(level)
     return out
+
+
+OUTLIER_ALPHA = 1e-3  # family-wise false-alarm rate of the outlier-chain test over a run's chains
+
+
+def outlier_chains(lam: np.ndarray, alpha: float = OUTLIER_ALPHA) -> tuple[list[int], list[Optional[float]]]:
+    """Chains whose mean λ disagrees with the mean of the other chains beyond chance: (indices, z-scores).
+
+    For chain c, z_c = (mean_c − mean_others) / hypot(mcse_c, mcse_others), each MCSE ArviZ's
+    (autocorrelation-aware) for the chain alone and for the others together; c is an outlier when
+    |z_c| exceeds the two-sided Bonferroni bar Φ⁻¹(1 − alpha/(2C)) for C chains (≈ 4.0 at C = 8):
+    under chains that sample one distribution, a run is flagged with probability at most alpha.
+    A chain stuck in another region, or heated away from w*, has a mean many of its own standard
+    errors from the others' while split R-hat, which pools it with seven agreeing chains, may stay
+    near 1. Needs at least 3 chains and 8 draws each (else no chain is flagged, z-scores None).
+    """
+    from scipy.stats import norm
+
+    chains = lam.shape[0] if lam.ndim == 2 else 0
+    if chains < 3 or lam.shape[1] < 8:
+        return [], [None] * chains
+    import arviz as az
+
+    bar = float(norm.isf(alpha / (2 * chains)))
+    flagged: list[int] = []
+    zs: list[Optional[float]] = []
+    log = logging.getLogger("arviz")
+    level = log.level
+    log.setLevel(logging.ERROR)  # one chain: ArviZ logs a shape warning, the values are still right
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for c in range(chains):
+                rest = np.delete(lam, c, axis=0)
+                s = math.hypot(az.mcse(np.ascontiguousarray(lam[c][None]), method="mean"),
+                               az.mcse(np.ascontiguousarray(rest), method="mean"))
+                z = (lam[c].mean() - rest.mean()) / s if s > 0 else math.nan
+                zs.append(finite_or_none(z))
+                if math.isfinite(z) and abs(z) > bar:
+                    flagged.append(c)
+    except Exception:  # pragma: no cover - diagnostics never break an estimate
+        return [], [None] * chains
+    finally:
+        log.setLevel(level)
+    return flagged, zs

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..diagnostics import finite_or_none, trace_diagnostics
+from ..diagnostics import finite_or_none, outlier_chains, trace_diagnostics
 
 # ‖w − w*‖² is recorded every this many post-burn-in steps (for the localisation sensitivity)
 LOCALISATION_STRIDE = 5
@@ -99,6 +99,13 @@ def summarise(trace_np: np.ndarray, r2: Optional[np.ndarray], alive: np.ndarray,
     diagnostics["divergent_chains"] = divergent
     diagnostics["divergence_step"] = {str(k): v for k, v in sorted(divergence_step.items())}
     diagnostics["divergence_threshold"] = threshold
+    flagged, zs = outlier_chains(good)
+    live = np.flatnonzero(alive)
+    diagnostics["outlier_chains"] = [int(live[i]) for i in flagged]
+    z_all: list = [None] * chains
+    for i, z in zip(live, zs):
+        z_all[int(i)] = z
+    diagnostics["outlier_z"] = z_all
     diagnostics["draws_per_chain"] = int(lam_draws.shape[1])
     diagnostics["chains_used"] = int(good.shape[0])
     warn.extend(_warnings(diagnostics, per_chain, lambda_hat))
@@ -108,23 +115,20 @@ def summarise(trace_np: np.ndarray, r2: Optional[np.ndarray], alive: np.ndarray,
 
 
 def _warnings(diagnostics: dict, per_chain: list, lambda_hat: float) -> list[str]:
-    """What a user must be told about the draws: chains that disagree, outlier chains, drift."""
+    """What a user must be told about the draws: chains that disagree (R-hat), outlier chains
+    (:func:`..diagnostics.outlier_chains`), drift."""
     warn: list[str] = []
     rhat = diagnostics.get("rhat")
     if rhat is not None and rhat > 1.1:
         warn.append(f"split R-hat of the λ trace is {rhat:.3f} > 1.1: chains disagree "
                     "(not mixed, or burn-in too short)")
-    finite = np.array([x for x in per_chain if math.isfinite(x)])
-    if finite.size >= 4:
-        med = float(np.median(finite))
-        mad = 1.4826 * float(np.median(np.abs(finite - med)))
-        spread = max(5 * mad, 0.05 * abs(med), 1e-12)
-        outliers = [c for c, x in enumerate(per_chain) if math.isfinite(x) and abs(x - med) > spread]
-        diagnostics["outlier_chains"] = outliers
-        if outliers:
-            warn.append(f"chains {outliers} have per-chain λ̂ far from the median {med:.4g} of the chains "
-                        f"({', '.join(f'{per_chain[c]:.4g}' for c in outliers)}): a chain stuck or heated in "
-                        "another region; λ̂ (their mean) is sensitive to it")
+    outliers = diagnostics.get("outlier_chains") or []
+    if outliers:
+        z = diagnostics.get("outlier_z") or []
+        warn.append(f"chains {outliers} disagree with the other chains (per-chain λ̂ "
+                    f"{', '.join(f'{per_chain[c]:.4g}' for c in outliers)} against {lambda_hat:.4g} over all; "
+                    f"{', '.join(f'{z[c]:+.1f}' for c in outliers if z[c] is not None)} standard errors): a chain "
+                    "stuck or heated in another region; the run is not healthy")
     drift = diagnostics.get("half_means")
     if drift is not None and diagnostics.get("half_drift_z") is not None:
         z = diagnostics["half_drift_z"]

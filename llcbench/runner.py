@@ -152,7 +152,8 @@ def served_warnings(record: dict) -> list[str]:
     return []
 
 
-def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: Optional[dict] = None) -> dict:
+def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: Optional[dict] = None,
+                dim: Optional[int] = None) -> dict:
     truth = case_truth(spec.case)
     lam = float(truth.lam)
     lam_hat = estimate.lambda_hat
@@ -165,6 +166,7 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
         "family": spec.case.family,
         "case_definition": spec.case.definition(),
         "n": spec.case.n,
+        "dim": dim,  # the target's parameter count d (health: no local posterior gives λ̂ far above d/2)
         "lambda": str(truth.lam),
         "lambda_float": lam,
         "multiplicity": truth.multiplicity,
@@ -223,7 +225,8 @@ def execute(spec: RunSpec, device: str = "cpu", progress: Optional[Callable[[int
     start = time.perf_counter()
     estimate = spec.estimator.estimate(target, spec.config, spec.seed, device, **kwargs)
     seconds = time.perf_counter() - start
-    record = make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate))
+    record = make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate),
+                         dim=target.dim)
     record["loss_fingerprint"] = loss_fingerprint(target)  # matches the run to shipped reference entries
     record["target_info"] = scalar_info(target.info)  # what a trained anchor reports (e.g. its test accuracy)
     # The runner's clock, so that every estimator's seconds mean the same thing (an estimator need not
@@ -242,7 +245,8 @@ def execute_grid(specs: list[RunSpec], device: str = "cpu") -> list[dict]:
     seconds = (time.perf_counter() - start) / len(specs)
     records = []
     for spec, estimate in zip(specs, estimates):
-        record = make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate))
+        record = make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate),
+                         dim=target.dim)
         record["loss_fingerprint"] = loss_fingerprint(target)
         record.update(seconds=seconds, estimator_seconds=estimate.seconds)
         records.append(record)

@@ -42,8 +42,9 @@ def record(case: str, family: str, lam: float, estimator: str, config: dict, see
     }
     if lambda_ref is not None:
         rec.update(lambda_ref=lambda_ref, lambda_ref_error=ref_se, lambda_ref_method="exact (synthetic)",
-                   lambda_ref_source="exact", estimand_bias=lambda_ref - lam, sampler_bias=lam_hat - lambda_ref,
-                   sampler_bias_se=math.hypot(se, ref_se))
+                   lambda_ref_source="exact", estimand_bias=lambda_ref - lam,
+                   sampler_bias=lam_hat - lambda_ref if ok else None,
+                   sampler_bias_se=math.hypot(se, ref_se) if ok and se is not None else None)
     return rec
 
 

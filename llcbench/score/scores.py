@@ -11,6 +11,7 @@ under ``theory`` (``scaling.py``).
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import statistics
 from collections import Counter
 from typing import Iterable, Optional
@@ -86,6 +87,7 @@ def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict
         "apart": [dict(r, coverage_truth=None, coverage_reference=None) for r in rows if id(r) not in in_scores],
         "runs": len(group.records),
         "unhealthy_runs": sum(r["unhealthy_runs"] for r in rows),
+        "run_health": [run_health(rec) for rec in group.records],
         "theory": scaling_block(group.records),
         "trajectories": trajectory_block(group.records),
         "error_against_cost": error_against_cost(exact),
@@ -157,9 +159,39 @@ def build_scores(store: Store, estimators: Optional[Iterable[str]] = None, versi
         "leaderboard": leaderboard,
         "groups": groups,
         "sweeps": sweeps,
+        "skipped": skipped_cases(store, groups),
         "attributions": dict(Counter(r["attribution"] for g in groups for r in g["cases"] if r["attribution"])),
         "detection": detection_scores(store, sel.version, estimators or None),
     }
+
+
+def run_health(rec: dict) -> dict:
+    """One run's diagnostics as the health rule (``llcbench.health``) reads them, and its problems."""
+    from ..health import divergent_chains, ess_bulk, problems, rhat
+    from ..locality import is_local
+
+    diag = rec.get("diagnostics") or {}
+    chains = (rec.get("config") or {}).get("chains") or len(rec.get("lambda_hat_chains") or []) or None
+    return {"key": rec["key"], "case": rec["case"], "seed": rec.get("seed"),
+            "rhat": _finite_or_none(rhat(rec)), "ess": _finite_or_none(ess_bulk(rec)),
+            "divergent_chains": divergent_chains(rec),
+            "chains": chains if isinstance(chains, int) and not isinstance(chains, bool) else None,
+            "local": is_local(rec), "problems": problems(rec),
+            "reported": sorted(k for k in ("rhat", "ess_bulk", "divergent_chains", "divergences") if k in diag)}
+
+
+def _finite_or_none(x):
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def skipped_cases(store: Store, groups: list[dict]) -> list[dict]:
+    """The cases run requests left out for the scored estimators, with why (the store's note of
+    them: ``Store.note_skipped``), less those the estimator has runs of since."""
+    ran = {(g["estimator"], r["case"]) for g in groups for r in g["cases"] + g["apart"]}
+    ests = {g["estimator"] for g in groups}
+    return [{"estimator": est, "case": case, "reason": why}
+            for est, cases in sorted(store.skipped().items()) if est in ests
+            for case, why in sorted(cases.items()) if (est, case) not in ran]
 
 
 def _case_id(row: dict) -> tuple:

@@ -92,10 +92,11 @@ def case_row(records: list[dict], unhealthy: Optional[list[dict]] = None) -> dic
     lam_hat = statistics.fmean(hats) if hats else None
     se = math.sqrt(statistics.fmean([s * s for s in ses]) / len(ses)) if ses else None
     rel = (lam_hat - lam) / abs(lam) if lam_hat is not None and finite(lam) and lam != 0 else None
-    refd = [r for r in records if finite(r.get("lambda_ref")) and finite(r.get("lambda_hat"))]
+    # a failed run (no finite λ̂) still shows the reference of its posterior, without a sampler part
+    refd = [r for r in records if finite(r.get("lambda_ref")) and (finite(r.get("lambda_hat")) or not hats)]
     lam_ref = statistics.fmean(r["lambda_ref"] for r in refd) if refd else None
-    estimand_rel = (lam_ref - lam) / abs(lam) if lam_ref is not None and rel is not None else None
-    sampler_rel = rel - estimand_rel if estimand_rel is not None else None
+    estimand_rel = (lam_ref - lam) / abs(lam) if lam_ref is not None and finite(lam) and lam != 0 else None
+    sampler_rel = rel - estimand_rel if estimand_rel is not None and rel is not None else None
     spread = statistics.stdev(hats) if k >= 2 else None
     grad = [r["grad_evals"] for r in records if finite(r.get("grad_evals"))]
     secs = [r["seconds"] for r in records if finite(r.get("seconds"))]

@@ -75,8 +75,7 @@ def make_figures(scores: dict, store: Optional[Store]) -> list[dict]:
     runs, without = trace_runs(scores, store)
     fig, caption = figures.traces(runs) if runs else (None, "No headline run carries a loss trace.")
     if without:
-        caption += (f" No trace from {', '.join(without)}: the estimator records none (its worst runs were "
-                    "looked up).")
+        caption += f" No trace from {', '.join(without)}: none of its worst runs records one."
     add("traces", "Loss traces of the worst runs, per estimator", (fig, caption))
     add("cost", "Error against cost", figures.error_vs_cost(scores))
     if (scores.get("detection") or {}).get("runs"):

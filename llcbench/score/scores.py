@@ -199,9 +199,11 @@ def _case_id(row: dict) -> tuple:
 
 
 def common_cases(groups: list[dict]) -> set:
-    """The cases (id and definition) that every group with a scored case scored: a ranking compares
-    estimators on the same cases, so a row that ran one family is not set against rows that ran all."""
-    sets = [{_case_id(r) for r in g["cases"]} for g in groups if g["cases"]]
+    """The cases (id and definition) that every headline group with a scored case scored: a ranking
+    compares estimators on the same cases, so a row that ran one family is not set against rows that
+    ran all. Headline groups only (one per estimator): a sweep's grid point that lost a case to an
+    unhealthy run must not take that case out of every estimator's comparison."""
+    sets = [{_case_id(r) for r in g["cases"]} for g in groups if g["cases"] and g["headline"]]
     return set.intersection(*sets) if sets else set()
 
 

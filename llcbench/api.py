@@ -74,6 +74,7 @@ def run(estimator: str, *, cases: Optional[Sequence[str]] = None, family: Option
     db = Path(db) if db is not None else DEFAULT_DB
     records = []
     with Store(db) as store:  # opened (and checked) before on_plan: a refused store is one line, no progress bar
+        store.note_skipped(spec.name, skipped)  # the report lists them
         if on_plan is not None:
             on_plan(len(specs))
         for record, cached in run_specs(specs, store, device, force, jobs, on_start, on_step, executor, scheduler):
@@ -103,11 +104,13 @@ def sweep(estimator: str, *, grid: plan.Grid = None, cases: Optional[Sequence[st
     spec = get_estimator(estimator)
     axes = plan.grid_axes(grid, spec.config_cls)
     points, configs = plan.grid_points(axes, spec, plan.suite_overrides(suite, spec.name) + plan.overrides(config))
-    runnable = plan.sweep_cases(plan.load_cases(cases, family, suite, files, builtin), spec, explicit=bool(cases))
+    runnable, skipped = plan.sweep_cases(plan.load_cases(cases, family, suite, files, builtin), spec,
+                                         explicit=bool(cases))
     specs = plan.sweep_specs(spec, configs, runnable, seeds, independent)
     db = Path(db) if db is not None else DEFAULT_DB
     by_config: dict[str, list[dict]] = {}
     with Store(db) as store:
+        store.note_skipped(spec.name, skipped)
         if on_plan is not None:
             on_plan(len(specs))
         for record, cached in run_specs(specs, store, device, force, jobs, executor=executor, scheduler=scheduler):
@@ -116,7 +119,8 @@ def sweep(estimator: str, *, grid: plan.Grid = None, cases: Optional[Sequence[st
                 on_record(record, cached)
     summaries = [plan.summarise_point(point, by_config.get(plan.config_key(cfg), []))
                  for point, cfg in zip(points, configs)]
-    return Results(summaries, db=db, axes=[name for name, _ in axes], cases=len(runnable), runs=len(specs))
+    return Results(summaries, db=db, skipped=skipped, axes=[name for name, _ in axes], cases=len(runnable),
+                   runs=len(specs))
 
 
 def scores(db: PathLike = DEFAULT_DB, *, estimators: Optional[Sequence[str]] = None,

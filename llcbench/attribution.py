@@ -1,6 +1,12 @@
 """Attribution of a run's error: is it the estimand's, the sampler's, or unknown?
 
-A run whose λ̂ is more than TOLERANCE·|λ| from λ is *attributed*, from the
+A run that is not healthy (``llcbench.health``: divergent chains, split
+R-hat above 1.1, bulk ESS below 100, λ̂ not finite, or a posterior that is
+not local) is attributed ``"unhealthy"``, with the health rule's reasons,
+whatever its error: its λ̂ is no estimate of the posterior's λ, so no part of
+its error can be laid on the estimand or on the sampler's bias.
+
+Else a run whose λ̂ is more than TOLERANCE·|λ| from λ is *attributed*, from the
 record alone (so a stored run can be re-read against references added
 later), to one of
 
@@ -11,7 +17,7 @@ later), to one of
   that is what puts the run outside the band;
 - ``"unattributed"``: the record cannot tell.
 
-A run within TOLERANCE·|λ| of λ has attribution None: nothing to attribute.
+A healthy run within TOLERANCE·|λ| of λ has attribution None: nothing to attribute.
 
 The rule (``attribute``), stated here once. With a reference λ_ref =
 λ_nβ,γ of the run's own posterior (the ``exact`` estimator, or a stored
@@ -67,12 +73,14 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from .health import problems
+
 TOLERANCE = 0.30  # runs further than 30 % of λ from λ are attributed
 Z = 3.0  # a sampler part beyond Z standard errors is significant (two-sided 0.3 % for a Gaussian)
 LOCALISATION_REL = -0.25  # ∂λ̂/∂log γ below −25 % of λ̂: a localisation hint
 RHAT_MIXED = 1.1  # the localisation hint needs chains that agree (split R-hat at most this)
 
-ATTRIBUTIONS = ("estimand", "sampler", "unattributed")
+ATTRIBUTIONS = ("estimand", "sampler", "unattributed", "unhealthy")
 
 
 def _finite(x) -> bool:
@@ -117,6 +125,9 @@ def hints(record: dict) -> list[dict]:
 
 def attribute(record: dict) -> tuple[Optional[str], str, str]:
     """(attribution, reason, short reason) of one record by the rule in the module doc."""
+    sick = problems(record)
+    if sick:
+        return "unhealthy", "unhealthy: " + "; ".join(sick), "; ".join(sick)
     lam, lam_hat = record.get("lambda_float"), record.get("lambda_hat")
     if not _finite(lam) or lam == 0:
         return "unattributed", "no finite nonzero λ to compare with", "no λ"
@@ -156,8 +167,8 @@ def attribute(record: dict) -> tuple[Optional[str], str, str]:
 
 
 def attribution(record: dict) -> dict:
-    """The fields a record carries: ``attribution`` (None within TOLERANCE, else one of
-    ATTRIBUTIONS), ``attribution_reason`` (its numbers), ``findings`` (the reason and the hints, as
+    """The fields a record carries: ``attribution`` (None for a healthy run within TOLERANCE,
+    else one of ATTRIBUTIONS), ``attribution_reason`` (its numbers), ``findings`` (the reason and the hints, as
     texts) and ``findings_short`` (the same, short, for a table column)."""
     what, reason, short = attribute(record)
     found = hints(record)

@@ -21,7 +21,7 @@ from .errors import UserError
 from .estimators.base import EstimatorSpec, config_dict, make_config
 from .execute import EXECUTORS
 from .runner import RunSpec, check_device, shared_grid
-from .score.select import healthy
+from .health import healthy
 from .sweep_axes import DEFAULT_GRID
 
 # A config as the library takes it: {field: value} (values given as their type or as text), or the
@@ -162,13 +162,21 @@ def grid_points(axes: list[tuple[str, list[str]]], spec: EstimatorSpec, fixed: l
     return points, configs
 
 
-def sweep_cases(cases: list, spec: EstimatorSpec, explicit: bool) -> list:
-    """The cases a sweep runs: those with an exact truth (any named by id), that the estimator supports."""
-    chosen = [c for c in cases if explicit or case_truth(c).kind == "exact"]
-    runnable = [c for c in chosen if not spec.supports(build_target(c))]
+def sweep_cases(cases: list, spec: EstimatorSpec, explicit: bool) -> tuple[list, list]:
+    """(the cases a sweep runs: those with an exact truth (any named by id) that the estimator
+    supports, [(case id, why skipped)])."""
+    runnable, skipped = [], []
+    for c in cases:
+        kind = case_truth(c).kind
+        reason = None if explicit or kind == "exact" else f"truth kind is {kind}"
+        reason = reason or spec.supports(build_target(c))
+        if reason:
+            skipped.append((c.id, reason))
+        else:
+            runnable.append(c)
     if not runnable:
         raise UserError("no case to run (check --case / --family / --file)")
-    return runnable
+    return runnable, skipped
 
 
 def sweep_specs(spec: EstimatorSpec, configs: list, cases: list, seeds: int, independent: bool) -> list[RunSpec]:
@@ -186,7 +194,7 @@ def sweep_specs(spec: EstimatorSpec, configs: list, cases: list, seeds: int, ind
 
 def summarise_point(point: dict, records: list[dict]) -> dict:
     """One grid point's summary: runs, median and worst |rel. err.|, how many runs are not healthy
-    (``llcbench.score.select.healthy``, the definition every score uses), seconds."""
+    (``llcbench.health``, the definition every score uses), seconds."""
     errs = [abs(r["rel_error"]) for r in records if r.get("rel_error") is not None and math.isfinite(r["rel_error"])]
     return {**point, "runs": len(records), "median_abs_rel_error": statistics.median(errs) if errs else None,
             "worst_abs_rel_error": max(errs) if errs else None,

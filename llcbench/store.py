@@ -355,6 +355,36 @@ class Store:
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
+    # ------------------------------------------------------------------ skipped cases
+    def note_skipped(self, estimator: str, skipped) -> None:
+        """Remember the cases a run request left out for ``estimator`` [(case id, why)], so the report
+        can list them (the meta row ``skipped``: {estimator: {case id: why}}). Best effort: a store
+        that cannot take it now loses only this note, never a run."""
+        if self.readonly or not skipped:
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                notes = self.skipped()
+                notes.setdefault(estimator, {}).update({str(c): str(why) for c, why in skipped})
+                self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('skipped', ?)",
+                                  (json.dumps(notes, sort_keys=True),))
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            pass
+
+    def skipped(self) -> dict:
+        """{estimator: {case id: why}} of the cases run requests left out (``note_skipped``)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'skipped'").fetchone()
+        try:
+            notes = json.loads(row[0]) if row else {}
+        except (TypeError, ValueError):
+            return {}
+        return notes if isinstance(notes, dict) else {}
+
 
 def _connect(target: str, busy_timeout: float) -> sqlite3.Connection:
     # isolation_level=None: we open transactions ourselves, one per run

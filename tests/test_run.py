@@ -202,7 +202,11 @@ def test_stored_nuts_run_becomes_the_reference(cli, write_toml, tmp_path):
     # that is itself 59 % low it is the estimand's; against a better one (smaller se) at 1.25 the
     # sampler's −0.65 is what puts it outside the band
     with Store(db) as store:
-        store.put(dict(sgld, lambda_hat=0.6, se=0.01, rel_error=0.6 / 1.5 - 1, attribution="estimand"))
+        # a run that mixed (this quick run's own diagnostics may not: an unhealthy run is attributed
+        # "unhealthy" before any reference is consulted, tests/test_health.py)
+        store.put(dict(sgld, lambda_hat=0.6, se=0.01, rel_error=0.6 / 1.5 - 1, attribution="estimand",
+                       rhat=1.0, ess=1000.0, locality=None,
+                       diagnostics=dict(sgld["diagnostics"], rhat=1.0, ess_bulk=1000.0, divergent_chains=[])))
         for key in ("n-same", "n-other-gamma", "n-two-chains"):
             store.conn.execute("DELETE FROM runs WHERE key = ?", (key,))
     (again,) = json.loads(cli(*args, "--json").stdout)

@@ -111,7 +111,8 @@ def test_one_fit_per_anchor_recipe_and_excluded_runs_are_counted():
            modular("add", 29, 3, 900.0, cid="hk/bad/c")]
     bad[0]["locality"] = {"local": False, "excess_loss": 4.0, "chance_excess": 3.3}
     bad[1]["rhat"] = 1.5
-    bad[2]["ess"] = 40.0
+    bad[2]["ess"] = 40.0  # a real record's ess is its bulk ESS, which the health rule reads
+    bad[2].setdefault("diagnostics", {})["ess_bulk"] = 40.0
     for r in recs[:3]:  # the ceiling nβ·(ln p − L_n(w*)) from the runs' own nβ and anchor loss
         r["extra"]["init_loss"] = 0.01
     th = scaling_block(recs + bad)

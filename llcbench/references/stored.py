@@ -39,7 +39,7 @@ def stored_reference(store: Store, record: dict) -> Optional[dict]:
                 continue
             if name == "exact":
                 return ref
-            if reference_refusal(ref) is None and (best is None or ref["se"] < best["se"]):
+            if reference_refusal(ref) is None and _finite(ref.get("se")) and (best is None or ref["se"] < best["se"]):
                 best = ref
     return best
 
@@ -47,10 +47,12 @@ def stored_reference(store: Store, record: dict) -> Optional[dict]:
 def with_reference(record: dict, ref: dict) -> dict:
     """The record with the decomposition against a reference (a stored run, or a shipped entry as
     ``ReferenceTable.as_reference`` gives it), as a new dict."""
-    lam = record["lambda_float"]
-    ref_se = ref.get("se") if ref.get("se") is not None and math.isfinite(ref.get("se")) else 0.0
-    se = record.get("se")
+    lam = record.get("lambda_float")
+    ref_se = ref.get("se") if _finite(ref.get("se")) else 0.0
+    se, lam_hat = record.get("se"), record.get("lambda_hat")
     shipped = ref.get("shipped", False)
+    # a failed run (λ̂ None or NaN: every chain diverged) keeps the reference, never a sampler part
+    sampler = lam_hat - ref["lambda_hat"] if _finite(lam_hat) else None
     return dict(
         record,
         lambda_ref=ref["lambda_hat"],
@@ -59,10 +61,14 @@ def with_reference(record: dict, ref: dict) -> dict:
                            else f"{ref['estimator']} (stored run {ref['key'][:12]})"),
         # "shipped:hmc", or the stored run's estimator and full key
         lambda_ref_source=f"shipped:{ref['estimator']}" if shipped else f"{ref['estimator']}:{ref['key']}",
-        estimand_bias=ref["lambda_hat"] - lam,
-        sampler_bias=record["lambda_hat"] - ref["lambda_hat"],
-        sampler_bias_se=math.hypot(se, ref_se) if se is not None and math.isfinite(se) else None,
+        estimand_bias=ref["lambda_hat"] - lam if _finite(lam) else None,
+        sampler_bias=sampler,
+        sampler_bias_se=math.hypot(se, ref_se) if sampler is not None and _finite(se) else None,
     )
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def best_reference(store: Optional[Store], record: dict, table: Optional[ReferenceTable] = None

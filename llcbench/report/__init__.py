@@ -16,11 +16,37 @@ from .markdown import render_markdown
 from .page import render_html
 
 
+TRACES_PER_ESTIMATOR = 2  # worst runs whose traces are drawn, per headline estimator
+TRACE_LOOKUPS = 12  # runs read back per estimator in search of traces (an estimator may record none)
+
+
 def worst_runs(scores: dict, k: int = figures.WORST) -> list[str]:
     """Keys of the first seed of the k worst case rows (largest |rel. error|) of the headline groups."""
     rows = [r for g in figures.headline(scores) for r in g["cases"] if r["rel_error"] is not None]
     rows.sort(key=lambda r: -abs(r["rel_error"]))
     return [r["keys"][0] for r in rows[:k]]
+
+
+def trace_runs(scores: dict, store: Optional[Store], k: int = TRACES_PER_ESTIMATOR) -> tuple[list[dict], list[str]]:
+    """(the records of the k worst runs that carry a loss trace, per headline estimator; the headline
+    estimators none of whose worst runs carries one): one estimator without traces (a plugin's) never
+    hides the others' traces."""
+    if store is None:
+        return [], []
+    runs, without = [], []
+    for g in figures.headline(scores):
+        rows = sorted((r for r in g["cases"] if r["rel_error"] is not None), key=lambda r: -abs(r["rel_error"]))
+        found = []
+        for key in [key for r in rows for key in r["keys"]][:TRACE_LOOKUPS]:
+            rec = store.get(key)
+            if rec is not None and rec.get("loss_trace") and rec.get("rel_error") is not None:
+                found.append(rec)
+                if len(found) == k:
+                    break
+        runs += found
+        if not found and rows:
+            without.append(g["estimator"])
+    return runs, without
 
 
 def make_figures(scores: dict, store: Optional[Store]) -> list[dict]:
@@ -46,10 +72,11 @@ def make_figures(scores: dict, store: Optional[Store]) -> list[dict]:
         add(f"heat{i}", f"Sensitivity of {s['estimator']}: stable region", figures.sensitivity_heatmaps(s))
         base = next((p["group"] for p in s["points"] if p["group"] in heads), None)
         add(f"lines{i}", f"Sensitivity of {s['estimator']}: the most sensitive cases", figures.sensitivity_lines(s, base))
-    runs = []
-    if store is not None:
-        runs = [r for r in (store.get(k) for k in worst_runs(scores)) if r is not None]
-    add("traces", "Loss traces of the worst runs", figures.traces(runs))
+    runs, without = trace_runs(scores, store)
+    fig, caption = figures.traces(runs) if runs else (None, "No headline run carries a loss trace.")
+    if without:
+        caption += f" No trace from {', '.join(without)}: none of its worst runs records one."
+    add("traces", "Loss traces of the worst runs, per estimator", (fig, caption))
     add("cost", "Error against cost", figures.error_vs_cost(scores))
     if (scores.get("detection") or {}).get("runs"):
         add("roc", "Per-sample detection: ROC curves", detection.roc_figure(scores))

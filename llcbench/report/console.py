@@ -122,8 +122,9 @@ def run_summary(records: list[dict], db, skipped: list, torch_version: str) -> s
     """The lines under the run table: counts, the median error over computed truths, sampler biases
     beyond Z se, runs worse than the tolerance by attribution, detection, stale torch, skipped cases."""
     # runs against a truth that is not computed (asserted by the case) are counted apart
+    # an unhealthy run (llcbench.health) is no LLC estimate: counted below, never in the median
     errs = sorted(abs(r["rel_error"]) for r in records if r["rel_error"] is not None and math.isfinite(r["rel_error"])
-                  and r.get("truth_kind") in (None, "exact"))
+                  and r.get("truth_kind") in (None, "exact") and r.get("attribution") != "unhealthy")
     fresh = sum(not r["cached"] for r in records)
     summary = f"\n{len(records)} runs ({fresh} computed, {len(records) - fresh} from {db})"
     if errs:
@@ -138,9 +139,13 @@ def run_summary(records: list[dict], db, skipped: list, torch_version: str) -> s
         sig = [r for r in refd if abs(r["sampler_bias"]) > Z * r["sampler_bias_se"]]
         summary += (f"\n{len(refd)} with a reference λ_nβ,γ: {len(sig)} with a sampler bias beyond {Z:g} se"
                     + (f" ({', '.join(r['case'] for r in sig[:4])}{', …' if len(sig) > 4 else ''})" if sig else ""))
-    off = [r for r in records if r.get("attribution") is not None]
+    sick = [r for r in records if r.get("attribution") == "unhealthy"]
+    if sick:
+        summary += (f"\n{len(sick)} unhealthy (no LLC estimate, not in the median; the note column says why): "
+                    f"{', '.join(r['case'] for r in sick[:4])}{', …' if len(sick) > 4 else ''}")
+    off = [r for r in records if r.get("attribution") not in (None, "unhealthy")]
     if off:
-        counts = ", ".join(f"{sum(r['attribution'] == a for r in off)} {a}" for a in ATTRIBUTIONS)
+        counts = ", ".join(f"{sum(r['attribution'] == a for r in off)} {a}" for a in ATTRIBUTIONS if a != "unhealthy")
         summary += f"\n{len(off)} worse than {TOLERANCE:.0%}: {counts} (see the note column)"
     lines = [summary]
     detected = detection_summary(records)
@@ -183,6 +188,8 @@ def note(record: dict) -> str:
     it and the hints; else its first warning. A non-local run says so first: its λ̂ is no LLC estimate."""
     from ..locality import note as locality_note
 
+    if record.get("attribution") == "unhealthy":  # no LLC estimate: why, before anything else
+        return "unhealthy: " + (record.get("attribution_reason") or "").removeprefix("unhealthy: ")
     far = locality_note(record)
     if record.get("attribution") is None:
         return "; ".join(x for x in (far, warning_note(record["warnings"])) if x)
@@ -210,7 +217,8 @@ def sweep_table(points: list[dict], axes: list[str], seeds: int, cases: int, run
     return (fmt_table([*axes, "runs", "median |rel.err|", "worst", "unhealthy", "seconds"], rows,
                       right=set(range(len(axes) + 5)))
             + f"\n\n{len(points)} grid points × {cases} cases × {seeds} seed(s) = {runs} runs in {db}; unhealthy = "
-              "a divergent chain, split R-hat > 1.1 or no finite λ̂; `llcbench report` scores the sweep")
+              "a divergent chain, split R-hat > 1.1, bulk ESS < 100, no finite λ̂ or not local; "
+              "`llcbench report` scores the sweep")
 
 
 def trajectory_table(records: list[dict]) -> str:

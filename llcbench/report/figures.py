@@ -149,6 +149,9 @@ def ordinality(scores: dict):
         for fi, fam in enumerate(fams):
             ax = axes[gi][fi]
             rows = {r["case"]: r for r in g["cases"] if r["family"] == fam and _fin(r["lambda_hat"])}
+            if not rows:  # a family this row did not run (or ran no healthy case of): no empty axes
+                ax.set_visible(False)
+                continue
             block = g["families"].get(fam) or {}
             pts = sorted(rows.values(), key=lambda r: r["lambda_float"])
             ax.plot([r["lambda_float"] for r in pts], [r["lambda_hat"] for r in pts], "o-", ms=4, lw=0.6,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from . import scaling_table
 from .detection import detection_markdown
-from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, SWEEP_HEADERS, num, sweep_rows
+from .text import (CASE_HEADERS, EXPLAIN, FAMILY_COLUMNS, HEALTH, HEALTH_HEADERS, LEADER_COLUMNS, SWEEP_HEADERS,
+                   case_cells, health_cells, num, skipped_rows, sweep_rows)
 
 
 def _table(headers, rows) -> str:
@@ -17,7 +18,7 @@ def _table(headers, rows) -> str:
 def render_markdown(scores: dict) -> str:
     prov = scores["provenance"]
     out = ["# llcbench calibration report", "",
-           f"Store `{scores['store']}`, {scores['runs']} runs of llcbench {scores['llcbench_version']} "
+           f"Store `{scores['store']}`, {scores['runs']} runs ({scores['unhealthy_runs']} unhealthy) of llcbench {scores['llcbench_version']} "
            f"(git {', '.join(c[:12] for c in prov['git_commits'])}; torch {', '.join(prov['torch_versions'])}). "
            "Figures: index.html beside this file.", "", "## Leaderboard", "",
            _table([c[0] for c in LEADER_COLUMNS], [[f(r) for _, f in LEADER_COLUMNS] for r in scores["leaderboard"]]),
@@ -26,9 +27,7 @@ def render_markdown(scores: dict) -> str:
         out += ["Other llcbench versions in the store (not scored): "
                 + "; ".join(f"{v}: {o['runs']} runs" for v, o in scores["other_versions"].items()), ""]
     out += ["## Scores per family", "", EXPLAIN["families"], ""]
-    for g in scores["groups"]:
-        if not g["headline"]:
-            continue
+    for g in sorted(scores["groups"], key=lambda g: not g["headline"]):  # every estimator × config
         rows = [[fam] + [f(b) for _, f in FAMILY_COLUMNS[1:]] for fam, b in g["families"].items()]
         rows.append(["all"] + [f(g["overall"]) for _, f in FAMILY_COLUMNS[1:]])
         out += [f"### {g['estimator']} · {g['label']}", "", _table([c[0] for c in FAMILY_COLUMNS], rows), ""]
@@ -36,8 +35,20 @@ def render_markdown(scores: dict) -> str:
         if viol:
             out += ["Violated pairs (λ of the first is smaller, λ̂ is not): " + "; ".join(viol[:20])
                     + (" …" if len(viol) > 20 else ""), ""]
+    out += ["## Run health", "", HEALTH, "", f"{scores['unhealthy_runs']} of {scores['runs']} runs unhealthy.", ""]
+    sick = [[g["estimator"], g["label"], *health_cells(h)] for g in scores["groups"] for h in g["run_health"]
+            if h["problems"]]
+    if sick:
+        out += [_table(["estimator", "config", *HEALTH_HEADERS], sick), ""]
+    skipped = skipped_rows(scores)
+    if skipped:
+        out += [f"Skipped cases ({len(skipped)}):", "", _table(["estimator", "case", "why skipped"], skipped), ""]
+    out += ["## Per case", ""]
+    for g in sorted(scores["groups"], key=lambda g: not g["headline"]):
+        rows = [case_cells(r, True) for r in g["cases"]] + [case_cells(r, False) for r in g["apart"]]
+        out += [f"### {g['estimator']} · {g['label']}", "", _table(CASE_HEADERS, rows), ""]
     apart = [[g["estimator"], g["label"], r["case"], r["truth_kind"], r["lambda"], num(r["lambda_hat"], "{:.4g}")]
-             for g in scores["groups"] for r in g["apart"]]
+             for g in scores["groups"] for r in g["apart"] if r["truth_kind"] != "exact"]
     if apart:
         out += ["## Cases scored apart", "", EXPLAIN["apart"], "",
                 _table(["estimator", "config", "case", "truth kind", "λ", "λ̂"], apart), ""]

@@ -1,19 +1,22 @@
 """index.html: one self-contained page (no CDN, no external file), leaderboard first.
 
-A small inline script (the only script) records, for a browser test and for
-anyone who opens the developer console, whether every figure decoded
-(naturalWidth > 0: ``body[data-images-ok]``) and any error the page raised
-(``body[data-errors]``, from window.onerror, failed resource loads and
-console.error).
+A small inline script records, for a browser test and for anyone who opens
+the developer console, whether every figure decoded (naturalWidth > 0:
+``body[data-images-ok]``) and any error the page raised (``body[data-errors]``,
+from window.onerror, failed resource loads and console.error); another sorts
+the tables of class ``sortable`` when a header is clicked (numbers by the
+cell's ``data-v``, else by text). Nothing is loaded from outside the file.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter
 
 from .detection import detection_html
-from .text import EXPLAIN, FAMILY_COLUMNS, LEADER_COLUMNS, num, pct, sweep_rows
+from .text import (CASE_HEADERS, EXPLAIN, FAMILY_COLUMNS, HEALTH, HEALTH_HEADERS, LEADER_COLUMNS, case_cells,
+                   health_cells, num, pct, skipped_rows, sweep_rows)
 
 _CHECK = """
 (function () {
@@ -35,6 +38,27 @@ _CHECK = """
 })();
 """
 
+_SORT = """
+document.addEventListener('click', function (e) {
+  var th = e.target.closest && e.target.closest('table.sortable th');
+  if (!th) return;
+  var table = th.closest('table'), body = table.tBodies[0], col = th.cellIndex;
+  var dir = th.dataset.dir === 'asc' ? 'desc' : 'asc';
+  [].forEach.call(table.tHead.rows[0].cells, function (c) { delete c.dataset.dir; });
+  th.dataset.dir = dir;
+  var key = function (row) {
+    var cell = row.cells[col], v = cell.dataset.v;
+    return v !== undefined && v !== '' ? parseFloat(v) : cell.textContent;
+  };
+  var rows = [].slice.call(body.rows).sort(function (a, b) {
+    var x = key(a), y = key(b);
+    var c = (typeof x === 'number' && typeof y === 'number') ? x - y : String(x).localeCompare(String(y));
+    return dir === 'asc' ? c : -c;
+  });
+  rows.forEach(function (r) { body.appendChild(r); });
+});
+"""
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1250px;color:#222;
 padding:0 1em;line-height:1.4}
@@ -44,6 +68,8 @@ text-align:right} th{background:#f5f5f5} td:first-child,th:first-child,td:nth-ch
 tr.headline td{font-weight:600} .note{color:#555;font-size:.9em;max-width:70em}
 figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9em;color:#333;max-width:70em} code{background:#f3f3f3;padding:0 .2em}
+table.sortable th{cursor:pointer} table.sortable th[data-dir=asc]::after{content:" ▲"}
+table.sortable th[data-dir=desc]::after{content:" ▼"} td.bad{color:#a00} details{margin:.4em 0}
 """
 
 
@@ -51,13 +77,21 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def _table(headers, rows, attrs=None, cls=None) -> str:
+def _table(headers, rows, attrs=None, cls=None, sortable=False, values=None) -> str:
+    """A table; ``sortable``: its header sorts it (``values``: per row, the numbers to sort by, or None)."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
         a = attrs[i] if attrs else ""
-        body.append(f"<tr{a}>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
-    return f"<table{f' id={cls!r}' if cls else ''}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        v = values[i] if values else [None] * len(row)
+        body.append(f"<tr{a}>" + "".join(f"<td{'' if x is None else f' data-v={_v(x)}'}>{_e(c)}</td>"
+                                         for c, x in zip(row, v)) + "</tr>")
+    return (f"<table{f' id={cls!r}' if cls else ''}{' class=sortable' if sortable else ''}><thead><tr>{head}</tr>"
+            f"</thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def _v(x) -> str:
+    return f'"{x:.6g}"' if isinstance(x, (int, float)) and math.isfinite(x) else '""'
 
 
 LEADER_SHOWN = 12  # rows shown at once; the rest (sweep points, mostly) fold away under the table
@@ -83,6 +117,65 @@ def _families(g) -> str:
     rows = [[fam] + [f(b) for _, f in FAMILY_COLUMNS[1:]] for fam, b in g["families"].items()]
     rows.append(["all"] + [f(g["overall"]) for _, f in FAMILY_COLUMNS[1:]])
     return _table([c[0] for c in FAMILY_COLUMNS], rows)
+
+
+def _family_sections(scores) -> str:
+    """Every estimator × config's per-family table: the headline configs open, the others folded."""
+    parts = []
+    for g in sorted(scores["groups"], key=lambda g: not g["headline"]):
+        body = (f"{_families(g)}<p class='note'>Violated pairs (of cases with different λ):</p>{_violations(g)}")
+        title = f"{_e(g['estimator'])} · {_e(g['label'])}"
+        parts.append(f"<h3>{title}</h3>{body}" if g["headline"] else
+                     f"<details><summary>{title}: {g['overall']['cases']} cases, median |rel. err.| "
+                     f"{pct(g['overall']['median_abs_rel_error'])}</summary>{body}</details>")
+    return "".join(parts)
+
+
+def _case_table(g) -> str:
+    rows = [(r, True) for r in g["cases"]] + [(r, False) for r in g["apart"]]
+    cells = [case_cells(r, ok) for r, ok in rows]
+    values = [[None, None, r["lambda_float"], r["lambda_hat"], r["rel_error"], r["lambda_ref"], r["estimand_rel"],
+               r["sampler_rel"], None, r["unhealthy_runs"]] for r, _ in rows]
+    attrs = [' class="bad"' if not ok or r["unhealthy_runs"] else "" for r, ok in rows]
+    return _table(CASE_HEADERS, cells, attrs, sortable=True, values=values)
+
+
+def _cases(scores) -> str:
+    parts = []
+    for g in sorted(scores["groups"], key=lambda g: not g["headline"]):
+        n = len(g["cases"]) + len(g["apart"])
+        title = f"{_e(g['estimator'])} · {_e(g['label'])}: {n} cases, {g['unhealthy_runs']} unhealthy runs"
+        parts.append(f"<details{' open' if g['headline'] else ''}><summary>{title}</summary>{_case_table(g)}</details>")
+    return ("<h2 id='cases'>Per case</h2><p class='note'>Every case of every estimator × config: λ̂ (mean over the "
+            "healthy seeds), its relative error, the reference λ_nβ,γ of the run's own posterior and the split of the "
+            "error into the estimand's part (λ_nβ,γ − λ)/λ and the sampler's part (λ̂ − λ_nβ,γ)/λ, the attribution "
+            "of runs worse than 30 % and the health of the seeds. Click a header to sort.</p>" + "".join(parts))
+
+
+def _health(scores) -> str:
+    groups = scores["groups"]
+    sick = [(g, h) for g in groups for h in g["run_health"] if h["problems"]]
+    out = [f"<h2 id='health'>Run health</h2><p class='note'>{_e(HEALTH)}</p>",
+           f"<p>{scores['unhealthy_runs']} of {scores['runs']} runs unhealthy.</p>"]
+    if sick:
+        rows = [[g["estimator"], g["label"], *health_cells(h)] for g, h in sick]
+        values = [[None, None, None, h["seed"], h["rhat"], h["ess"], h["divergent_chains"], None, None] for _, h in sick]
+        out.append(_table(["estimator", "config", *HEALTH_HEADERS], rows, sortable=True, values=values))
+    for g in sorted(groups, key=lambda g: not g["headline"]):
+        rows = [health_cells(h) for h in g["run_health"]]
+        values = [[None, h["seed"], h["rhat"], h["ess"], h["divergent_chains"], None, None] for h in g["run_health"]]
+        out.append(f"<details><summary>Every run of {_e(g['estimator'])} · {_e(g['label'])} ({len(rows)} runs, "
+                   f"{g['unhealthy_runs']} unhealthy)</summary>"
+                   + _table(HEALTH_HEADERS, rows, sortable=True, values=values) + "</details>")
+    skipped = skipped_rows(scores)
+    if skipped:
+        out.append(f"<h3>Skipped cases</h3><p class='note'>{len(skipped)} cases that a run or sweep left out, with "
+                   "why (none has a run of that estimator in the store).</p>"
+                   + _table(["estimator", "case", "why skipped"], skipped, sortable=True))
+    else:
+        out.append("<p class='note'>No case was skipped by the runs of this store (or the store predates the "
+                   "record of skipped cases).</p>")
+    return "".join(out)
 
 
 def _violations(g) -> str:
@@ -126,7 +219,7 @@ def _scaling(scores) -> str:
 
 def _apart(scores) -> str:
     rows = [[g["estimator"], g["label"], r["case"], r["truth_kind"], r["lambda"], num(r["lambda_hat"], "{:.4g}")]
-            for g in scores["groups"] for r in g["apart"]]
+            for g in scores["groups"] for r in g["apart"] if r["truth_kind"] != "exact"]
     if not rows:
         return ""
     return ("<h2>Cases scored apart</h2><p class='note'>" + _e(EXPLAIN["apart"]) + "</p>"
@@ -150,14 +243,11 @@ def render_html(scores: dict, figs: list[dict]) -> str:
             for k, v in g["overall"]["runs_beyond_tolerance"].items():
                 if k not in ("tolerance", "total"):
                     attributions[k] += v
-    heads = [g for g in scores["groups"] if g["headline"]]
-    fam_sections = "".join(f"<h3>{_e(g['estimator'])} · {_e(g['label'])}</h3>{_families(g)}"
-                           f"<p class='note'>Violated pairs (of cases with different λ):</p>{_violations(g)}"
-                           for g in heads)
+    fam_sections = _family_sections(scores)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>llcbench report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<script>{_CHECK}</script><style>{_CSS}</style></head>
+<script>{_CHECK}</script><script>{_SORT}</script><style>{_CSS}</style></head>
 <body>
 <h1>llcbench calibration report</h1>
 <p class="note">How well estimators of the local learning coefficient λ (LLC; Lau, Murfet &amp; Wei 2023) recover
@@ -169,7 +259,8 @@ part λ̂ − λ_nβ,γ.</p>
 {_leaderboard(scores)}
 <p class="note">{_e(EXPLAIN['leaderboard'])} Bold rows are each estimator's headline config (its defaults where
 the store has them), the series of the figures below.</p>
-<p class="note">Store <code>{_e(scores['store'])}</code>; {scores['runs']} runs of llcbench {_e(scores['llcbench_version'])}
+<p class="note">Store <code>{_e(scores['store'])}</code>; {scores['runs']} runs ({scores['unhealthy_runs']} unhealthy, see
+<a href="#health">Run health</a>) of llcbench {_e(scores['llcbench_version'])}
 (git {_e(', '.join(c[:12] for c in prov['git_commits']))}; torch {_e(', '.join(prov['torch_versions']))};
 devices {_e(', '.join(prov['devices']))}; run {_e(prov['first_run'])} to {_e(prov['last_run'])}); report made by
 {_e(scores['generated_by'])} at {_e(scores['generated_at'])}.</p>
@@ -177,6 +268,8 @@ devices {_e(', '.join(prov['devices']))}; run {_e(prov['first_run'])} to {_e(pro
 <h2>Scores per family</h2>
 <p class="note">{_e(EXPLAIN['families'])}</p>
 {fam_sections}
+{_health(scores)}
+{_cases(scores)}
 <h2>Sweeps: stable region and recommended config</h2>
 {_sweeps(scores)}
 {detection_html(scores, _table)}

@@ -40,8 +40,10 @@ LEADER_COLUMNS = [
     ("estimator", lambda r: r["estimator"]),
     ("config", lambda r: r["label"]),
     ("runs", lambda r: str(r["runs"])),
+    ("unhealthy", lambda r: str(r["unhealthy_runs"])),
     ("cases", lambda r: str(r["cases"])),
-    ("median |rel. err.|", lambda r: pct(r["median_abs_rel_error"])),
+    ("median |rel. err.| (common cases)", lambda r: f"{pct(r['common_median_abs_rel_error'])} ({r['common_cases']})"),
+    ("median |rel. err.| (own cases)", lambda r: pct(r["median_abs_rel_error"])),
     ("within 10 %", lambda r: pct(r["within_10pct"], 0)),
     ("Kendall τ", lambda r: num(r["kendall_tau"], "{:.2f}")),
     ("coverage of λ", lambda r: pct(r["coverage_truth"], 0)),
@@ -53,6 +55,7 @@ LEADER_COLUMNS = [
 FAMILY_COLUMNS = [
     ("family", None),
     ("cases", lambda b: str(b["cases"])),
+    ("unhealthy runs", lambda b: str(b["unhealthy_runs"])),
     ("median |rel. err.|", lambda b: pct(b["median_abs_rel_error"])),
     ("within 5 %", lambda b: pct(b["within_5pct"], 0)),
     ("within 10 %", lambda b: pct(b["within_10pct"], 0)),
@@ -70,7 +73,12 @@ EXPLAIN = {
     "apart": "These cases' λ is not a value the engine computed: kind 'asserted' is a truth the case states itself "
              "(from a publication, where the engine cannot certify one), 'theory' an approximate scaling law. They "
              "are kept out of every bias, ordering and coverage score above.",
-    "leaderboard": "One row per estimator × config (the same estimator with another config is another row). "
+    "leaderboard": "One row per estimator × config (the same estimator with another config is another row), "
+                   "every number over its healthy runs only (unhealthy: runs with a divergent chain, split R-hat "
+                   "> 1.1, bulk ESS < 100, no finite λ̂ or a posterior that is not local, counted and left out). "
+                   "Rows are ranked by the median |rel. err.| over the common cases, the cases every row scored "
+                   "(how many in brackets), so a config run on one family is compared on that family only; "
+                   "'cases' is each row's own case set and the next column its median over it. "
                    "median |rel. err.| is the median over cases of |λ̂ − λ|/λ (seeds averaged); Kendall τ measures "
                    "whether λ̂ orders the cases like λ (1: perfectly); coverage is the share of runs whose "
                    "λ̂ ± 2·se contains λ (resp. the reference λ_nβ,γ of the run's own posterior: the error bars' "
@@ -83,5 +91,43 @@ EXPLAIN = {
                 "Spearman ρ, share of case pairs in the right order), coverage, and the ratio of the seed-to-seed "
                 "spread of λ̂ to the mean reported se (about 1 when the se is honest, above 1 when it is too "
                 "small). The last column counts runs worse than 30 % by attribution: E estimand, S sampler, "
-                "U unattributed.",
+                "U unattributed. Every number is of the healthy runs; 'unhealthy runs' counts the others.",
 }
+
+HEALTH = ("A run is unhealthy when a chain diverged, split R-hat > 1.1, bulk ESS < 100, λ̂ is not finite or its "
+          "posterior is not local (llcbench.health; a diagnostic the estimator does not report, such as the R-hat "
+          "of the exact estimator, is not held against it). An unhealthy run's λ̂ is no LLC estimate: it is "
+          "attributed 'unhealthy', left out of every score and counted beside it.")
+
+CASE_HEADERS = ["case", "family", "λ", "λ̂ ± se", "rel. err.", "λ_nβ,γ", "estimand part", "sampler part",
+                "attribution", "health"]
+
+
+def case_cells(r: dict, scored: bool) -> list[str]:
+    """One row of the per-case table: the case row of a group (scored, or apart and why)."""
+    lam_hat = f"{num(r['lambda_hat'], '{:.4g}')} ± {num(r['se'], '{:.2g}')}"
+    if r["unhealthy_runs"] == 0:
+        health = "healthy"
+    else:
+        health = f"{r['unhealthy_runs']} of {r['seeds']} unhealthy: " + "; ".join(r["problems"])
+    if not scored:
+        health = ("not scored: " + (f"truth kind {r['truth_kind']}" if r["truth_kind"] != "exact"
+                                    else "no healthy run") + "; " + health)
+    attribution = r["attribution"] or "—"  # an unhealthy-only case's runs are attributed "unhealthy"
+    return [r["case"], r["family"] or "—", str(r["lambda"]), lam_hat, pct(r["rel_error"]),
+            num(r["lambda_ref"], "{:.4g}"), pct(r["estimand_rel"]), pct(r["sampler_rel"]), attribution, health]
+
+
+def health_cells(h: dict) -> list[str]:
+    """One row of the per-run health table."""
+    div = f"{h['divergent_chains']} of {h['chains']}" if h["chains"] else str(h["divergent_chains"])
+    local = {True: "local", False: "not local", None: "—"}[h["local"]]
+    return [h["case"], "—" if h["seed"] is None else str(h["seed"]), num(h["rhat"], "{:.3f}"), num(h["ess"], "{:.0f}"),
+            div, local, "; ".join(h["problems"]) or "healthy"]
+
+
+HEALTH_HEADERS = ["case", "seed", "R-hat", "bulk ESS", "divergent chains", "locality", "problems"]
+
+
+def skipped_rows(scores: dict) -> list[list[str]]:
+    return [[s["estimator"], s["case"], s["reason"]] for s in scores.get("skipped") or []]

@@ -13,9 +13,9 @@ its spread over seeds is measured, not assumed), and per p the mean λ̂ over
 networks and runs, its spread, λ̂/p and λ̂/(train_fraction·p²), the
 anchors' accuracies and the largest λ̂ a local posterior can show there.
 
-A run is not scored when it did not mix (not ``select.healthy``, or bulk ESS
-below ``ESS_MIN``) or is not local (its ``locality.local`` is false); such
-runs are counted by reason and listed. Checkpoints of a λ̂-over-training run
+A run is not scored when it is not healthy (``llcbench.health``: it did not
+mix, its bulk ESS is below 100, or it is not local); such runs are counted by
+reason and listed. Checkpoints of a λ̂-over-training run
 (``trajectory`` set) are left out.
 """
 
@@ -30,10 +30,10 @@ from typing import Optional
 import numpy as np
 from scipy import stats
 
-from .select import finite, healthy
+from ..health import ESS_MIN, ess_bulk, problems
+from .select import finite
 
 FAMILY = "modular_addition"
-ESS_MIN = 100  # bulk ESS below this: the run did not mix (the project's rule), so it is not scored
 # the case fields that vary along one fit (everything else is the anchor recipe): the modulus, and the
 # training budget and acceptance threshold chosen per p to reach convergence (the hackathon trains
 # p = 41 and 53 longer) — neither another network nor another task; the points list the steps used
@@ -56,12 +56,13 @@ def exclusion(record: dict) -> Optional[str]:
     """Why a run is not scored as an LLC estimate ('non_local', 'unhealthy', 'low_ess'), or None."""
     if (record.get("locality") or {}).get("local") is False:
         return "non_local"
-    if not healthy(record):
-        return "unhealthy"
-    ess = record.get("ess")
-    if finite(ess) and ess < ESS_MIN:
-        return "low_ess"
-    return None
+    sick = problems(record)
+    if not sick:
+        return None
+    ess = ess_bulk(record) if ess_bulk(record) is not None else record.get("ess")
+    if len(sick) == 1 and finite(ess) and ess < ESS_MIN:
+        return "low_ess"  # the only problem: too few effective draws
+    return "unhealthy"
 
 
 def recipe(record: dict) -> dict:

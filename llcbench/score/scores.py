@@ -11,6 +11,8 @@ under ``theory`` (``scaling.py``).
 from __future__ import annotations
 
 import datetime as _dt
+import math
+import statistics
 from collections import Counter
 from typing import Iterable, Optional
 
@@ -24,16 +26,17 @@ from .detection import detection_scores
 from .ordinality import ordinality_block
 from .scaling import scaling_block
 from .trajectory import trajectory_block
-from .select import Group, Selection, case_rows, config_diff, default_config, load
+from .select import Group, Selection, case_rows, config_diff, default_config, healthy, load, scored
 from .sensitivity import find_sweeps, sweep_scores
 
 SCHEMA = 1
 
 
-def score_block(rows: list[dict], records: list[dict]) -> dict:
-    """Bias, ordinality, calibration and cost of some case rows and the runs behind them."""
-    return {"runs": len(records), "cases": len(rows), **bias_block(rows, records), **ordinality_block(rows),
-            **calibration_block(rows, records), **cost_block(rows, records)}
+def score_block(rows: list[dict], records: list[dict], unhealthy_runs: int = 0) -> dict:
+    """Bias, ordinality, calibration and cost of some case rows and the (healthy) runs behind them;
+    ``unhealthy_runs``: the runs of the same cases left out by the health rule, counted beside."""
+    return {"runs": len(records), "unhealthy_runs": unhealthy_runs, "cases": len(rows), **bias_block(rows, records),
+            **ordinality_block(rows), **calibration_block(rows, records), **cost_block(rows, records)}
 
 
 SHARED_SUFFIX = " (shared chains)"  # a sweep's shared-chain grid points, scored apart from independent runs
@@ -50,10 +53,13 @@ def _label(group: Group, defaults: dict, modal: dict) -> tuple[str, dict, bool]:
 
 def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict:
     rows = case_rows(group)
-    # a non-local run is no LLC estimate (llcbench.locality): its case is scored apart, like a theory truth
-    exact = [r for r in rows if r["truth_kind"] == "exact" and r["local"] is not False]
-    exact_ids, scored = {r["case"] for r in exact}, {id(r) for r in exact}
-    exact_records = [rec for rec in group.records if rec["case"] in exact_ids and rec.get("truth_kind") == "exact"]
+    # an unhealthy run (llcbench.health) is no LLC estimate: every number below is of the healthy runs,
+    # the others counted beside; a case with no healthy run is listed apart, like a theory truth
+    exact = [r for r in rows if scored(r)]
+    in_scores = {id(r) for r in exact}
+    keys = {k for r in exact for k in r["keys"]}
+    exact_records = [rec for rec in group.records if rec["key"] in keys and healthy(rec)]
+    every_exact = [r for r in rows if r["truth_kind"] == "exact"]
     for r in exact:  # per-case coverage flags: the share over the case's seeds
         recs = [rec for rec in exact_records if rec["key"] in set(r["keys"])]
         t = [c for c in map(covered_truth, recs) if c is not None]
@@ -61,9 +67,10 @@ def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict
         r["coverage_truth"] = sum(t) / len(t) if t else None
         r["coverage_reference"] = sum(f) / len(f) if f else None
     families = {}
-    for fam in sorted({r["family"] for r in exact}):
+    for fam in sorted({r["family"] for r in every_exact}):
         fr = [r for r in exact if r["family"] == fam]
-        families[fam] = score_block(fr, [rec for rec in exact_records if rec["family"] == fam])
+        families[fam] = score_block(fr, [rec for rec in exact_records if rec["family"] == fam],
+                                    sum(r["unhealthy_runs"] for r in every_exact if r["family"] == fam))
     return {
         "id": group.id,
         "estimator": group.estimator,
@@ -74,10 +81,13 @@ def group_scores(group: Group, label: str, diff: dict, is_default: bool) -> dict
         "is_default": is_default,
         "llcbench_version": group.version,
         "seeds": sorted({rec.get("seed") for rec in group.records}),
-        "overall": score_block(exact, exact_records),
+        "overall": score_block(exact, exact_records, sum(r["unhealthy_runs"] for r in every_exact)),
         "families": families,
         "cases": exact,
-        "apart": [dict(r, coverage_truth=None, coverage_reference=None) for r in rows if id(r) not in scored],
+        "apart": [dict(r, coverage_truth=None, coverage_reference=None) for r in rows if id(r) not in in_scores],
+        "runs": len(group.records),
+        "unhealthy_runs": sum(r["unhealthy_runs"] for r in rows),
+        "run_health": [run_health(rec) for rec in group.records],
         "theory": scaling_block(group.records),
         "trajectories": trajectory_block(group.records),
         "error_against_cost": error_against_cost(exact),
@@ -121,13 +131,18 @@ def build_scores(store: Store, estimators: Optional[Iterable[str]] = None, versi
                               or "same config") + (SHARED_SUFFIX if g["id"].endswith("+shared") else "")
     sweeps = []
     for sweep_groups in find_sweeps(sel.groups):
-        s = sweep_scores(sweep_groups, {g.id: by_id[g.id]["cases"] for g in sweep_groups})
+        # a case with no healthy run at a grid point is there, unhealthy: the point is not stable for its family
+        s = sweep_scores(sweep_groups, {g.id: by_id[g.id]["cases"] + [r for r in by_id[g.id]["apart"]
+                                                                      if r["truth_kind"] == "exact"]
+                                        for g in sweep_groups})
         sweeps.append(s)
         for p in s["points"]:
             by_id[p["group"]]["sensitivity"] = {"sweep": s["id"], "stable_families": p["stable_families"],
                                                 "stable_region_size": len(s["stable_all"])}
-    leaderboard = sorted((_leader_row(g) for g in groups),
-                         key=lambda r: (not r["headline"], r["median_abs_rel_error"] is None,
+    common = common_cases(groups)
+    leaderboard = sorted((_leader_row(g, common) for g in groups),
+                         key=lambda r: (not r["headline"], r["common_median_abs_rel_error"] is None,
+                                        r["common_median_abs_rel_error"] or 0.0, r["median_abs_rel_error"] is None,
                                         r["median_abs_rel_error"] or 0.0))
     return {
         "schema": SCHEMA,
@@ -138,21 +153,69 @@ def build_scores(store: Store, estimators: Optional[Iterable[str]] = None, versi
         "other_versions": sel.other_versions,
         "provenance": sel.provenance,
         "estimators": sorted({g["estimator"] for g in groups}),
-        "runs": sum(g["overall"]["runs"] + sum(r["seeds"] for r in g["apart"]) for g in groups),
+        "runs": sum(g["runs"] for g in groups),
+        "unhealthy_runs": sum(g["unhealthy_runs"] for g in groups),
+        "common_cases": len(common),
         "leaderboard": leaderboard,
         "groups": groups,
         "sweeps": sweeps,
+        "skipped": skipped_cases(store, groups),
         "attributions": dict(Counter(r["attribution"] for g in groups for r in g["cases"] if r["attribution"])),
         "detection": detection_scores(store, sel.version, estimators or None),
     }
 
 
-def _leader_row(g: dict) -> dict:
+def run_health(rec: dict) -> dict:
+    """One run's diagnostics as the health rule (``llcbench.health``) reads them, and its problems."""
+    from ..health import divergent_chains, ess_bulk, problems, rhat
+    from ..locality import is_local
+
+    diag = rec.get("diagnostics") or {}
+    chains = (rec.get("config") or {}).get("chains") or len(rec.get("lambda_hat_chains") or []) or None
+    return {"key": rec["key"], "case": rec["case"], "seed": rec.get("seed"),
+            "rhat": _finite_or_none(rhat(rec)), "ess": _finite_or_none(ess_bulk(rec)),
+            "divergent_chains": divergent_chains(rec),
+            "chains": chains if isinstance(chains, int) and not isinstance(chains, bool) else None,
+            "local": is_local(rec), "problems": problems(rec),
+            "reported": sorted(k for k in ("rhat", "ess_bulk", "divergent_chains", "divergences") if k in diag)}
+
+
+def _finite_or_none(x):
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def skipped_cases(store: Store, groups: list[dict]) -> list[dict]:
+    """The cases run requests left out for the scored estimators, with why (the store's note of
+    them: ``Store.note_skipped``), less those the estimator has runs of since."""
+    ran = {(g["estimator"], r["case"]) for g in groups for r in g["cases"] + g["apart"]}
+    ests = {g["estimator"] for g in groups}
+    return [{"estimator": est, "case": case, "reason": why}
+            for est, cases in sorted(store.skipped().items()) if est in ests
+            for case, why in sorted(cases.items()) if (est, case) not in ran]
+
+
+def _case_id(row: dict) -> tuple:
+    return row["case"], row.get("case_key")
+
+
+def common_cases(groups: list[dict]) -> set:
+    """The cases (id and definition) that every headline group with a scored case scored: a ranking
+    compares estimators on the same cases, so a row that ran one family is not set against rows that
+    ran all. Headline groups only (one per estimator): a sweep's grid point that lost a case to an
+    unhealthy run must not take that case out of every estimator's comparison."""
+    sets = [{_case_id(r) for r in g["cases"]} for g in groups if g["cases"] and g["headline"]]
+    return set.intersection(*sets) if sets else set()
+
+
+def _leader_row(g: dict, common: set) -> dict:
     o = g["overall"]
     sens = g["sensitivity"]
+    mine = [abs(r["rel_error"]) for r in g["cases"] if _case_id(r) in common and r["rel_error"] is not None]
     return {
         "group": g["id"], "estimator": g["estimator"], "label": g["label"], "headline": g["headline"],
-        "runs": o["runs"], "cases": o["cases"], "median_abs_rel_error": o["median_abs_rel_error"],
+        "runs": o["runs"], "unhealthy_runs": o["unhealthy_runs"], "cases": o["cases"],
+        "common_cases": len(mine), "common_median_abs_rel_error": statistics.median(mine) if mine else None,
+        "median_abs_rel_error": o["median_abs_rel_error"],
         "within_10pct": o["within_10pct"], "kendall_tau": o["kendall_tau"], "coverage_truth": o["coverage_truth"],
         "coverage_reference": o["coverage_reference"], "stable_region_size": sens["stable_region_size"],
         "stable_families": sens["stable_families"], "seconds_total": o["seconds_total"],

@@ -20,12 +20,11 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from ..health import healthy, problems
 from ..locality import is_local
 from ..references import with_best_reference
 from ..store import Store
 
-RHAT_HEALTHY = 1.1  # a run is healthy with split R-hat at most this (Vehtari et al. 2021's old bar) ...
-# ... and no divergent chain and a finite λ̂
 
 # Most of a record's bytes, and needed only for the traces figure (read back by key for a few runs).
 HEAVY_FIELDS = ("loss_trace", "lambda_hat_chains", "per_sample")
@@ -49,13 +48,6 @@ def version_key(version: Optional[str]) -> tuple:
     return tuple(parts)
 
 
-def healthy(record: dict) -> bool:
-    """No divergent chain, split R-hat ≤ RHAT_HEALTHY (where the estimator reports one), finite λ̂, and
-    not a non-local posterior (``llcbench.locality.is_local`` False: no LLC estimate, so out of medians)."""
-    diag = record.get("diagnostics") or {}
-    rhat = record.get("rhat")
-    return (finite(record.get("lambda_hat")) and is_local(record) is not False and not diag.get("divergent_chains")
-            and not sum(diag.get("divergences") or []) and (rhat is None or rhat <= RHAT_HEALTHY))
 
 
 def default_config(estimator: str) -> Optional[dict]:
@@ -88,8 +80,10 @@ class Group:
         return f"{self.estimator}@{self.config_hash}" + ("+shared" if self.shared_chains else "")
 
 
-def case_row(records: list[dict]) -> dict:
-    """One case of one group: the runs of its seeds aggregated."""
+def case_row(records: list[dict], unhealthy: Optional[list[dict]] = None) -> dict:
+    """One case of one group: the runs of its seeds aggregated; ``unhealthy``: the case's runs that
+    are not (``llcbench.health``), counted and named beside it (``records`` then holds the others)."""
+    unhealthy = unhealthy or []
     first = records[0]
     lam = first.get("lambda_float")
     hats = [r["lambda_hat"] for r in records if finite(r.get("lambda_hat"))]
@@ -98,10 +92,11 @@ def case_row(records: list[dict]) -> dict:
     lam_hat = statistics.fmean(hats) if hats else None
     se = math.sqrt(statistics.fmean([s * s for s in ses]) / len(ses)) if ses else None
     rel = (lam_hat - lam) / abs(lam) if lam_hat is not None and finite(lam) and lam != 0 else None
-    refd = [r for r in records if finite(r.get("lambda_ref")) and finite(r.get("lambda_hat"))]
+    # a failed run (no finite λ̂) still shows the reference of its posterior, without a sampler part
+    refd = [r for r in records if finite(r.get("lambda_ref")) and (finite(r.get("lambda_hat")) or not hats)]
     lam_ref = statistics.fmean(r["lambda_ref"] for r in refd) if refd else None
-    estimand_rel = (lam_ref - lam) / abs(lam) if lam_ref is not None and rel is not None else None
-    sampler_rel = rel - estimand_rel if estimand_rel is not None else None
+    estimand_rel = (lam_ref - lam) / abs(lam) if lam_ref is not None and finite(lam) and lam != 0 else None
+    sampler_rel = rel - estimand_rel if estimand_rel is not None and rel is not None else None
     spread = statistics.stdev(hats) if k >= 2 else None
     grad = [r["grad_evals"] for r in records if finite(r.get("grad_evals"))]
     secs = [r["seconds"] for r in records if finite(r.get("seconds"))]
@@ -113,7 +108,7 @@ def case_row(records: list[dict]) -> dict:
         "lambda": first.get("lambda"),
         "lambda_float": lam,
         "multiplicity": first.get("multiplicity"),
-        "seeds": len(records),
+        "seeds": len(records) + len(unhealthy),
         "lambda_hat": lam_hat,
         "se": se,
         "rel_error": rel,
@@ -123,15 +118,17 @@ def case_row(records: list[dict]) -> dict:
         "sampler_rel": sampler_rel,
         "seed_spread": spread,
         "mean_se": statistics.fmean(ses) if ses else None,
-        "healthy": all(healthy(r) for r in records),
-        "local": _local(records),
-        "non_local_runs": sum(is_local(r) is False for r in records),
+        "healthy": all(healthy(r) for r in records + unhealthy),
+        "unhealthy_runs": sum(not healthy(r) for r in records + unhealthy),
+        "problems": [f"seed {r.get('seed')}: {'; '.join(problems(r))}" for r in records + unhealthy if not healthy(r)],
+        "local": _local(records + unhealthy),
+        "non_local_runs": sum(is_local(r) is False for r in records + unhealthy),
         "rhat": max((r["rhat"] for r in records if finite(r.get("rhat"))), default=None),
         "ess": min((r["ess"] for r in records if finite(r.get("ess"))), default=None),
         "grad_evals": statistics.fmean(grad) if grad else None,
         "seconds": statistics.fmean(secs) if secs else None,
         "attribution": max(attributions, key=attributions.count) if attributions else None,
-        "keys": [r["key"] for r in records],
+        "keys": [r["key"] for r in records + unhealthy],
     }
 
 
@@ -192,11 +189,23 @@ def load(store: Store, estimators: Optional[Iterable[str]] = None, version: Opti
 
 
 def case_rows(group: Group) -> list[dict]:
-    """The group's case rows, in the order its cases were first run."""
+    """The group's case rows, in the order its cases were first run: one per case definition (id
+    and content hash: runs of two definitions are never pooled), aggregated over its healthy runs
+    (``llcbench.health``; over all of them, to show them, when none is healthy)."""
     by_case: dict[tuple, list] = {}
     for r in group.records:
         by_case.setdefault((r["case"], r.get("case_key")), []).append(r)
-    return [case_row(sorted(rs, key=lambda r: r.get("seed", 0))) for rs in by_case.values()]
+    rows = []
+    for rs in by_case.values():
+        rs = sorted(rs, key=lambda r: r.get("seed") or 0)
+        good = [r for r in rs if healthy(r)]
+        rows.append(case_row(good, [r for r in rs if not healthy(r)]) if good else case_row(rs))
+    return rows
+
+
+def scored(row: dict) -> bool:
+    """Whether a case row enters the scores: an exact truth and at least one healthy run."""
+    return row["truth_kind"] == "exact" and row["unhealthy_runs"] < row["seeds"]
 
 
 def config_diff(config: dict, base: Optional[dict]) -> dict:

@@ -10,6 +10,19 @@ apart — when any of these holds:
   HMC/NUTS count) ("3 of 8 chains diverged");
 - split R-hat of the λ trace above RHAT_MAX = 1.1 ("R-hat 1.48 > 1.1");
 - bulk ESS below ESS_MIN = 100 (``diagnostics["ess_bulk"]``) ("ESS 15 < 100");
+- a chain disagrees with the others: ``diagnostics["outlier_chains"]`` by the
+  test of ``llcbench.estimators.diagnostics.outlier_chains`` (a chain's mean
+  beyond the Bonferroni bar of the chains' MCSEs, false-alarm rate 10⁻³ per
+  run for chains of one distribution) ("chain 5 an outlier (+4.4 se)"). One
+  chain of eight stuck or heated elsewhere moves split R-hat little: a run
+  with R-hat 1.00 and a wandering chain is caught here;
+- λ̂ above the parameter count d (``record["dim"]``, else d = γ·d/γ from the
+  locality object) ("λ̂ 16534 > d = 3"). No model's λ exceeds d/2, and for a
+  loss that grows at least quadratically away from w* the virial identity
+  E[(w − w*)·∇U] = d of the posterior ∝ exp(−U), U = nβ(L − L*) + (γ/2)‖w − w*‖²,
+  bounds E[nβ(L − L*)] by d/2 at every nβ and γ. The factor 2 leaves room for
+  losses that grow more slowly (cross-entropy grows linearly far from w*); an
+  estimate beyond it read a posterior that is not near w*.
 - the posterior is not local (``llcbench.locality.is_local`` False, today's
   thresholds on the record's ``locality``) ("not local: …").
 
@@ -72,6 +85,24 @@ def ess_bulk(record: dict) -> Optional[float]:
     return _num((record.get("diagnostics") or {}).get("ess_bulk"))
 
 
+def outlier_chains(record: dict) -> list[int]:
+    """The chains the SG-MCMC trace found disagreeing with the others (``diagnostics["outlier_chains"]``)."""
+    listed = (record.get("diagnostics") or {}).get("outlier_chains")
+    return [int(c) for c in listed if isinstance(c, int)] if isinstance(listed, (list, tuple)) else []
+
+
+def dimension(record: dict) -> Optional[int]:
+    """The target's parameter count d: the record's ``dim``, else γ times the locality's d/γ, else None."""
+    d = record.get("dim")
+    if isinstance(d, int) and not isinstance(d, bool) and d > 0:
+        return d
+    loc = record.get("locality") or {}
+    prior, gamma = _num(loc.get("prior_sq_distance")), _num(loc.get("gamma"))
+    if prior is not None and gamma is not None and math.isfinite(prior * gamma) and prior * gamma > 0:
+        return int(round(prior * gamma))
+    return None
+
+
 def problems(record: dict) -> list[str]:
     """Why the run is unhealthy by the rule in the module doc, short; empty for a healthy run."""
     diag = record.get("diagnostics") or {}
@@ -89,6 +120,15 @@ def problems(record: dict) -> list[str]:
     ess = ess_bulk(record)
     if ess is not None and (math.isnan(ess) or ess < ESS_MIN):
         out.append(f"ESS {ess:.0f} < {ESS_MIN}")
+    outliers = outlier_chains(record)
+    if outliers:
+        z = diag.get("outlier_z") or []
+        zs = ", ".join(f"{z[c]:+.1f} se" for c in outliers if c < len(z) and _num(z[c]) is not None)
+        out.append(f"chain{'s' if len(outliers) > 1 else ''} {', '.join(map(str, outliers))} "
+                   f"{'outliers' if len(outliers) > 1 else 'an outlier'}" + (f" ({zs})" if zs else ""))
+    d = dimension(record)
+    if lam_hat is not None and math.isfinite(lam_hat) and d is not None and lam_hat > d:
+        out.append(f"λ̂ {lam_hat:.4g} > d = {d}")
     far = locality_note(record)  # "" unless today's locality rule says not local
     if far:
         out.append(far)

@@ -40,3 +40,31 @@ def test_too_few_chains_or_draws_decide_nothing():
     rng = np.random.default_rng(1)
     assert outlier_chains(rng.standard_normal((2, 100))) == ([], [None, None])
     assert outlier_chains(rng.standard_normal((4, 5))) == ([], [None] * 4)
+
+
+def test_health_counts_outlier_chains_and_an_estimate_above_d():
+    from llcbench.health import problems
+
+    wandering = {"lambda_hat": 0.37, "rhat": 1.0, "dim": 2,
+                 "diagnostics": {"outlier_chains": [5], "outlier_z": [0.1] * 5 + [4.4, 0.0, 0.0]}}
+    assert problems(wandering) == ["chain 5 an outlier (+4.4 se)"]
+    assert problems({"lambda_hat": 16533.7, "dim": 3}) == ["λ̂ 1.653e+04 > d = 3"]
+    # without a recorded d, the locality's d/γ and γ give it (d = 3 here)
+    assert problems({"lambda_hat": 3.5, "locality": {"prior_sq_distance": 3 / 1.0857, "gamma": 1.0857}}) == \
+        ["λ̂ 3.5 > d = 3"]
+    assert problems({"lambda_hat": 1.4, "dim": 3, "diagnostics": {"outlier_chains": []}}) == []
+
+
+def test_a_wild_step_is_unhealthy_never_a_sampler_verdict(tmp_path):
+    # At step_size = 0.5 three of eight chains of the regular logistic model diverge and the others
+    # wander to E‖w − w*‖² ≈ 1,500·d/γ, with λ̂ ≈ 16,500 against λ = 1.5 and split R-hat 1.00: a verdict
+    # of "sampler" would blame the sampler's bias for what is a run that never sampled the posterior.
+    import llcbench
+
+    [record] = llcbench.run("sgld", cases=["regular/logistic-3"], config={"step_size": 0.5},
+                            db=tmp_path / "s.sqlite", full=True)
+    assert record["attribution"] == "unhealthy"
+    assert record["lambda_hat"] > record["dim"] == 3
+    from llcbench.health import problems
+
+    assert any(p.startswith("λ̂") and "> d = 3" in p for p in problems(record))

@@ -154,6 +154,8 @@ def _leader_row(g: dict) -> dict:
         "group": g["id"], "estimator": g["estimator"], "label": g["label"], "headline": g["headline"],
         "runs": o["runs"], "cases": o["cases"], "median_abs_rel_error": o["median_abs_rel_error"],
         "within_10pct": o["within_10pct"], "kendall_tau": o["kendall_tau"], "coverage_truth": o["coverage_truth"],
-        "coverage_reference": o["coverage_reference"], "stable_region_size": sens["stable_region_size"],
+        "coverage_reference": o["coverage_reference"], "coverage_truth_verdict": o["coverage_truth_verdict"],
+        "coverage_truth_k": o["coverage_truth_k"], "coverage_reference_verdict": o["coverage_reference_verdict"],
+        "coverage_reference_k": o["coverage_reference_k"], "stable_region_size": sens["stable_region_size"],
         "stable_families": sens["stable_families"], "seconds_total": o["seconds_total"],
     }

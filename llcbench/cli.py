@@ -27,8 +27,46 @@ class _UsageError(UserError):
         self.prog = prog
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples as written; ``{estimators}`` and ``{suites}`` in a flag's help become the
+    installed names when the help is shown (so plugins load only then, never at ``import llcbench``)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "{estimators}" in text:
+            text = text.replace("{estimators}", ", ".join(_estimator_names()))
+        if "{suites}" in text:
+            from .catalogue import suite_names
+
+            text = text.replace("{suites}", ", ".join(suite_names()))
+        return text
+
+
+def _estimator_names() -> list[str]:
+    """The installed estimators: the built-ins, then the plugins (loaded on first call)."""
+    from .estimators import ESTIMATORS
+
+    return list(ESTIMATORS)
+
+
+def _estimator(name: str) -> str:
+    """argparse ``type`` of --estimator: an installed name, else the registry's one-line reason, which
+    argparse prefixes with the flag ('argument --estimator: unknown estimator ...')."""
+    from .estimators import get_estimator
+
+    try:
+        get_estimator(name)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line (no usage block) and exit status 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401
         # main() prints the prefix: the message itself must not repeat the program's name
@@ -189,7 +227,7 @@ def cmd_run(args) -> int:
     if args.json:
         print(json.dumps(records if args.full else [brief(r) for r in records], indent=2, default=str))
         return 0
-    print(run_table(records, args.seeds))
+    print(run_table(records, args.seeds, wide=args.wide))
     print(run_summary(records, args.db, records.skipped, torch.__version__))
     return 0
 
@@ -316,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llcbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def command(subs, name: str, help: str, example: str):
+        """A subcommand whose --help starts with its one-line description and ends with an example."""
+        return subs.add_parser(name, help=help, description=(help[0].upper() if help[0].isascii() else help[0]) + help[1:] + ".",
+                               epilog="example:\n  " + "\n  ".join(example.splitlines()))
+
     def executor_args(p):
         p.add_argument("--executor", choices=("local", "dask"), default="local",
                        help="local: serial, or --jobs worker processes (default); dask: the workers of a Dask "
@@ -337,48 +380,54 @@ def build_parser() -> argparse.ArgumentParser:
     def case_args(p, with_case: bool):
         p.add_argument("--file", action="append", metavar="F.toml", help="also load this case file (repeatable)")
         p.add_argument("--no-builtin", action="store_true", help="only the --file cases, not the built-in catalogue")
-        p.add_argument("--suite", metavar="NAME", help="a shipped suite instead of the built-in catalogue "
-                       "(holdout: out-of-sample cases, never used for tuning)")
+        p.add_argument("--suite", metavar="NAME", help="a shipped suite instead of the built-in catalogue: "
+                       "{suites} (holdout: out-of-sample cases, never used for tuning)")
         p.add_argument("--family", metavar="NAME", help="only cases of this family")
         if with_case:
             p.add_argument("--case", action="append", metavar="ID", help="only this case (repeatable; 'dln/' selects a prefix)")
         p.add_argument("--force-size", action="store_true",
                        help="lift the size limits of docs/limits.md (for someone who really means it)")
 
-    p = sub.add_parser("cases", help="list the cases with their exact truth")
+    p = command(sub, "cases", "list the cases with their exact truth", "llcbench cases --family polynomial")
     case_args(p, with_case=False)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_cases)
 
-    p = sub.add_parser("truth", help="λ and m of a polynomial potential, or why they cannot be certified "
-                       "(--case/--family: of catalogue cases, with their kind)")
+    p = command(sub, "truth", "λ and m of a polynomial potential, or why they cannot be certified "
+                "(--case/--family: of catalogue cases, with their kind)",
+                'llcbench truth "w1**2 * w2**4"\nllcbench truth --case poly/w1^4')
     p.add_argument("expr", nargs="?", help='polynomial in w1, w2, ..., e.g. "w1**2 * w2**4"')
     case_args(p, with_case=True)  # --case ID: the truth of catalogue cases (kind exact or asserted) instead
     p.add_argument("--prior", metavar="H1,H2,...", help="prior exponents h: prior ∝ ∏|w_i|^h_i")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_truth)
 
-    p = sub.add_parser("families", help="list the case families (built-in and plugins) and their fields")
+    p = command(sub, "families", "list the case families (built-in and plugins) and their fields", "llcbench families")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_families)
 
-    p = sub.add_parser("estimators", help="list the estimators (built-in and plugins) and their config fields")
+    p = command(sub, "estimators", "list the estimators (built-in and plugins) and their config fields",
+                "llcbench estimators")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_estimators)
 
-    p = sub.add_parser("run", help="run an estimator over cases; results go to the store")
-    p.add_argument("--estimator", required=True, metavar="NAME")
+    p = command(sub, "run", "run an estimator over cases; results go to the store",
+                "llcbench run --estimator sgld --family polynomial --seeds 2")
+    p.add_argument("--estimator", required=True, metavar="NAME", type=_estimator, help="the estimator: {estimators} (`llcbench estimators` describes them)")
     case_args(p, with_case=True)
     run_args(p)
     executor_args(p)
     p.add_argument("--json", action="store_true", help="print the records as JSON")
     p.add_argument("--full", action="store_true", help="with --json: whole records (traces, diagnostics)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--wide", action="store_true", help="the run table with every column in full (by default "
+                   "it fits 160 columns: the reference and the biases share columns, long cells are cut)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("trajectory", help="λ̂ over training: train one modular_addition network with checkpoints, "
-                                          "estimate λ̂ at each into the store")
-    p.add_argument("--estimator", default="sgld", metavar="NAME")
+    p = command(sub, "trajectory", "λ̂ over training: train one modular_addition network with checkpoints, "
+                "estimate λ̂ at each into the store", "llcbench trajectory --every 500")
+    p.add_argument("--estimator", default="sgld", metavar="NAME", type=_estimator,
+                   help="the estimator (default sgld): {estimators}")
     p.add_argument("--case", metavar="ID", help="the case to train (default: the shipped 'trajectory' suite's one)")
     p.add_argument("--file", action="append", metavar="F.toml", help="also load this case file (repeatable)")
     p.add_argument("--no-builtin", action="store_true", help="only the --file cases, not the built-in catalogue")
@@ -388,8 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(p)
     p.set_defaults(func=cmd_trajectory)
 
-    p = sub.add_parser("sweep", help="run an estimator over a grid of config values; results go to the store")
-    p.add_argument("--estimator", required=True, metavar="NAME")
+    p = command(sub, "sweep", "run an estimator over a grid of config values; results go to the store",
+                "llcbench sweep --estimator sgld --family polynomial --grid step_scale=0.1,0.2,0.4")
+    p.add_argument("--estimator", required=True, metavar="NAME", type=_estimator, help="the estimator: {estimators} (`llcbench estimators` describes them)")
     case_args(p, with_case=True)
     p.add_argument("--grid", action="append", metavar="FIELD=V1,V2,...",
                    help="a config field and its values (repeatable; the grid is their product; default for "
@@ -404,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="scores and a self-contained HTML report from the store")
+    p = command(sub, "report", "scores and a self-contained HTML report from the store",
+                "llcbench report --db results.sqlite --open")
     p.add_argument("--db", default=str(DEFAULT_DB), metavar="PATH", help="results store (default %(default)s)")
     p.add_argument("--estimator", action="append", metavar="NAME", help="only this estimator (repeatable)")
     p.add_argument("--version", metavar="V", help="score the runs of this llcbench version (default: the newest "
@@ -414,21 +465,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open", action="store_true", help="open index.html in the web browser")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("store", help="check a results store for damaged records (and move them aside)")
+    p = command(sub, "store", "check a results store for damaged records (and move them aside)",
+                "llcbench store check --db results.sqlite")
     stores = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    q = stores.add_parser("check", help="report damaged records; --repair moves them aside (bytes kept)")
+    q = command(stores, "check", "report damaged records; --repair moves them aside (bytes kept)",
+                "llcbench store check --db results.sqlite --repair")
     q.add_argument("--db", default=str(DEFAULT_DB), metavar="PATH", help="results store (default %(default)s)")
     q.add_argument("--repair", action="store_true", help="move damaged records into the table damaged_runs "
                    "(a store SQLite finds damaged: its readable runs into a fresh store, the file moved aside)")
     q.add_argument("--json", action="store_true", help="print the findings as JSON")
     q.set_defaults(func=cmd_store)
 
-    p = sub.add_parser("references", help="the reference λ_nβ,γ table: build, check, show")
+    p = command(sub, "references", "the reference λ_nβ,γ table: build, check, show", "llcbench references show")
     refs = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     for action, text in (("build", "compute references with the HMC reference sampler (into the store)"),
                          ("check", "recompute shipped entries with another seed and show agreement"),
                          ("show", "list the entries of the shipped (or a given) table")):
-        q = refs.add_parser(action, help=text)
+        q = command(refs, action, text, f"llcbench references {action}" + (" --case poly/w1^4" if action == "build" else ""))
         q.add_argument("--table", metavar="PATH", help="a reference table file instead of the shipped one")
         q.add_argument("--json", action="store_true", help="print the entries as JSON")
         q.set_defaults(func=cmd_references)

@@ -158,6 +158,13 @@ def grid_points(axes: list[tuple[str, list[str]]], spec: EstimatorSpec, fixed: l
     with the fields fixed for the whole grid."""
     names = [name for name, _ in axes]
     points = [dict(zip(names, values)) for values in itertools.product(*[v for _, v in axes])]
+    for name, values in axes:  # a value of the grid that is not of its field's type is --grid's fault, not --set's
+        for v in values:
+            try:
+                make_config(spec.config_cls, [f"{name}={v}"])
+            except UserError as exc:
+                if str(exc).startswith(f"--set {name}={v}:"):
+                    raise UserError(f"--grid {name}={','.join(values)}: {v!r}: {str(exc).split(': ', 1)[1]}") from None
     configs = [make_config(spec.config_cls, fixed + [f"{k}={v}" for k, v in p.items()]) for p in points]
     return points, configs
 

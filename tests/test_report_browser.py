@@ -49,7 +49,7 @@ def test_report_renders_in_chromium(cli, tmp_path):
     assert rep.returncode == 0, rep.stderr
     url = (out / "index.html").resolve().as_uri()
 
-    dom = browser(exe, tmp_path / "profile1", "--virtual-time-budget=10000", "--dump-dom", url)
+    dom = browser(exe, tmp_path / "profile1", "--window-size=1280,2400", "--virtual-time-budget=10000", "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = re.search(r"<body([^>]*)>", dom.stdout)
     assert body, dom.stdout[:500]
@@ -58,6 +58,10 @@ def test_report_renders_in_chromium(cli, tmp_path):
     assert int(attrs["images"]) >= 5, attrs  # truth, relative error, ordinality, traces, cost
     assert attrs["images-loaded"] == attrs["images"] and attrs["images-ok"] == "true", attrs
     assert json.loads(attrs["errors"]) == [], attrs["errors"]
+    # every figure (SVG) shown at ≥ 75 % of its size in a 1280 px window: 8 pt labels stay ≥ 8 px
+    assert float(attrs["images-min-scale"]) >= 0.75, attrs
+    srcs = re.findall(r"<img [^>]*src=\"data:image/svg\+xml;base64,", dom.stdout)
+    assert len(srcs) == int(attrs["images"]), "every figure is an SVG"
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console
     rows = re.findall(r'<tr data-estimator="([^"]+)"', dom.stdout)

@@ -232,3 +232,41 @@ def test_sensitivity_stable_region_and_recommendation(tmp_path):
 def test_no_sweep_without_swept_differences(tmp_path):
     with small_store(tmp_path / "s.sqlite") as store:
         assert build_scores(store)["sweeps"] == []
+
+
+def test_coverage_verdict_and_factor(tmp_path):
+    """λ = 1, se = 0.1 (bars ± 0.2): the runs' |λ̂ − λ|/(2·se) are chosen, so the coverage, its verdict and
+    k (numpy's linear 90th percentile) are known exactly; an estimator no registry knows (a plugin's row)
+    gets the same verdict."""
+    from llcbench.report.text import coverage
+    from llcbench.score.calibration import verdict
+
+    ratios = {"sgld": [0.1 * i for i in range(1, 11)],  # all ≤ 1: covered
+              "myplugin": [0.5] * 5 + [1.0, 2.0, 3.0, 4.0, 5.0]}  # 6 of 10 covered
+    recs = []
+    for est, rs in ratios.items():
+        for i, r in enumerate(rs):
+            lam_hat = 1.0 + (-1) ** i * 2 * 0.1 * r
+            # reference at λ̂ − 0.3·se·(i+1)/10 with se of the reference 0: ratios 0.015·(i+1)·… ≤ 0.15, covered
+            recs.append(record(f"p/{i}", "polynomial", 1.0, est, dict(BASE_CONFIG), 0, lam_hat, se=0.1,
+                               lambda_ref=lam_hat - 0.03 * (i + 1) / 10))
+    with fill(tmp_path / "s.sqlite", recs) as store:
+        scores = build_scores(store)
+    mine, sgld = group(scores, "myplugin")["overall"], group(scores, "sgld")["overall"]
+    assert sgld["coverage_truth"] == 1.0 and sgld["coverage_truth_verdict"] == "holds"
+    assert sgld["coverage_truth_k"] == pytest.approx(0.91)  # 0.9 + 0.1·(1.0 − 0.9) at position 8.1 of 0..9
+    assert mine["coverage_truth"] == pytest.approx(0.6)
+    # sorted ratios 0.5 ×5, 1, 2, 3, 4, 5: position 0.9·9 = 8.1 → 4 + 0.1·(5 − 4) = 4.1
+    assert mine["coverage_truth_k"] == pytest.approx(4.1)
+    assert mine["coverage_truth_verdict"] == "error bars too small by ×4.1"
+    assert mine["coverage_reference"] == 1.0 and mine["coverage_reference_verdict"] == "holds"
+    # the same numbers per family and in the plugin's leaderboard row
+    assert group(scores, "myplugin")["families"]["polynomial"]["coverage_truth_verdict"] == mine["coverage_truth_verdict"]
+    row = next(r for r in scores["leaderboard"] if r["estimator"] == "myplugin")
+    assert row["coverage_truth_k"] == pytest.approx(4.1)
+    assert coverage(row, "truth") == "60%: error bars too small by ×4.1"
+    assert coverage(row, "reference") == "100%: holds"
+    # exactly at the 90 % threshold the bars hold; a zero-width bar that misses has no finite factor
+    assert verdict(0.9, [1.0] * 9 + [2.0])[1] == "holds"
+    assert verdict(0.5, [0.0, math.inf]) == (None, "error bars of zero width: no factor makes them hold")
+    assert verdict(None, []) == (None, None)

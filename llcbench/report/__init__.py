@@ -1,4 +1,4 @@
-"""The calibration report: one self-contained ``index.html`` (figures embedded as base64 PNG, no
+"""The calibration report: one self-contained ``index.html`` (figures embedded as base64 SVG, no
 external file, works offline), ``report.md`` and ``scores.json``, built from the scores
 (``llcbench.score``) and, for the traces figure only, the records of the worst runs."""
 
@@ -50,12 +50,12 @@ def trace_runs(scores: dict, store: Optional[Store], k: int = TRACES_PER_ESTIMAT
 
 
 def make_figures(scores: dict, store: Optional[Store]) -> list[dict]:
-    """[{"id", "title", "png" (base64) or None, "caption"}], in page order."""
+    """[{"id", "title", "svg" (base64) or None, "caption"}], in page order."""
     out = []
 
     def add(fid, title, result):
         fig, caption = result
-        out.append({"id": fid, "title": title, "png": figures.png(fig) if fig is not None else None,
+        out.append({"id": fid, "title": title, "svg": figures.svg(fig) if fig is not None else None,
                     "caption": caption})
 
     add("truth", "λ̂ against λ", figures.lambda_vs_truth(scores))
@@ -64,7 +64,7 @@ def make_figures(scores: dict, store: Optional[Store]) -> list[dict]:
     heads = {g["id"] for g in scores["groups"] if g["headline"]}
     sweeps = scores["sweeps"][: figures.MAX_SWEEPS]
     if not sweeps:
-        out.append({"id": "sensitivity", "title": "Hyperparameter sensitivity", "png": None,
+        out.append({"id": "sensitivity", "title": "Hyperparameter sensitivity", "svg": None,
                     "caption": "No sweep in the store (configs of one estimator that differ only in "
                                "step_scale, nbeta_scale or gamma_scale): no sensitivity to show. "
                                "`llcbench sweep` makes one."})

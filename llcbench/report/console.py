@@ -86,14 +86,23 @@ def estimators_listing(rows: list[dict], note: Optional[str]) -> str:
 
 
 # ----------------------------------------------------------------------------------- runs
-def run_table(records: list[dict], seeds: int) -> str:
+TABLE_WIDTH = 160  # the run table's width by default; --wide lifts it
+CUT_NOTE = "cells cut to fit {width} columns (…): --wide shows every column in full, `--json --full` has the rest"
+
+
+def run_table(records: list[dict], seeds: int, wide: bool = False, width: int = TABLE_WIDTH) -> str:
     """One row per run: truth, λ̂ ± se, relative error, the reference λ_nβ,γ and the two parts of the
-    error where one exists, R-hat, ESS, seconds, and the attribution or first warning."""
+    error where one exists, R-hat, ESS, seconds, and the attribution or first warning (the note).
+
+    By default the reference and its source share a column, the two biases share one, and the case and
+    the note are cut so that the table fits ``width`` columns, with a line under it saying so; ``wide``
+    gives every column in full."""
     with_ref = any(r.get("lambda_ref") is not None for r in records)
-    headers = ["case", "λ", "λ̂ ± se", "rel.err", "R-hat", "ESS", "seconds"]
+    headers = ["case", "λ", "λ̂ ± se", "rel.err", "R-hat", "ESS", "seconds" if wide else "s"]
     if with_ref:
-        headers[4:4] = ["λ_nβ,γ", "ref", "estimand bias", "sampler bias"]
-    headers.append("")
+        headers[4:4] = (["λ_nβ,γ", "ref", "estimand bias", "sampler bias"] if wide
+                        else ["λ_nβ,γ (ref)", "bias: estimand / sampler"])
+    headers.append("note")
     rows = []
     for r in records:
         row = [
@@ -106,16 +115,37 @@ def run_table(records: list[dict], seeds: int) -> str:
             num(r["seconds"], "{:.1f}"),
         ]
         if with_ref:
-            row[4:4] = [
-                num(r.get("lambda_ref"), "{:.4g}"),
-                reference_label(r) or "—",
-                num(r.get("estimand_bias"), "{:+.3g}"),
-                (num(r.get("sampler_bias"), "{:+.3g}") + " ± " + num(r.get("sampler_bias_se"), "{:.2g}"))
-                if r.get("sampler_bias") is not None else "—",
-            ]
+            ref, label = num(r.get("lambda_ref"), "{:.4g}"), reference_label(r) or "—"
+            estimand = num(r.get("estimand_bias"), "{:+.3g}")
+            sampler = ((num(r.get("sampler_bias"), "{:+.3g}") + " ± " + num(r.get("sampler_bias_se"), "{:.2g}"))
+                       if r.get("sampler_bias") is not None else "—")
+            row[4:4] = ([ref, label, estimand, sampler] if wide
+                        else [ref if label == "—" else f"{ref} {label}", f"{estimand} / {sampler}"])
         row.append(("stored " if r["cached"] else "") + note(r))
         rows.append(row)
-    return fmt_table(headers, rows, right=set(range(2, len(headers) - 1)))
+    right = set(range(2, len(headers) - 1))
+    cut = False
+    if not wide:
+        rows, cut = _fit(headers, rows, width)
+    text = fmt_table(headers, rows, right=right)
+    return text + ("\n" + CUT_NOTE.format(width=width) if cut else "")
+
+
+def _fit(headers: list[str], rows: list[list[str]], width: int) -> tuple[list[list[str]], bool]:
+    """Cut the first (case) and last (note) columns so that the table is at most ``width`` wide."""
+    def widths(rs):
+        return [max([len(h)] + [len(r[i]) for r in rs]) for i, h in enumerate(headers)]
+
+    cut = False
+    if sum(widths(rows)) + 2 * (len(headers) - 1) > width and widths(rows)[0] > 32:  # long ids: keep their head
+        rows = [[short(r[0], 32)] + r[1:] for r in rows]
+        cut = True
+    fixed = sum(widths(rows)[:-1]) + 2 * (len(headers) - 1)
+    room = max(width - fixed, len(headers[-1]), 12)
+    if any(len(r[-1]) > room for r in rows):
+        rows = [r[:-1] + [short(r[-1], room)] for r in rows]
+        cut = True
+    return rows, cut
 
 
 def run_summary(records: list[dict], db, skipped: list, torch_version: str) -> str:

@@ -60,7 +60,6 @@ def roc_figure(scores: dict):
         ax.set_xlabel("false-positive rate", fontsize=8)
         ax.set_ylabel("true-positive rate", fontsize=8)
         ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
     est = _main_series(det)[0]["estimator"]
     return fig, (f"ROC curves of the three per-sample scores at separating the memorised samples from the rest "
                  f"({est}; per setting, the mean TPR over its runs — data seeds × run seeds — on a fixed FPR grid; "
@@ -80,9 +79,8 @@ def histogram_figure(scores: dict):
         ax.bar(edges[:-1], h["memorised"], width=width, align="edge", color=COLORS[3], alpha=0.7, label="memorised")
         ax.set_yscale("symlog", linthresh=1)
         ax.set_title(f"{case} ({len(runs)} runs)", fontsize=8)
-        ax.set_xlabel("λ̂_i", fontsize=8)
+        ax.set_xlabel(r"$\hat\lambda_i$", fontsize=8)
         ax.legend(fontsize=7)
-    fig.tight_layout()
     return fig, ("Histogram of the per-sample LLC λ̂_i of every probe sample of every run of a setting, split by "
                  "ground truth (memorised by construction or not); counts on a symmetric-log axis.")
 

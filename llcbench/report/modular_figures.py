@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .figures import COLORS, _fin, headline, plt
+from .figures import COLORS, HAT, _fin, figure, headline
 
 TASK_LABEL = {"add": "add (generalises)", "random": "random (memorises)"}
 
@@ -19,7 +19,7 @@ def scaling(scores: dict):
     fits = [(g, f) for g in groups for f in g["theory"]["fits"]]
     if not fits:
         return None, "No scored modular_addition run in the store: `llcbench run --estimator sgld --family modular_addition`."
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = figure(figsize=(6.4, 4.6))
     notes = []
     for fi, (g, block) in enumerate(fits):
         task = block["task"]
@@ -48,7 +48,7 @@ def scaling(scores: dict):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("p")
-    ax.set_ylabel("λ̂")
+    ax.set_ylabel(HAT)
     ax.legend(fontsize=6)
     caption = ("λ̂ against p (log-log; error bars: spread over networks and seeds), one series per anchor recipe, "
                "with its least-squares line; fitted slopes " + ", ".join(notes) + ". Runs that did not mix or are "
@@ -63,14 +63,14 @@ def trajectories(scores: dict):
     series = [(g, t) for g in scores["groups"] for t in g.get("trajectories") or []][:4]
     if not series:
         return None, "No checkpoint run in the store: `llcbench trajectory` makes one."
-    fig, axes = plt.subplots(1, len(series), figsize=(5.6 * len(series), 3.8), squeeze=False)
+    fig, axes = figure(1, len(series), figsize=(5.6 * len(series), 3.8), squeeze=False)
     for ax, (g, t) in zip(axes[0], series):
         steps = [pt["step"] for pt in t["points"]]
         ax.errorbar(steps, [pt["lambda_hat"] for pt in t["points"]],
                     yerr=[2 * pt["se"] if _fin(pt["se"]) else 0 for pt in t["points"]], fmt="o-", color=COLORS[0],
-                    ms=3, label="λ̂")
+                    ms=3, label=HAT)
         ax.set_xlabel("training step")
-        ax.set_ylabel("λ̂", color=COLORS[0])
+        ax.set_ylabel(HAT, color=COLORS[0])
         acc = ax.twinx()
         for key, color, label in (("train_accuracy", COLORS[1], "train acc."), ("test_accuracy", COLORS[2], "test acc.")):
             ys = [pt[key] if _fin(pt[key]) else math.nan for pt in t["points"]]

@@ -2,10 +2,12 @@
 
 A small inline script records, for a browser test and for anyone who opens
 the developer console, whether every figure decoded (naturalWidth > 0:
-``body[data-images-ok]``) and any error the page raised (``body[data-errors]``,
-from window.onerror, failed resource loads and console.error); another sorts
-the tables of class ``sortable`` when a header is clicked (numbers by the
-cell's ``data-v``, else by text). Nothing is loaded from outside the file.
+``body[data-images-ok]``), the smallest scale a figure is shown at
+(``body[data-images-min-scale]``) and any error the page raised
+(``body[data-errors]``, from window.onerror, failed resource loads and
+console.error); another sorts the tables of class ``sortable`` when a header
+is clicked (numbers by the cell's ``data-v``, else by text). Nothing is
+loaded from outside the file.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ _CHECK = """
     document.body.dataset.images = images.length;
     document.body.dataset.imagesLoaded = ok;
     document.body.dataset.imagesOk = String(ok === images.length);
+    // the smallest ratio of a figure's width on screen to its own: its 8 pt labels shrink by as much
+    var scales = images.map(function (im) { return im.naturalWidth ? im.getBoundingClientRect().width / im.naturalWidth : 0; });
+    document.body.dataset.imagesMinScale = String(Math.min.apply(null, scales.concat([1])));
     document.body.dataset.errors = JSON.stringify(errors);
     document.body.dataset.ready = 'true';
   });
@@ -227,10 +232,10 @@ def _apart(scores) -> str:
 
 
 def _figure(f) -> str:
-    if f["png"] is None:
+    if f["svg"] is None:
         return f"<h2>{_e(f['title'])}</h2><p class='note'>{_e(f['caption'])}</p>"
     return (f"<h2 id='{_e(f['id'])}'>{_e(f['title'])}</h2><figure><img alt='{_e(f['title'])}' "
-            f"src='data:image/png;base64,{f['png']}'><figcaption>{_e(f['caption'])}</figcaption></figure>")
+            f"src='data:image/svg+xml;base64,{f['svg']}'><figcaption>{_e(f['caption'])}</figcaption></figure>")
 
 
 def render_html(scores: dict, figs: list[dict]) -> str:

@@ -217,6 +217,8 @@ def _leader_row(g: dict, common: set) -> dict:
         "common_cases": len(mine), "common_median_abs_rel_error": statistics.median(mine) if mine else None,
         "median_abs_rel_error": o["median_abs_rel_error"],
         "within_10pct": o["within_10pct"], "kendall_tau": o["kendall_tau"], "coverage_truth": o["coverage_truth"],
-        "coverage_reference": o["coverage_reference"], "stable_region_size": sens["stable_region_size"],
+        "coverage_reference": o["coverage_reference"], "coverage_truth_verdict": o["coverage_truth_verdict"],
+        "coverage_truth_k": o["coverage_truth_k"], "coverage_reference_verdict": o["coverage_reference_verdict"],
+        "coverage_reference_k": o["coverage_reference_k"], "stable_region_size": sens["stable_region_size"],
         "stable_families": sens["stable_families"], "seconds_total": o["seconds_total"],
     }

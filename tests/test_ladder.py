@@ -38,6 +38,25 @@ def test_fit_recovers_lambda_and_m_exactly(lam, m):
     assert f["t_factor"] == pytest.approx(1.1823, abs=1e-4)
 
 
+def test_fit_recovers_the_offset_of_an_anchor_that_is_not_the_minimiser():
+    """With noisy labels w* is the teacher, L_n(w*) − min L_n = Δ > 0 adds −nβ_k·Δ to every rung."""
+    y = [v - nb * 2e-5 for v, nb in zip(model(1.5, 1), NBETAS)]
+    f = fit(NBETAS, y, [1e-6] * 5, offset=True)
+    assert f["lambda"] == pytest.approx(1.5, abs=1e-9) and f["m"] == pytest.approx(1.0, abs=1e-9)
+    assert f["offset"] == pytest.approx(2e-5, rel=1e-6) and f["fit_dof"] == 2
+    assert abs(fit(NBETAS, y, [1e-6] * 5)["lambda"] - 1.5) > 0.1  # without the term the fit is far off
+
+
+def test_anchor_criticality_decides_the_offset():
+    from llcbench.catalogue import build_target, load_catalogue
+    from llcbench.estimators.ladder import anchor_is_critical
+
+    cat = {c.id: c for c in load_catalogue()}
+    assert anchor_is_critical(build_target(cat["poly/w1^4"]))  # analytic potential, minimum at w*
+    assert anchor_is_critical(build_target(cat["dln/2-2-2/r0"]))  # noiseless teacher
+    assert not anchor_is_critical(build_target(cat["reg/regular/quadratic"]))  # noisy labels
+
+
 def test_fit_interval_covers_under_gaussian_rung_noise():
     """±2·se of the fit (Gaussian, known variances: dof None) covers λ in ≈ 95 % of noisy ladders; the
     Birge widening can only raise it. 2000 replicates: the binomial sd of a 95 % rate is 0.5 %, so the
@@ -86,7 +105,7 @@ def test_rungs_geometric_with_fixed_or_scaled_localisation():
     assert type(rung_configs(target, make_config(type(cfg), ["base=rmsprop_sgld"]))[0]).__name__ == "RMSPropSGLDConfig"
 
 
-@pytest.mark.parametrize("bad, message", [(["base=sgnht"], "base must be one of"), (["rungs=2"], "rungs must be"),
+@pytest.mark.parametrize("bad, message", [(["base=sgnht"], "base must be one of"), (["rungs=3"], "rungs must be"),
                                           (["ladder_span=1"], "ladder_span must be"),
                                           (["ladder_gamma=x"], "ladder_gamma must be")])
 def test_bad_ladder_config_is_one_line(bad, message):

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+import torch
 from scipy import stats
 
 from ..target import Target
@@ -64,7 +65,8 @@ from .temperature import resolve_gamma, resolve_nbeta
 
 BASES = {"sgld": (SGLD_SAMPLER, SGLDConfig), "rmsprop_sgld": (RMSPROP_SAMPLER, RMSPropSGLDConfig)}
 M_RESOLVED = 0.5  # se(m̂) above this: two se cannot tell m from m ± 1
-GAMMA_RULES = ("fixed", "scaled")
+GAMMA_RULES = ("fixed", "lowest", "scaled")
+ANCHOR_GRADIENT_TOL = 1e-8  # ‖∇L_n(w*)‖_∞ above this (float64): w* is not a critical point of L_n
 ESTIMAND = "lambda"  # extra.estimand of a run that estimates λ itself (llcbench.attribution.estimates_lambda)
 
 
@@ -73,20 +75,26 @@ class LadderConfig(RMSPropSGLDConfig):
     """The base sampler's fields (RMSProp-SGLD's are used by base = 'rmsprop_sgld' only) and the ladder."""
 
     base: str = doc("sgld", "the sampler of every rung: 'sgld' or 'rmsprop_sgld'")
-    rungs: int = doc(5, "K, the number of inverse temperatures nβ_k (at least 3: the fit has two parameters)")
+    rungs: int = doc(5, "K, the number of inverse temperatures nβ_k (at least 4: up to three fitted parameters)")
     ladder_span: float = doc(16.0, "the rungs nβ_k = c_k·nβ, c_k geometric from 1/ladder_span to ladder_span")
+    fit_offset: str = doc(
+        "auto", "fit a term −nβ_k·Δ too (Δ = L_n(w*) − min L_n ≥ 0: w* is the teacher, not the minimiser of L_n, "
+        "when the labels are noisy): 'auto' (on where ∇L_n(w*) ≠ 0), 'on', 'off'", key_default=True)
     ladder_gamma: str = doc(
         "fixed", "the localisation along the ladder: 'fixed' (every rung at the γ of nβ: a fixed prior, as "
-        "the expansion assumes) or 'scaled' (γ_k = c_k·γ, the default rule's γ ∝ nβ at every rung)")
+        "the expansion assumes), 'lowest' (every rung at the γ of the lowest nβ_k, fixed and weaker) or 'scaled' "
+        "(γ_k = c_k·γ, the default rule's γ ∝ nβ at every rung)")
 
     def validate(self) -> None:
         super().validate()
         if self.base not in BASES:
             raise ValueError(f"base must be one of {', '.join(BASES)}, got {self.base!r}")
-        if self.rungs < 3:
-            raise ValueError("rungs must be >= 3 (two fitted parameters and a residual)")
+        if self.rungs < 4:
+            raise ValueError("rungs must be >= 4 (up to three fitted parameters and a residual)")
         if not (self.ladder_span > 1 and math.isfinite(self.ladder_span)):
             raise ValueError("ladder_span must be > 1")
+        if self.fit_offset not in ("auto", "on", "off"):
+            raise ValueError(f"fit_offset must be one of auto, on, off, got {self.fit_offset!r}")
         if self.ladder_gamma not in GAMMA_RULES:
             raise ValueError(f"ladder_gamma must be one of {', '.join(GAMMA_RULES)}, got {self.ladder_gamma!r}")
 
@@ -101,7 +109,9 @@ def rung_configs(target: Target, config: LadderConfig) -> list:
     """The base sampler's config at each rung: nβ scaled by c_k, γ fixed or scaled (ladder_gamma),
     every other field as given."""
     _, cls = BASES[config.base]
-    gamma = resolve_gamma(resolve_nbeta(target, config), config)  # γ at the centre nβ
+    nbeta = resolve_nbeta(target, config)
+    low = min(factors(config)) if config.ladder_gamma == "lowest" else 1.0
+    gamma = resolve_gamma(nbeta * low, config) if config.gamma is None else float(config.gamma) * low
     names = {f.name for f in dataclasses.fields(cls)}
     common = {k: v for k, v in dataclasses.asdict(config).items() if k in names}
     out = []
@@ -111,7 +121,7 @@ def rung_configs(target: Target, config: LadderConfig) -> list:
             fields["nbeta_scale"] = config.nbeta_scale * c
         else:
             fields["nbeta"] = config.nbeta * c
-        if config.ladder_gamma == "fixed":
+        if config.ladder_gamma in ("fixed", "lowest"):
             fields["gamma"] = gamma
         elif config.gamma is not None:  # else gamma_scale·nβ_k: the default rule scales it already
             fields["gamma"] = config.gamma * c
@@ -132,38 +142,57 @@ def rung_variances(per_chain: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, n
     return means, var, n
 
 
-def fit(nbetas, means, variances, dof: Optional[int] = None) -> dict:
-    """The least-squares fit of the module doc: λ̂_k = λ + s/log nβ_k.
+def design(nbetas, offset: bool) -> np.ndarray:
+    """The regressors of the fit: 1, 1/log nβ_k and, with ``offset``, nβ_k (module doc)."""
+    nb = np.asarray(nbetas, dtype=float)
+    cols = [np.ones_like(nb), 1.0 / np.log(nb)] + ([nb] if offset else [])
+    return np.column_stack(cols)
+
+
+def fit(nbetas, means, variances, dof: Optional[int] = None, offset: bool = False) -> dict:
+    """The least-squares fit of the module doc: λ̂_k = λ + s/log nβ_k (− nβ_k·Δ with ``offset``).
 
     nbetas, means, variances: per rung (variances of the rung means). dof: the
     degrees of freedom of the variances (chains − 1), for the t-factor; None:
-    none (Gaussian). Returns lambda, lambda_se, m, m_se, slope, the covariance
-    of (λ, s) after the inflations, residuals, chi2, fit_dof, birge, t_factor,
-    m_resolved. Exact on noiseless rung values of the model (a test checks)."""
+    none (Gaussian). Returns lambda, lambda_se, m, m_se, slope, offset (Δ or
+    None), the covariance of the parameters after the inflations, residuals,
+    chi2, fit_dof, birge, t_factor, m_resolved. Exact on noiseless rung values
+    of the model (a test checks)."""
     nb = np.asarray(nbetas, dtype=float)
     y = np.asarray(means, dtype=float)
     v = np.asarray(variances, dtype=float)
-    if nb.size < 3 or not (np.all(nb > 1) and np.all(np.isfinite(y)) and np.all(np.isfinite(v))):
+    p = 3 if offset else 2
+    nu = nb.size - p
+    if nu < 1 or not (np.all(nb > 1) and np.all(np.isfinite(y)) and np.all(np.isfinite(v))):
         return {"lambda": float("nan"), "lambda_se": float("nan"), "m": float("nan"), "m_se": float("nan"),
-                "slope": float("nan"), "residuals": [], "chi2": None, "fit_dof": int(nb.size) - 2, "birge": None,
+                "slope": float("nan"), "offset": None, "residuals": [], "chi2": None, "fit_dof": nu, "birge": None,
                 "t_factor": None, "m_resolved": False, "cov": None}
-    x = 1.0 / np.log(nb)
-    X = np.column_stack([np.ones_like(x), x])
-    A = np.linalg.pinv(X)  # (2, K): the least-squares map
+    X = design(nb, offset)
+    A = np.linalg.pinv(X)  # (p, K): the least-squares map
     theta = A @ y
     cov = A @ np.diag(v) @ A.T
     resid = y - X @ theta
-    nu = nb.size - 2
     chi2 = float(np.sum(resid ** 2 / v)) if np.all(v > 0) else float("inf") if np.any(resid != 0) else 0.0
-    birge = math.sqrt(chi2 / nu) if nu > 0 and math.isfinite(chi2) else 1.0
+    birge = math.sqrt(chi2 / nu) if math.isfinite(chi2) else float("inf")
     t_factor = float(stats.t.ppf(0.975, dof) / 2.0) if dof is not None and dof >= 1 else 1.0
     scale = max(1.0, birge) * t_factor
     cov = cov * scale ** 2
     lam_se, s_se = math.sqrt(max(cov[0, 0], 0.0)), math.sqrt(max(cov[1, 1], 0.0))
     return {"lambda": float(theta[0]), "lambda_se": lam_se, "m": float(1.0 - theta[1]), "m_se": s_se,
-            "slope": float(theta[1]), "residuals": [float(r) for r in resid], "chi2": chi2, "fit_dof": nu,
-            "birge": birge, "t_factor": t_factor, "m_resolved": bool(s_se <= M_RESOLVED),
+            "slope": float(theta[1]), "offset": float(-theta[2]) if offset else None,
+            "residuals": [float(r) for r in resid], "chi2": chi2, "fit_dof": nu, "birge": birge,
+            "t_factor": t_factor, "m_resolved": bool(s_se <= M_RESOLVED),
             "cov": [[float(a) for a in row] for row in cov]}
+
+
+def anchor_is_critical(target: Target) -> bool:
+    """Whether ∇L_n(w*) = 0 (float64, full data): then L_n(w*) is a local minimum's value and the
+    −nβ·Δ term is absent (noiseless teachers, analytic potentials); noisy labels make it nonzero."""
+    t64 = target.to("cpu", torch.float64)
+    w = t64.w_star.detach().to(torch.float64).reshape(1, -1)
+    with torch.enable_grad():
+        _, g = t64.loss_and_grad(w, None)
+    return bool(g.abs().max() <= ANCHOR_GRADIENT_TOL)
 
 
 def _locality(estimates: list[Estimate], centre: int) -> Optional[dict]:
@@ -186,7 +215,8 @@ def estimate(target: Target, config: LadderConfig, seed: int, device: str = "cpu
     per_chain = np.array([[x if x is not None else np.nan for x in e.lambda_hat_chains] for e in ests], dtype=float)
     means, var, live = rung_variances(per_chain, np.array([e.se for e in ests], dtype=float))
     dof = int(live.min()) - 1 if live.min() >= 2 else None
-    f = fit(nbetas, means, var, dof)
+    offset = config.fit_offset == "on" or (config.fit_offset == "auto" and not anchor_is_critical(target))
+    f = fit(nbetas, means, var, dof, offset)
 
     warnings = []
     for k, e in enumerate(ests):
@@ -196,15 +226,13 @@ def estimate(target: Target, config: LadderConfig, seed: int, device: str = "cpu
     elif not f["m_resolved"]:
         warnings.append(f"m is not resolved by the ladder: m̂ = {f['m']:.2f} ± {f['m_se']:.2f}; λ̂ ± se is the fit "
                         "with m free (a wide interval), not an assumed m")
-    if f["birge"] is not None and f["birge"] > 2:
+    if f["birge"] is not None and f["birge"] > 2 and math.isfinite(f["lambda"]):
         warnings.append(f"the rungs do not follow λ − (m−1)/log nβ (χ²/dof = {f['birge'] ** 2:.1f}): the "
                         "o(1/log nβ) terms or a sampler bias that changes with nβ; the se is widened by "
                         f"×{f['birge']:.2f}")
 
     # per-chain fits, pairing chain j of every rung (NaN where a rung's chain j diverged)
-    x = 1.0 / np.log(np.asarray(nbetas))
-    A = np.linalg.pinv(np.column_stack([np.ones_like(x), x]))
-    chain_fits = (A @ per_chain)[0]
+    chain_fits = (np.linalg.pinv(design(nbetas, offset)) @ per_chain)[0]
     rung_rows = [{"factor": c, "nbeta": nb, "gamma": e.extra.get("gamma"), "lambda_hat": float(mu),
                   "se": math.sqrt(v) if math.isfinite(v) else None, "base_se": e.se,
                   "residual": (f["residuals"][k] if f["residuals"] else None), "chains_used": int(n),
@@ -218,8 +246,8 @@ def estimate(target: Target, config: LadderConfig, seed: int, device: str = "cpu
         "divergent_chains": sorted({k * int(config.chains) + c for k, e in enumerate(ests)
                                     for c in e.diagnostics.get("divergent_chains") or []}),
         "chains_used": int(live.min()),
-        "ladder_fit": {k: f[k] for k in ("lambda", "lambda_se", "m", "m_se", "slope", "chi2", "fit_dof", "birge",
-                                         "t_factor", "m_resolved", "residuals", "cov")},
+        "ladder_fit": {k: f[k] for k in ("lambda", "lambda_se", "m", "m_se", "slope", "offset", "chi2", "fit_dof",
+                                         "birge", "t_factor", "m_resolved", "residuals", "cov")},
     }
     extra = {
         "estimand": ESTIMAND,
@@ -239,6 +267,5 @@ def estimate(target: Target, config: LadderConfig, seed: int, device: str = "cpu
 
 SPEC = EstimatorSpec(
     name="ladder", config_cls=LadderConfig, estimate=estimate, supports=supports,
-    summary="λ and m from a temperature ladder nβ_k on shared chains (Watanabe's λ − (m−1)/log nβ), "
-            "base sampler sgld or rmsprop_sgld",
+    summary="λ itself and its multiplicity m from a ladder of nβ on shared chains (sgld/rmsprop_sgld)",
 )

@@ -9,16 +9,26 @@ Geometry and Statistical Learning Theory", Thm 6.7 and Sec. 7.1),
 so a ladder of temperatures carries both λ and m (a regression over
 inverse temperatures, as in the multi-temperature estimators of the RLCT). This
 estimator runs K rungs nβ_k = c_k·nβ, c_k geometric from 1/ladder_span to
-ladder_span (nβ = n/log n by default), each with the localisation that goes
-with it (γ_k = gamma_scale·nβ_k, or c_k·gamma for an absolute gamma), as ONE
-shared-chain grid run of the base sampler (:mod:`.sgmcmc.grid`: one tensor of
-K·chains rows, one batched forward/backward per step), and fits
+ladder_span (nβ = n/log n by default), as ONE shared-chain grid run of the
+base sampler (:mod:`.sgmcmc.grid`: one tensor of K·chains rows, one batched
+forward/backward per step), and fits
 
     λ̂_k = λ + s·x_k,  x_k = 1/log nβ_k,  s = −(m − 1)
 
 by ordinary least squares: the intercept is λ̂, m̂ = 1 − ŝ. Ordinary, not
 weighted: the per-rung variances are estimated from a handful of chains, and
 weights built from them would add their noise to the point estimate.
+
+The localisation is a prior, and the expansion is for a fixed prior: every
+rung has the γ of the centre nβ (``ladder_gamma = 'fixed'``). With the
+default rule's γ ∝ nβ at every rung ('scaled') the localisation tightens as
+nβ grows and, on a singular loss, overtakes it: on dln/2-2-2-2-2/r0 the rungs
+then fall with nβ and the fit goes negative (docs/estimation.md).
+
+Where w* is not a critical point of L_n (noisy labels: w* is the teacher,
+not the empirical minimiser), every rung carries −nβ_k·Δ, Δ = L_n(w*) −
+min L_n ≥ 0, which grows linearly along the ladder; the fit then has the
+regressor nβ_k as well (``fit_offset = 'auto'``: on where ∇L_n(w*) ≠ 0).
 
 Uncertainty. Each rung's variance s_k² is the larger of the between-chain
 variance of its per-chain means over its live chains (every chain is one
@@ -27,9 +37,10 @@ sampler's own ESS-based se²; the fit is linear in the rung means, so
 Cov(λ̂, ŝ) = A·diag(s_k²)·Aᵀ with A the least-squares map (the rungs share
 minibatches, not chains: their chain-to-chain noise is independent). Two
 inflations make ±2·se an honest interval: (i) where the linear model does
-not fit the rungs (χ² = Σ(r_k/s_k)² above its K − 2 degrees of freedom: the
+not fit the rungs (χ² = Σ(r_k/s_k)² above its K − p degrees of freedom: the
 o(1/log nβ) terms, or a sampler bias that changes along the ladder), the
-standard errors are scaled by the Birge ratio √(χ²/(K − 2)); (ii) the
+standard errors are scaled by the Birge ratio √(χ²/(K − p)), p the number
+of fitted parameters; (ii) the
 variances have (chains − 1) degrees of freedom, so the se is scaled by
 t_{0.975, chains−1}/2 (×1.18 at 8 chains), which makes ±2·se Student's 95 %
 interval.

@@ -138,3 +138,11 @@ def test_attribution_never_splits_a_lambda_estimate_against_a_reference():
     assert what == "unattributed" and "estimates λ itself" in reason
     assert hints(dict(rec, extra={"estimand": "lambda", "nbeta": 8686.0})) == []  # the fit accounts for m
     assert hints(dict(rec, extra={"nbeta": 8686.0}))[0]["kind"] == "multiplicity"  # a λ_nβ,γ estimate gets it
+
+
+def test_every_ladder_field_is_documented_and_the_defaults_valid():
+    import dataclasses
+
+    cls = get_estimator("ladder").config_cls
+    assert all(f.metadata.get("doc") for f in dataclasses.fields(cls))
+    make_config(cls, []).validate()

@@ -66,6 +66,13 @@ its number, never as an attribution:
 
 A hint predicts a direction (both predict λ̂ below λ), not a value that an
 error could be held to; only a reference can attribute.
+
+An estimator may estimate λ itself rather than one posterior's λ_nβ,γ (the
+temperature ladder, ``llcbench.estimators.ladder``: its record says
+``extra.estimand = "lambda"``; :func:`estimates_lambda`). Such a run has no
+single (nβ, γ) whose reference its λ̂ could be held to: it gets none, its
+error beyond the band is ``"unattributed"`` with that reason, and the
+multiplicity hint (which its fit already accounts for) is not given.
 """
 
 from __future__ import annotations
@@ -87,6 +94,13 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
+def estimates_lambda(record: dict) -> bool:
+    """Whether the run's λ̂ estimates λ itself, not λ_nβ,γ (``extra.estimand``; a record or an Estimate's
+    ``extra`` dict)."""
+    extra = record.get("extra") if "extra" in record else record
+    return isinstance(extra, dict) and extra.get("estimand") == "lambda"
+
+
 def reference_label(record: dict) -> Optional[str]:
     """Where λ_nβ,γ came from, short: "exact", "nuts:3f2a9c1b" (a stored run's key), or None."""
     source = record.get("lambda_ref_source")
@@ -105,7 +119,7 @@ def hints(record: dict) -> list[dict]:
     extra = record.get("extra") or {}
     nbeta = extra.get("nbeta")
     m = record.get("multiplicity") or 1
-    if m > 1 and nbeta and nbeta > math.e and lam is not None:
+    if m > 1 and nbeta and nbeta > math.e and lam is not None and not estimates_lambda(record):
         first = lam - (m - 1) / math.log(nbeta)
         out.append({"kind": "multiplicity", "predicted": first,
                     "short": f"hint: m = {m}: λ − (m−1)/log nβ = {first:.3g}",
@@ -136,6 +150,9 @@ def attribute(record: dict) -> tuple[Optional[str], str, str]:
     band = TOLERANCE * abs(lam)
     if abs(lam_hat - lam) <= band:
         return None, "", ""
+    if estimates_lambda(record):
+        return ("unattributed", "λ̂ estimates λ itself (extrapolated over inverse temperatures): there is no single "
+                                "λ_nβ,γ to split its error by", "estimates λ: no λ_nβ,γ")
     ref = record.get("lambda_ref")
     if not _finite(ref):
         return "unattributed", "no reference λ_nβ,γ to split the error by", "no reference"

@@ -26,7 +26,7 @@ from .case import Case
 from .catalogue import build_target, case_truth
 from .errors import UserError
 from .estimators.base import Estimate, EstimatorSpec, config_dict
-from .attribution import attribution
+from .attribution import attribution, estimates_lambda
 from .references.table import loss_fingerprint
 from .store import Store, run_key
 
@@ -109,10 +109,13 @@ def error_decomposition(target, estimator: str, estimate: Estimate) -> dict:
     localisation, multiplicity); sampler bias = λ̂ − λ_{nβ,γ}. For SGLD on a
     quadratic potential without minibatches the reference of the
     *discretised* chain at the run's step size is added too (step-size bias).
-    Empty when no reference applies (e.g. deep linear networks).
+    Empty when no reference applies (e.g. deep linear networks), and for an estimator of λ itself
+    (``attribution.estimates_lambda``: no single λ_nβ,γ is its estimand).
     """
     from .estimators import exact
 
+    if estimates_lambda(estimate.extra):
+        return {}
     nbeta, gamma = estimate.extra.get("nbeta"), estimate.extra.get("gamma")
     if estimator == "exact" or nbeta is None or gamma is None or exact.supports(target) is not None:
         return {}

@@ -3,8 +3,9 @@
 ``ESTIMATORS`` maps a name to its :class:`~llcbench.estimators.base.EstimatorSpec`;
 ``get_estimator(name)`` looks one up. Built in: "sgld", "rmsprop_sgld",
 "sgnht" (stochastic-gradient MCMC, :mod:`llcbench.estimators.sgmcmc`); the
-references "exact", "nuts", "hmc" and the negative control "hessian"; and "volume"
-(local volume by random directions).
+references "exact", "nuts", "hmc" and the negative control "hessian"; "volume"
+(local volume by random directions); and "ladder" (λ and m from a temperature ladder on shared
+chains, an estimate of the true λ).
 
 Plugins (:mod:`llcbench.plugins`): ``@llcbench.register_estimator("name", config=...)`` in
 process, or the entry-point group ``llcbench.estimators`` from an installed package; each entry
@@ -28,7 +29,7 @@ from typing import Any, Optional
 from ..errors import UserError
 from ..plugins import Registry
 from .base import Estimate, EstimatorSpec
-from . import exact, hessian, hmc, nuts, rmsprop_sgld, sgld, sgnht, volume
+from . import exact, hessian, hmc, ladder, nuts, rmsprop_sgld, sgld, sgnht, volume
 
 ENTRY_POINT_GROUP = "llcbench.estimators"
 
@@ -49,7 +50,7 @@ def _as_spec(obj: Any, name: str) -> EstimatorSpec:
 
 # Built in: one module per estimator, each exporting SPEC (the same contract a plugin follows).
 ESTIMATORS = Registry("estimator", ENTRY_POINT_GROUP, {
-    m.SPEC.name: m.SPEC for m in (sgld, rmsprop_sgld, sgnht, exact, nuts, hmc, hessian, volume)
+    m.SPEC.name: m.SPEC for m in (sgld, rmsprop_sgld, sgnht, ladder, exact, nuts, hmc, hessian, volume)
 }, _as_spec)
 
 BUILTIN = frozenset(ESTIMATORS.builtins)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from ..attribution import attribution
+from ..attribution import attribution, estimates_lambda
 from ..store import Store
 from .standard import REFERENCE_ESTIMATORS, reference_refusal
 from .table import ReferenceTable, shipped_table
@@ -92,12 +92,13 @@ def best_reference(store: Optional[Store], record: dict, table: Optional[Referen
 def with_best_reference(store: Optional[Store], record: dict, table: Optional[ReferenceTable] = None,
                         cache: Optional[dict] = None) -> dict:
     """The record as read today: decomposed against the best reference (``best_reference``) unless
-    it already carries one (an exact λ_nβ,γ computed at run time), the notes on unusable shipped
+    it already carries one (an exact λ_nβ,γ computed at run time) or estimates λ itself
+    (``attribution.estimates_lambda``: no reference applies), the notes on unusable shipped
     entries added to its warnings, and its attribution recomputed (``llcbench.attribution``) — so
     that a reference added after the run changes what the run and every score built on it say.
     ``cache`` (a dict the caller keeps) shares the look-up between runs of one posterior: the same
     case definition, loss fingerprint and (nβ, γ)."""
-    if record.get("lambda_ref") is None:
+    if record.get("lambda_ref") is None and not estimates_lambda(record):
         extra = record.get("extra") or {}
         key = (record.get("estimator") in REFERENCE_ESTIMATORS, record.get("case"), record.get("case_key"),
                record.get("loss_fingerprint"), extra.get("nbeta"), extra.get("gamma"))

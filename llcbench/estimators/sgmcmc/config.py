@@ -76,8 +76,8 @@ class SGMCMCConfig(TemperatureConfig):
         "without replacement (seeded by the run's seed)", key_default=True)
 
     extrapolate: str = doc(
-        "none", "'richardson': run the config at the rule's step and at half of it (step_scale/2) as one "
-        "shared-chain run and report 2·λ̂(ε/2) − λ̂(ε), which removes the O(ε) discretisation bias "
+        "none", "'richardson': run the config at the rule's step ε and at 2ε (step_scale·2) as one "
+        "shared-chain run and report 2·λ̂(ε) − λ̂(2ε), which removes the O(ε) discretisation bias "
         "(llcbench.estimators.sgmcmc.extrapolate; needs step_size unset); 'none': λ̂(ε)", key_default=True)
     localisation: str = doc(
         "auto", "how γ is chosen when gamma is None: 'auto' (trained anchors: the γ-ladder pilot of "
@@ -92,7 +92,7 @@ class SGMCMCConfig(TemperatureConfig):
         if self.extrapolate not in EXTRAPOLATIONS:
             raise ValueError(f"extrapolate must be one of {', '.join(EXTRAPOLATIONS)}, got {self.extrapolate!r}")
         if self.extrapolate != "none" and self.step_size is not None:
-            raise ValueError("extrapolate='richardson' halves the step-size rule's step_scale: leave step_size "
+            raise ValueError("extrapolate='richardson' doubles the step-size rule's step_scale: leave step_size "
                              "unset")
         if self.batch_draw not in BATCH_DRAW_NAMES:
             raise ValueError(f"batch_draw must be one of {', '.join(BATCH_DRAW_NAMES)}")

@@ -110,7 +110,7 @@ def coverage(paths: list) -> None:
         for p in paths:
             r = rows[p][c]
             mark = "" if r.get("sampler_bias") is None else (" ✓" if abs(r["sampler_bias"]) <= 2 * r["sampler_bias_se"] else " ✗")
-            cells.append(f"{r['lambda_hat']:.4g} ± {r['se']:.2g}{mark}")
+            cells.append("NaN (diverged)" if r["lambda_hat"] is None else f"{r['lambda_hat']:.4g} ± {r['se']:.2g}{mark}")
         print(f"| {c} | {'—' if ref_lam is None else f'{ref_lam:.4g}'} | " + " | ".join(cells) + " |")
 
 

@@ -81,3 +81,16 @@ def test_richardson_removes_the_step_size_bias_on_a_quadratic(name):
     if name == "sgld":
         assert coarse["step_size"] == pytest.approx(2 * fine["step_size"], rel=1e-6)
     assert rich.grad_evals == 2 * plain.grad_evals
+
+
+def test_a_diverged_coarse_point_leaves_the_plain_estimate_with_a_warning():
+    """At 2ε the chains may diverge where ε is stable: the run then reports λ̂(ε) as it is (a mean
+    over the surviving chains at 2ε would be biased) and says so. SGLD on a quadratic contracts by
+    1 − ε·k/2 per step: at step_scale 2.5 (ε·k = 2.5) the ε chains are stable, the 2ε ones (factor
+    −1.5) diverge."""
+    target = quadratic(d=4, a=2.0)
+    est = run("sgld", target, seed=0, extrapolate="richardson", step_scale=2.5, steps=600, burn_in=200)
+    plain = run("sgld", target, seed=0, step_scale=2.5, steps=600, burn_in=200)
+    assert est.extra["extrapolation"]["applied"] is False
+    assert any("not applied" in w for w in est.warnings)
+    assert math.isfinite(est.lambda_hat) and est.extra["step_size"] == pytest.approx(plain.extra["step_size"])

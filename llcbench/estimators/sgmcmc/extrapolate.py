@@ -24,6 +24,10 @@ equilibration, not of step, and the combination doubles that error
 equilibration and the coarse one equilibrates faster; what remains of an
 equilibration deficit δ(ε) enters as 2δ(ε) − δ(2ε).
 
+Where a chain diverges at 2ε (a step the rule did not choose), the run
+reports the plain λ̂(ε) with a warning: a mean over the surviving chains
+would be biased toward the stable region.
+
 Standard error: se_R = √(4·se(ε)² + se(2ε)²), each se the ArviZ MCSE of its
 point's trace. That is exact for independent points and an upper bound when
 the points are positively correlated, which is all that sharing the
@@ -65,7 +69,7 @@ def combine(coarse: Estimate, fine: Estimate) -> Estimate:
              for ca, cb in zip(coarse.loss_trace, fine.loss_trace)]
     extra = dict(fine.extra)
     extra["extrapolation"] = {
-        "method": "richardson", "combination": "2·λ̂(ε) − λ̂(2ε)",
+        "method": "richardson", "applied": True, "combination": "2·λ̂(ε) − λ̂(2ε)",
         "points": [_point(fine), _point(coarse)],
         "step_bias": fine.lambda_hat - lam,  # the O(ε) bias of λ̂(ε) this run removed
     }
@@ -87,6 +91,16 @@ def combine(coarse: Estimate, fine: Estimate) -> Estimate:
 def richardson(target, config, seed: int, device: str, sampler, run_grid: Callable) -> Estimate:
     """The extrapolated Estimate of ``config`` (its γ already set by the pilot where one applies)."""
     fine, coarse = run_grid(target, points(config), seed, device, sampler)
+    diverged = coarse.diagnostics.get("divergent_chains") or []
+    if diverged or not _finite(coarse.lambda_hat, coarse.se):
+        # a mean over the surviving chains at 2ε is a biased one: no extrapolation, λ̂(ε) as it is
+        fine.warnings.append(f"extrapolate='richardson' not applied: {len(diverged)} of {int(config.chains)} "
+                             "chains diverged at step 2ε; λ̂ is the plain λ̂(ε), its se contains no step-size bias")
+        fine.extra["extrapolation"] = {"method": "richardson", "applied": False,
+                                       "points": [_point(fine), _point(coarse)]}
+        fine.grad_evals += coarse.grad_evals
+        fine.extra.pop("shared_chains", None)
+        return fine
     out = combine(coarse, fine)
     out.extra.pop("shared_chains", None)  # one run, not a point of a grid
     return out

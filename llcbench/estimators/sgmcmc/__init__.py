@@ -26,7 +26,8 @@ Defaults users can trust (each is a documented config field, ``config.py``):
 - burn-in excluded from every average;
 - minibatches without replacement: each epoch a fresh seeded permutation of
   the data split into ceil(N/batch_size) near-equal batches (sizes differ by
-  at most one), so every point is visited exactly once per epoch; analytic
+  at most one), so every point is visited exactly once per epoch (sgnht:
+  i.i.d. batches, ``batch_draw = "iid"``, for its momentum's sake); analytic
   potentials (num_data == 0) and batch_size ≥ N use the exact loss;
 - per-draw λ trace nβ·(L_n(w_t) − L_n(w*)) estimated WITHOUT bias
   (``trace_batch``, :func:`~.driver.trace_mode`): on all the data where the
@@ -40,6 +41,8 @@ Defaults users can trust (each is a documented config field, ``config.py``):
   disjoint from the batches that just moved w_t, so it acts as a held-out
   loss and overstates L_n(w_t) when the labels are noisy (+5 % on the
   regular linear cases; ``trace_batch='same'`` keeps it for comparison);
+- no step-size extrapolation unless ``extrapolate = "richardson"``
+  (``extrapolate.py``: 2·λ̂(ε) − λ̂(2ε) from one shared-chain run);
 - chains start at w*; a chain whose loss becomes NaN/inf or whose
   nβ·(L − L*) exceeds ``divergence_threshold`` is flagged, parked at w* and
   excluded from λ̂; if every chain diverges λ̂ is NaN with a warning.

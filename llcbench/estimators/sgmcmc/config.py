@@ -15,6 +15,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 HEAT_RULES = ("measured", "fisher")
 TRACE_BATCHES = ("auto", "full", "independent", "same")
 BATCH_DRAW_NAMES = ("epoch", "iid")  # the streams of batches.BATCH_DRAWS
+EXTRAPOLATIONS = ("none", "richardson")  # extrapolate.py
 
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
@@ -74,6 +75,10 @@ class SGMCMCConfig(TemperatureConfig):
         4096, "per-sample LLC: all training samples when there are at most this many, else this many drawn "
         "without replacement (seeded by the run's seed)", key_default=True)
 
+    extrapolate: str = doc(
+        "none", "'richardson': run the config at the rule's step ε and at 2ε (step_scale·2) as one "
+        "shared-chain run and report 2·λ̂(ε) − λ̂(2ε), which removes the O(ε) discretisation bias "
+        "(llcbench.estimators.sgmcmc.extrapolate; needs step_size unset); 'none': λ̂(ε)", key_default=True)
     localisation: str = doc(
         "auto", "how γ is chosen when gamma is None: 'auto' (trained anchors: the γ-ladder pilot of "
         "llcbench.estimators.sgmcmc.pilot, the smallest γ whose posterior is local with λ̂ on a plateau; other "
@@ -84,6 +89,11 @@ class SGMCMCConfig(TemperatureConfig):
         if self.localisation not in LOCALISATIONS:
             raise ValueError(f"localisation must be one of {', '.join(LOCALISATIONS)}, got {self.localisation!r}")
         _positive(self, "step_scale", "curvature_floor")
+        if self.extrapolate not in EXTRAPOLATIONS:
+            raise ValueError(f"extrapolate must be one of {', '.join(EXTRAPOLATIONS)}, got {self.extrapolate!r}")
+        if self.extrapolate != "none" and self.step_size is not None:
+            raise ValueError("extrapolate='richardson' doubles the step-size rule's step_scale: leave step_size "
+                             "unset")
         if self.batch_draw not in BATCH_DRAW_NAMES:
             raise ValueError(f"batch_draw must be one of {', '.join(BATCH_DRAW_NAMES)}")
         if not (self.adapt_growth >= 1 and math.isfinite(self.adapt_growth)):

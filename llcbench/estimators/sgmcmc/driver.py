@@ -87,9 +87,15 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
 
     t_start = time.perf_counter()
     config, pilot = configured(target, config, seed, device, sampler, run_sgmcmc_grid)  # γ of a trained anchor (pilot.py)
-    run = _setup(target, config, seed, device, sampler)
-    _sample(run, config, progress)
-    estimate = _estimate(run, config, t_start)
+    if config.extrapolate == "richardson":  # ε and ε/2 on shared chains (extrapolate.py)
+        from .extrapolate import richardson
+
+        estimate = richardson(target, config, seed, device, sampler, run_sgmcmc_grid)
+        estimate.seconds = time.perf_counter() - t_start
+    else:
+        run = _setup(target, config, seed, device, sampler)
+        _sample(run, config, progress)
+        estimate = _estimate(run, config, t_start)
     annotate(estimate, pilot)
     return estimate
 
@@ -314,6 +320,7 @@ def record_extra(run: Run, config, nbeta: float, gamma: float, step: float, rule
         "thin": int(config.thin),
         "batch_size": (int(config.batch_size) if batches is not None else None),
         "batches_per_epoch": (batches.per_epoch if batches is not None else None),
+        "batch_draw": (config.batch_draw if batches is not None else None),
         "trace_batch": run.trace_mode,
         "trace_reference": ("L_B(w*) same batch" if run.trace.reference_column
                             else "exact excess L_n(w) − L_n(w*)" if run.trace_mode == "full" else "L_n(w*)"),

@@ -77,7 +77,7 @@ def run_pilot(target: Target, config, seed: int, device: str, sampler, run_grid:
     nbeta = resolve_nbeta(target, config)
     steps = min(int(config.steps), PILOT_STEPS)
     base = dataclasses.replace(config, localisation="scale", chains=PILOT_CHAINS, steps=steps, burn_in=steps // 2,
-                               thin=1, per_sample=False, gamma=None)
+                               thin=1, per_sample=False, gamma=None, extrapolate="none")
     points = [dataclasses.replace(base, gamma=float(nbeta * r)) for r in LADDER]
     estimates = run_grid(target, points, seed, device, sampler)
     rows = []

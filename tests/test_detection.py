@@ -60,3 +60,46 @@ def test_run_row_scores_the_three_methods():
     assert row["methods"]["grad_norm"]["samples"] == 5  # the None is left out
     assert row["histogram"]["memorised"] and sum(row["histogram"]["memorised"]) == 2
     assert run_row({"per_sample": {"lambda": [1.0]}}) is None  # no ground truth: not scored
+
+
+def test_the_noise_baseline_is_scored_beside_the_others_and_older_records_still_score():
+    labels = [1, 0, 0, 1]
+    ps = {"lambda": [5, 1, 2, 0], "loss_star": [0, 1, 2, 3], "grad_norm_star": [1, 1, 1, 1],
+          "loss_under_noise": [4, 1, 2, 3], "memorised": labels}
+    rec = {"key": "k", "case": "c", "estimator": "sgld", "seed": 0, "config": {}, "lambda_hat": 1.0, "per_sample": ps}
+    row = run_row(rec)
+    # noise: the positive 4 beats all of 1, 2; the positive 3 beats both: AUROC 1
+    assert set(row["methods"]) == {"llc", "loss", "grad_norm", "noise"} and row["methods"]["noise"]["auroc"] == 1.0
+    assert row["methods"]["noise"]["auroc_interval"] == [1.0, 1.0]
+    older = {**rec, "per_sample": {k: v for k, v in ps.items() if k != "loss_under_noise"}}
+    assert set(run_row(older)["methods"]) == {"llc", "loss", "grad_norm"}  # made before the baseline existed
+    from llcbench.score.detection import summary_rows
+
+    (summary,) = summary_rows([run_row(older)])
+    assert summary["methods"]["noise"]["auroc_mean"] is None and summary["methods"]["llc"]["auroc_mean"] == 0.5
+
+
+def test_non_local_runs_are_scored_apart_and_counted(tmp_path):
+    from llcbench.report.console import detection_summary
+    from llcbench.score.detection import detection_scores
+    from llcbench.store import Store
+    from synthetic_records import BASE_CONFIG, record
+
+    ps = {"probe": [0, 1, 2, 3], "lambda": [5, 1, 2, 0], "loss_star": [0, 1, 2, 3], "grad_norm_star": [1, 1, 1, 1],
+          "loss_under_noise": [4, 1, 2, 3], "memorised": [1, 0, 0, 1]}
+    # a posterior whose draws are the localisation's Gaussian alone (spread 1.0 > 0.9 of d/γ): not local
+    far = {"mean_sq_distance": 10.0, "prior_sq_distance": 10.0, "excess_loss": 0.01, "chance_excess": 1.0}
+    near = {"mean_sq_distance": 1.0, "prior_sq_distance": 10.0, "excess_loss": 0.01, "chance_excess": 1.0}
+    store = Store(tmp_path / "s.sqlite")
+    records = []
+    for seed, loc in enumerate([near, far, None]):
+        rec = {**record("memorisation/c/s0", "memorisation", 4.0, "sgld", BASE_CONFIG, seed, 1.0, truth_kind="theory"),
+               "per_sample": ps, "locality": loc}
+        store.put(rec)
+        records.append(rec)
+    det = detection_scores(store)
+    assert [r["seed"] for r in det["runs"]] == [0, 2] and [r["local"] for r in det["runs"]] == [True, None]
+    assert det["non_local_runs"] == 1 and [r["seed"] for r in det["apart"]] == [1] and det["apart"][0]["local"] is False
+    assert det["settings"][0]["runs"] == 2  # the summary pools the scored runs only
+    line = detection_summary(records)
+    assert "of 2 runs" in line and "1 non-local run not scored" in line and "under noise 1.000" in line

@@ -200,17 +200,30 @@ def run_summary(records: list[dict], db, skipped: list, torch_version: str) -> s
 
 def detection_summary(records: list) -> str:
     """One line for runs whose targets know their memorised samples: the mean AUROC of λ̂_i at finding
-    them, beside the two baselines at w* (``llcbench report`` has the intervals and curves)."""
+    them, beside the baselines (at w*, and under the localisation's noise where recorded), over the
+    runs whose posterior is not judged non-local; those are counted (``llcbench report`` has the
+    intervals, curves and the runs apart)."""
+    from ..locality import is_local
     from ..score.detection import auroc
 
-    rows = [r["per_sample"] for r in records if (r.get("per_sample") or {}).get("memorised")]
-    if not rows:
+    known = [r for r in records if (r.get("per_sample") or {}).get("memorised")]
+    if not known:
         return ""
-    mean = lambda col: sum(auroc([math.nan if v is None else v for v in ps[col]], ps["memorised"])  # noqa: E731
-                           for ps in rows) / len(rows)
+    rows = [r["per_sample"] for r in known if is_local(r) is not False]
+    apart = len(known) - len(rows)
+    tail = f"; {apart} non-local run{'s' if apart > 1 else ''} not scored" if apart else ""
+    if not rows:
+        return f"per-sample LLC: {apart} run{'s' if apart > 1 else ''} with known memorised samples, none local: not scored"
+
+    def mean(col):
+        have = [ps for ps in rows if ps.get(col) is not None]
+        return sum(auroc([math.nan if v is None else v for v in ps[col]], ps["memorised"]) for ps in have) / len(have)
+
+    noise = (f", under noise {mean('loss_under_noise'):.3f}"
+             if any(ps.get("loss_under_noise") is not None for ps in rows) else "")
     return (f"per-sample LLC of {len(rows)} run{'s' if len(rows) > 1 else ''} with known memorised samples: mean AUROC "
             f"{mean('lambda'):.3f} (baselines at w*: loss {mean('loss_star'):.3f}, gradient norm "
-            f"{mean('grad_norm_star'):.3f}; llcbench report shows the intervals)")
+            f"{mean('grad_norm_star'):.3f}{noise}{tail}; llcbench report shows the intervals)")
 
 
 def note(record: dict) -> str:

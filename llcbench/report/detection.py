@@ -1,5 +1,5 @@
-"""The report's per-sample detection section: the AUROC table of λ̂_i against the two baselines, the
-ROC curves and the histogram of λ̂_i split by ground truth, from ``scores["detection"]`` only."""
+"""The report's per-sample detection section: the AUROC table of λ̂_i against the three baselines, the
+non-local runs apart, the ROC curves and the histogram of λ̂_i split by ground truth, from ``scores["detection"]`` only."""
 
 from __future__ import annotations
 
@@ -50,9 +50,12 @@ def roc_figure(scores: dict):
     grid = None
     for ax, (case, runs) in zip(axes, cases.items()):
         for i, (m, label) in enumerate(det["methods"].items()):
-            tprs = np.array([r["methods"][m]["roc_tpr"] for r in runs])
+            mine = [r["methods"][m] for r in runs if m in r["methods"]]  # older records lack the noise baseline
+            if not mine:
+                continue
+            tprs = np.array([v["roc_tpr"] for v in mine])
             grid = np.linspace(0, 1, tprs.shape[1])
-            au = [r["methods"][m]["auroc"] for r in runs if r["methods"][m]["auroc"] is not None]
+            au = [v["auroc"] for v in mine if v["auroc"] is not None]
             ax.plot(grid, tprs.mean(axis=0), color=COLORS[i % len(COLORS)],
                     label=f"{m}: AUROC {np.mean(au):.3f}" if au else m)
         ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8, ls=":")
@@ -61,9 +64,10 @@ def roc_figure(scores: dict):
         ax.set_ylabel("true-positive rate", fontsize=8)
         ax.legend(fontsize=7, loc="lower right")
     est = _main_series(det)[0]["estimator"]
-    return fig, (f"ROC curves of the three per-sample scores at separating the memorised samples from the rest "
+    return fig, (f"ROC curves of the per-sample scores at separating the memorised samples from the rest "
                  f"({est}; per setting, the mean TPR over its runs — data seeds × run seeds — on a fixed FPR grid; "
-                 "AUROC in the legend is the mean over the runs). llc: the per-sample LLC λ̂_i; loss and grad_norm: ℓ_i(w*) and ‖∇ℓ_i(w*)‖ at the anchor.")
+                 "AUROC in the legend is the mean over the runs). llc: the per-sample LLC λ̂_i; loss and grad_norm: ℓ_i(w*) and ‖∇ℓ_i(w*)‖ at the anchor; "
+                 "noise: E_ξ[ℓ_i(w*+ξ)] − ℓ_i(w*), ξ ~ N(0, I/γ).")
 
 
 def histogram_figure(scores: dict):
@@ -114,6 +118,30 @@ def _rows(det: dict) -> list[list[str]]:
     return rows
 
 
+def _apart_rows(det: dict) -> list[list[str]]:
+    """One row per non-local run: its own AUROC and AP of each method, with the bootstrap intervals."""
+    rows = []
+    for r in det.get("apart") or []:
+        cells = [r["estimator"], r["case"], str(r["seed"]), f"{r['memorised']}/{r['probe']}"]
+        for key in ("auroc", "average_precision"):
+            for m in det["methods"]:
+                v = r["methods"].get(m)
+                lo, hi = v[f"{key}_interval"] if v else (None, None)
+                cells.append(f"{num(v[key], '{:.3f}')} [{num(lo, '{:.3f}')}, {num(hi, '{:.3f}')}]" if v else "–")
+        rows.append(cells)
+    return rows
+
+
+def _apart_headers(det: dict) -> list[str]:
+    methods = list(det.get("methods") or {})
+    return (["estimator", "case", "seed", "memorised/probe"] + [f"AUROC {m} [95 %]" for m in methods]
+            + [f"AP {m} [95 %]" for m in methods])
+
+
+APART = ("Runs whose posterior is not local (llcbench.locality): their λ̂_i is no per-sample LLC estimate, so they "
+         "are left out of the table above and shown here, each with its own values and 95 % bootstrap intervals.")
+
+
 def _headers(det: dict) -> list[str]:
     methods = list(det.get("methods") or {})
     return (["estimator", "setting", "data seeds × run seeds", "memorised/probe"] + [f"AUROC {m} [min, max]" for m in methods]
@@ -123,25 +151,40 @@ def _headers(det: dict) -> list[str]:
 INTRO = ("Per-sample detection: for cases whose memorised training samples are known by construction, how well "
          "each per-sample score separates them from the rest — the per-sample LLC λ̂_i = nβ·(E[ℓ_i(w)] − ℓ_i(w*)) "
          "from the run's draws, against two baselines from the same anchor, the loss ℓ_i(w*) and the gradient "
-         "norm ‖∇ℓ_i(w*)‖. AUROC 0.5 is chance, 1 perfect; AP (average precision) has the share of memorised "
+         "norm ‖∇ℓ_i(w*)‖, and one that survives an anchor fitting every sample, the loss under the "
+         "localisation's noise alone E_ξ[ℓ_i(w*+ξ)] − ℓ_i(w*), ξ ~ N(0, I/γ) (noise). AUROC 0.5 is chance, 1 perfect; AP (average precision) has the share of memorised "
          "samples as its chance level. A setting is one case definition over its data seeds (the cases "
          "'…/s0', '…/s1', …: a network trained on each); means over its runs, [min, max] over them; every run's "
          "own value with its 95 % stratified-bootstrap interval is in scores.json (detection.runs).")
 
 
+def _apart_note(det: dict) -> str:
+    n = det.get("non_local_runs") or 0
+    return f"{n} non-local run{'s' if n != 1 else ''} apart. {APART}"
+
+
 def detection_html(scores: dict, table) -> str:
     det = scores.get("detection") or {}
-    if not det.get("settings"):
+    if not det.get("settings") and not det.get("apart"):
         return ""
-    return (f"<h2 id='detection'>Per-sample detection of memorised samples</h2><p class='note'>{html.escape(INTRO)}</p>"
-            + table(_headers(det), _rows(det)))
+    out = f"<h2 id='detection'>Per-sample detection of memorised samples</h2><p class='note'>{html.escape(INTRO)}</p>"
+    if det.get("settings"):
+        out += table(_headers(det), _rows(det))
+    if det.get("apart"):
+        out += f"<p class='note'>{html.escape(_apart_note(det))}</p>" + table(_apart_headers(det), _apart_rows(det))
+    return out
 
 
 def detection_markdown(scores: dict, table) -> list[str]:
     det = scores.get("detection") or {}
-    if not det.get("settings"):
+    if not det.get("settings") and not det.get("apart"):
         return []
-    return ["## Per-sample detection of memorised samples", "", INTRO, "", table(_headers(det), _rows(det)), ""]
+    out = ["## Per-sample detection of memorised samples", "", INTRO, ""]
+    if det.get("settings"):
+        out += [table(_headers(det), _rows(det)), ""]
+    if det.get("apart"):
+        out += [_apart_note(det), "", table(_apart_headers(det), _apart_rows(det)), ""]
+    return out
 
 
 __all__ = ["detection_html", "detection_markdown", "histogram_figure", "plt", "roc_figure"]

@@ -2,11 +2,15 @@
 
 For every stored run with per-sample values and a ground truth (targets whose
 ``memorised_samples()`` is known: ``record["per_sample"]["memorised"]``),
-three scores of each probe sample, higher meaning "more likely memorised":
+four scores of each probe sample, higher meaning "more likely memorised":
 
 - ``llc``: the per-sample LLC λ̂_i from the run's draws;
 - ``loss``: the sample's loss ℓ_i(w*) at the anchor;
-- ``grad_norm``: ‖∇ℓ_i(w*)‖ at the anchor.
+- ``grad_norm``: ‖∇ℓ_i(w*)‖ at the anchor;
+- ``noise``: the sample's loss under the localisation's Gaussian alone,
+  E_ξ[ℓ_i(w* + ξ)] − ℓ_i(w*), ξ ~ N(0, I/γ) at the run's γ (``loss_under_noise``;
+  a baseline that still ranks samples when the anchor fits every one). Records
+  made before it existed have none: the method is left out of their row.
 
 For each: the area under the ROC curve (AUROC, the probability that a random
 memorised sample scores above a random other one, ties counted ½: the
@@ -17,6 +21,10 @@ defines it), each with a stratified bootstrap percentile interval
 both). Hand-written here with numpy/scipy (scikit-learn is not a dependency
 of llcbench); tests/test_detection.py checks them against hand-computed
 values (and against scikit-learn where it is installed).
+
+A run whose posterior is not local (``llcbench.locality.is_local`` is False)
+is no per-sample LLC estimate: its row is kept apart (``apart``), counted
+(``non_local_runs``) and left out of the per-setting summary.
 """
 
 from __future__ import annotations
@@ -30,9 +38,13 @@ from typing import Optional
 import numpy as np
 from scipy.stats import rankdata
 
+from ..locality import is_local
 from ..store import Store
 
-METHODS = {"llc": "per-sample LLC λ̂_i", "loss": "loss ℓ_i(w*)", "grad_norm": "gradient norm ‖∇ℓ_i(w*)‖"}
+METHODS = {"llc": "per-sample LLC λ̂_i", "loss": "loss ℓ_i(w*)", "grad_norm": "gradient norm ‖∇ℓ_i(w*)‖",
+           "noise": "loss under noise E_ξ[ℓ_i(w*+ξ)] − ℓ_i(w*), ξ ~ N(0, I/γ)"}
+# the per_sample field that holds each method's scores
+FIELDS = {"llc": "lambda", "loss": "loss_star", "grad_norm": "grad_norm_star", "noise": "loss_under_noise"}
 BOOTSTRAP = 1000  # replicates of each interval
 LEVEL = 0.95
 ROC_POINTS = 101  # points of each stored ROC curve (FPR grid)
@@ -135,14 +147,14 @@ def run_row(record: dict) -> Optional[dict]:
     definition = dict(record.get("case_definition") or {})
     case_seed = definition.pop("seed", None)
     definition.pop("id", None)
-    columns = {"llc": ps["lambda"], "loss": ps["loss_star"], "grad_norm": ps["grad_norm_star"]}
+    columns = {m: ps[f] for m, f in FIELDS.items() if ps.get(f) is not None}
     return {
         "key": record["key"], "case": record["case"], "estimator": record["estimator"], "seed": seed,
         "case_seed": case_seed, "setting": re.sub(r"/s\d+$", "", record["case"]),
         "setting_key": json.dumps(definition, sort_keys=True, default=str),
         "config_hash": _config_hash(record.get("config") or {}),
         "probe": len(labels), "memorised": int(sum(labels)),
-        "lambda_hat": _finite(record.get("lambda_hat")),
+        "lambda_hat": _finite(record.get("lambda_hat")), "local": is_local(record),
         "methods": {m: method_scores(col, labels, seed) for m, col in columns.items()},
         "histogram": histogram(ps["lambda"], labels),
     }
@@ -165,9 +177,9 @@ def summary_rows(runs: list[dict]) -> list[dict]:
     for (est, cfg, _), rows in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[1][0]["setting"])):
         methods = {}
         for m in METHODS:
-            au = [r["methods"][m]["auroc"] for r in rows if r["methods"][m]["auroc"] is not None]
-            ap = [r["methods"][m]["average_precision"] for r in rows
-                  if r["methods"][m]["average_precision"] is not None]
+            scored = [r["methods"][m] for r in rows if m in r["methods"]]
+            au = [v["auroc"] for v in scored if v["auroc"] is not None]
+            ap = [v["average_precision"] for v in scored if v["average_precision"] is not None]
             methods[m] = {"auroc_mean": float(np.mean(au)) if au else None,
                           "auroc_range": [float(min(au)), float(max(au))] if au else [None, None],
                           "average_precision_mean": float(np.mean(ap)) if ap else None}
@@ -180,9 +192,9 @@ def summary_rows(runs: list[dict]) -> list[dict]:
 
 
 def detection_scores(store: Store, version: Optional[str] = None, estimators: Optional[list] = None) -> dict:
-    """The ``detection`` block of scores.json: one row per run with per-sample ground truth, and a
-    summary per setting (means over its runs)."""
-    runs = []
+    """The ``detection`` block of scores.json: one row per run with per-sample ground truth (the
+    non-local ones apart), and a summary per setting (means over its local runs)."""
+    runs, apart = [], []
     for record in store.records_with("per_sample"):
         if version is not None and record.get("llcbench_version") != version:
             continue
@@ -190,7 +202,9 @@ def detection_scores(store: Store, version: Optional[str] = None, estimators: Op
             continue
         row = run_row(record)
         if row is not None:
-            runs.append(row)
-    runs.sort(key=lambda r: (r["estimator"], r["config_hash"], r["case"], r["seed"]))
+            (apart if row["local"] is False else runs).append(row)
+    order = lambda r: (r["estimator"], r["config_hash"], r["case"], r["seed"])  # noqa: E731
+    runs.sort(key=order)
+    apart.sort(key=order)
     return {"methods": dict(METHODS), "bootstrap": {"replicates": BOOTSTRAP, "level": LEVEL},
-            "runs": runs, "settings": summary_rows(runs)}
+            "runs": runs, "settings": summary_rows(runs), "non_local_runs": len(apart), "apart": apart}

@@ -74,6 +74,9 @@ class SGMCMCConfig(TemperatureConfig):
     probe_samples: int = doc(
         4096, "per-sample LLC: all training samples when there are at most this many, else this many drawn "
         "without replacement (seeded by the run's seed)", key_default=True)
+    noise_draws: int = doc(
+        32, "per-sample LLC: draws ξ ~ N(0, I/γ) of the baseline loss_under_noise = mean ℓ_i(w* + ξ) − ℓ_i(w*) "
+        "(a generator of its own, seeded by the run's seed)", key_default=True)
 
     extrapolate: str = doc(
         "none", "'richardson': run the config at the rule's step ε and at 2ε (step_scale·2) as one "
@@ -102,7 +105,7 @@ class SGMCMCConfig(TemperatureConfig):
             raise ValueError("adapt_rounds must be >= 0")
         _optional_positive(self, "step_size", "divergence_threshold")
         _at_least(self, 1, "batch_size", "chains", "steps", "thin", "hessian_iters", "hessian_points", "adapt_iters",
-                  "check_every", "trace_points", "probe_samples")
+                  "check_every", "trace_points", "probe_samples", "noise_draws")
         if self.burn_in < 0:
             raise ValueError("burn_in must be >= 0")
         if self.burn_in >= self.steps:

@@ -364,7 +364,7 @@ def _estimate(run: Run, config, t_start: float) -> Estimate:
         seconds=time.perf_counter() - t_start,
         warnings=s["warnings"],
         extra=extra,
-        per_sample=(run.per_sample.result(run.monitor.alive.cpu().numpy(), ctx.nbeta)
+        per_sample=(run.per_sample.result(run.monitor.alive.cpu().numpy(), ctx.nbeta, ctx.gamma)
                     if run.per_sample is not None else None),
         locality=locality(run, s["lambda_hat"], ctx.nbeta, ctx.gamma, s["diagnostics"],
                           run.monitor.alive.cpu().numpy()),

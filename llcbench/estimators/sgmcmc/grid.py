@@ -269,10 +269,10 @@ def _estimates(run, configs: list, seconds: float) -> list[Estimate]:
         extra["shared_chains"] = {"points": len(configs), "point": k, "rows": len(configs) * chains,
                                   "seconds": seconds}
         per_sample = None
-        if run.per_sample is not None:  # the point's live chains only, at its nβ
+        if run.per_sample is not None:  # the point's live chains only, at its nβ and γ
             mine = np.zeros_like(alive)
             mine[cols] = alive[cols]
-            per_sample = run.per_sample.result(mine, nbeta)
+            per_sample = run.per_sample.result(mine, nbeta, gamma)
         out.append(Estimate(
             lambda_hat=s["lambda_hat"], lambda_hat_chains=s["per_chain"], se=s["se"], loss_trace=loss_trace,
             diagnostics=s["diagnostics"], grad_evals=int(config.steps) * chains, seconds=seconds / len(configs),

@@ -24,7 +24,17 @@ few chains: with 8 chains a 95 % interval is ±2.36 se, Student's t at 7
 degrees of freedom).
 
 Two baselines a sceptic would try first come from the same anchor, computed
-once at set-up: ℓ_i(w*) and ‖∇_w ℓ_i(w*)‖ (float64).
+once at set-up: ℓ_i(w*) and ‖∇_w ℓ_i(w*)‖ (float64). Both carry no signal where
+the anchor fits every sample (ℓ_i(w*) ≈ 0 for all i); a third survives that:
+the per-sample loss under the localisation's Gaussian alone,
+
+    loss_under_noise_i = mean_k ℓ_i(w* + ξ_k) − ℓ_i(w*),   ξ_k ~ N(0, I/γ), k = 1…noise_draws,
+
+i.e. what λ̂_i/nβ would be if the loss played no part in the posterior (it
+ranks samples by the curvature of ℓ_i around w* at the scale 1/√γ). It is
+computed at the end of the run, at the run's γ (each grid point's own), in
+float64, from a generator of its own seeded by the run's seed, so the chains'
+random streams are untouched; None where γ = 0.
 """
 
 from __future__ import annotations
@@ -72,6 +82,28 @@ def sample_losses(target: Target, w: torch.Tensor, probe: torch.Tensor) -> torch
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
+def noise_generator(seed: int) -> torch.Generator:
+    """The generator of the noise baseline's ξ_k (CPU, its own stream: the chains' generators are untouched)."""
+    return torch.Generator().manual_seed(int(seed) * 6_151 + 4_241)
+
+
+def loss_under_noise(target: Target, w_star: torch.Tensor, probe: torch.Tensor, gamma: float, draws: int,
+                     seed: int) -> Optional[torch.Tensor]:
+    """mean_k ℓ_i(w* + ξ_k) − ℓ_i(w*) for the probe set (float64), ξ_k ~ N(0, I/γ) drawn one at a time on
+    the CPU from ``noise_generator(seed)`` (the same numbers on every device); None when γ ≤ 0.
+    ``target`` and ``w_star`` in float64."""
+    if not gamma > 0:
+        return None
+    gen, scale = noise_generator(seed), 1.0 / math.sqrt(float(gamma))
+    total = torch.zeros(len(probe), dtype=torch.float64, device=w_star.device)
+    with torch.no_grad():
+        star = sample_losses(target, w_star[None], probe)[0]
+        for _ in range(int(draws)):
+            xi = torch.randn(target.dim, generator=gen, dtype=torch.float64).to(w_star.device)
+            total += sample_losses(target, (w_star + scale * xi)[None], probe)[0]
+    return total / int(draws) - star
+
+
 def gradient_norms(target: Target, w_star: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
     """‖∇_w ℓ_i(w*)‖ for the probe set (float64): rows of the per-sample Jacobian, from
     ``torch.func.jacrev`` (one vectorised backward per block of samples)."""
@@ -90,13 +122,15 @@ class PerSampleAccumulator:
     """Per-chain running sums of ℓ_i(w_t) over the draws of λ̂, and what is read off them."""
 
     def __init__(self, target: Target, target64: Target, probe: torch.Tensor, chains: int, burn_in: int,
-                 thin: int, device, memorised: Optional[torch.Tensor]):
+                 thin: int, device, memorised: Optional[torch.Tensor], noise_draws: int = 32, seed: int = 0):
         self.target = target  # in the run's dtype and device
+        self.target64, self.noise_draws, self.seed = target64, int(noise_draws), int(seed)
+        self._noise: dict = {}  # γ → loss_under_noise (a grid run's points may share a γ)
         self.probe = probe.to(device)
         self.burn_in, self.thin = int(burn_in), int(thin)
         self.sums = torch.zeros(chains, len(probe), dtype=torch.float64, device=device)
         self.draws = 0
-        w_star64 = target64.w_star.to(device=device, dtype=torch.float64)
+        self.w_star64 = w_star64 = target64.w_star.to(device=device, dtype=torch.float64)
         with torch.no_grad():
             self.loss_star = sample_losses(target64, w_star64[None], self.probe)[0]
         with torch.enable_grad():
@@ -113,7 +147,7 @@ class PerSampleAccumulator:
         probe = probe_indices(target.num_data, int(config.probe_samples), seed)
         rows = int(config.chains) if rows is None else int(rows)
         return cls(run_target, target.to(device, torch.float64), probe, rows, int(config.burn_in),
-                   int(config.thin), device, target.memorised_samples())
+                   int(config.thin), device, target.memorised_samples(), int(config.noise_draws), seed)
 
     def due(self, t: int) -> bool:
         """Step t's w_t is one of λ̂'s draws (the λ trace keeps trace[burn_in::thin])."""
@@ -129,8 +163,17 @@ class PerSampleAccumulator:
         """Bytes held across the run (the sums and the baselines), independent of the steps."""
         return sum(t.numel() * t.element_size() for t in (self.sums, self.loss_star, self.grad_norm_star, self.probe))
 
-    def result(self, alive: np.ndarray, nbeta: float) -> dict:
-        """λ̂_i, se_i (between chains), the baselines and the ground truth, as JSON-able lists."""
+    def noise_baseline(self, gamma: float) -> Optional[list]:
+        """``loss_under_noise`` at γ (computed once per γ), as a list; None when γ ≤ 0."""
+        gamma = float(gamma)
+        if gamma not in self._noise:
+            v = loss_under_noise(self.target64, self.w_star64, self.probe, gamma, self.noise_draws, self.seed)
+            self._noise[gamma] = None if v is None else v.cpu().numpy().tolist()
+        return self._noise[gamma]
+
+    def result(self, alive: np.ndarray, nbeta: float, gamma: float) -> dict:
+        """λ̂_i, se_i (between chains), the baselines (the noise baseline at γ) and the ground truth, as
+        JSON-able lists."""
         means = (self.sums / max(self.draws, 1)).cpu().numpy()[alive]  # (live chains, probe)
         star = self.loss_star.cpu().numpy()
         live = means.shape[0]
@@ -144,6 +187,9 @@ class PerSampleAccumulator:
             "se_method": "between-chain: nβ·sd over the live chains of the per-chain mean of ℓ_i, / √chains",
             "loss_star": star.tolist(),
             "grad_norm_star": self.grad_norm_star.cpu().numpy().tolist(),
+            "loss_under_noise": self.noise_baseline(gamma),
+            "noise_draws": self.noise_draws,
+            "noise_gamma": float(gamma),
             "draws_per_chain": self.draws,
             "chains_used": live,
             "memory_bytes": self.nbytes,

@@ -185,3 +185,13 @@ def test_the_cases_a_run_skips_reach_the_scores(tmp_path):
     (skipped,) = llcbench.scores(db)["skipped"]
     assert skipped["estimator"] == "exact" and skipped["case"] == "t/q"
     assert skipped["reason"] == records.skipped[0][1]
+
+
+def test_two_definitions_of_one_case_id_are_never_pooled(tmp_path):
+    old = record("syn/p0", "polynomial", 0.5, "sgld", C, 0, 0.5)
+    new = dict(record("syn/p0", "polynomial", 0.5, "sgld", C, 1, 1.0), case_key="ck-redefined")
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put(old)
+        store.put(new)
+        g = sgld(build_scores(store))
+    assert sorted(r["lambda_hat"] for r in g["cases"]) == [0.5, 1.0]  # two rows, not one mean of 0.75

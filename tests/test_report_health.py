@@ -169,3 +169,29 @@ def test_the_all_diverged_rrr_run_then_report(tmp_path):
     scores = json.loads((index.parent / "scores.json").read_text())
     assert scores["unhealthy_runs"] >= len(failed)
     assert "chains diverged" in html.unescape(index.read_text())
+
+
+def test_the_cases_a_run_skips_reach_the_scores(tmp_path):
+    """`exact` has no method for a 4-variable quartic: the run skips it, the store keeps a note of
+    that, and the scores (so the report) list it with why."""
+    import llcbench
+
+    cases = tmp_path / "cases.toml"
+    cases.write_text('[[case]]\nid = "t/a"\nfamily = "polynomial"\nexpr = "w1**2"\n\n'
+                     '[[case]]\nid = "t/q"\nfamily = "polynomial"\nexpr = "w1**4 + w2**4 + w3**4 + w4**4"\n')
+    db = tmp_path / "s.sqlite"
+    records = llcbench.run("exact", files=[cases], builtin=False, db=db)
+    assert [r["case"] for r in records] == ["t/a"] and [c for c, _ in records.skipped] == ["t/q"]
+    (skipped,) = llcbench.scores(db)["skipped"]
+    assert skipped["estimator"] == "exact" and skipped["case"] == "t/q"
+    assert skipped["reason"] == records.skipped[0][1]
+
+
+def test_two_definitions_of_one_case_id_are_never_pooled(tmp_path):
+    old = record("syn/p0", "polynomial", 0.5, "sgld", C, 0, 0.5)
+    new = dict(record("syn/p0", "polynomial", 0.5, "sgld", C, 1, 1.0), case_key="ck-redefined")
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put(old)
+        store.put(new)
+        g = sgld(build_scores(store))
+    assert sorted(r["lambda_hat"] for r in g["cases"]) == [0.5, 1.0]  # two rows, not one mean of 0.75

@@ -129,7 +129,7 @@ def test_asking_for_the_broken_plugin_is_one_error_line(entry_points, capsys):
     entry_points(llcbench_estimators=[FakeEntryPoint("broken", "broken_pkg:SPEC", _broken)])
     assert main(["run", "--estimator", "broken", "--case", "poly/w1^2", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("llcbench: error: estimator 'broken'")
+    assert err.count("\n") == 1 and err.startswith("llcbench run: error: argument --estimator: estimator 'broken'")
     assert "missing_dependency" in err
 
 

@@ -128,6 +128,6 @@ def test_figures_have_no_overlapping_text_at_72_cases(tmp_path):
     for ax in fig.axes:
         hat = [ln for ln in ax.get_lines() if ln.get_label() == figures.HAT]
         assert len(hat) == 1 and hat[0].get_color() == "k"  # λ̂ written with its hat, in black
-        chains = [ln for ln in ax.get_lines() if not ln.get_label() in (figures.HAT, "true λ")]
+        chains = [ln for ln in ax.get_lines() if ln.get_label() not in (figures.HAT, "true λ")]
         assert chains and all(ln.get_color() not in ("k", "black", "#000000") for ln in chains)
     plt.close(fig)

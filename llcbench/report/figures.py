@@ -3,7 +3,9 @@
 Every figure aggregates: its count depends on the headline groups, the
 families and the sweeps, never on the number of runs. Each function returns
 (figure or None, caption): None when the data for it are absent, with the
-caption then saying why.
+caption then saying why. ``svg`` renders one for the page: its tick labels
+thinned where they would overlap (``tidy_ticks``), text drawn as paths, so the
+browser shows the layout matplotlib measured (``overlapping_texts``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """devinterp's estimators beside llcbench's sgld on the same cases: one table per run, from one store.
 
     python scripts/devinterp_comparison.py --db tmp/devinterp.sqlite [--case ID ...] [--family F ...]
-        [--llcbench-set KEY=VALUE ...] [--tables-only]
+        [--llcbench-set KEY=VALUE ...] [--only LABEL-PART ...]
 
 Runs (or reads back from the store) seed 0 of each case with: devinterp_sgld and devinterp_rmsprop
 under rules=devinterp (devinterp's README settings) and rules=llcbench (llcbench's nβ, γ, step-size
@@ -39,9 +39,12 @@ def main(argv=None) -> int:
     p.add_argument("--case", action="append", default=None)
     p.add_argument("--family", default=None)
     p.add_argument("--llcbench-set", action="append", default=[], help="overrides for the rules=llcbench configs")
+    p.add_argument("--only", action="append", default=None, help="run only the configs whose label contains this")
     args = p.parse_args(argv)
     rows = {}
     for label, estimator, overrides in CONFIGS:
+        if args.only and not any(o in label for o in args.only):
+            continue
         extra = args.llcbench_set if "rules=llcbench" in overrides else []
         res = api.run(estimator, cases=args.case, family=args.family, config=overrides + extra, db=args.db, full=True)
         rows[label] = list(res)

@@ -5,8 +5,8 @@
 Both run the same chains and steps from w*, with nβ = n/log n, γ = 1e-3·nβ, the same fixed step ε
 (llcbench's SGLD rule at w*, computed once here), the same minibatch size (1024, at most n) and
 float32, on one torch thread; llcbench's λ trace is the gradient batch's own loss (trace_batch =
-same, no control variate), as devinterp's is. Prints one line: the estimate call's seconds and
-seconds per chain-step (the process's start-up is outside it; time the whole process with
+same, no control variate), as devinterp's is. Prints one line: the estimate call's wall and CPU seconds and
+both per chain-step (the process's start-up is outside it; time the whole process with
 farm-bench, A = --impl devinterp, B = --impl llcbench).
 """
 
@@ -55,12 +55,13 @@ def main(argv=None) -> int:
                                                f"steps={args.steps}", f"burn_in={args.burn_in}",
                                                f"batch_size={kw['batch_size']}", "trace_batch=same",
                                                "control_variate=false", "per_sample=false"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     est = spec.estimate(target, config, 0, "cpu")
-    sec = time.perf_counter() - t0
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"{args.impl} {args.case} chains={args.chains} steps={args.steps} batch={kw['batch_size']} "
           f"lr={kw['lr']:.4g} lambda_hat={est.lambda_hat:.4g} seconds={sec:.3f} "
-          f"per_chain_step_ms={1e3 * sec / (args.chains * args.steps):.4f}")
+          f"per_chain_step_ms={1e3 * sec / (args.chains * args.steps):.4f} cpu_seconds={cpu:.3f} "
+          f"cpu_per_chain_step_ms={1e3 * cpu / (args.chains * args.steps):.4f}")
     return 0
 
 

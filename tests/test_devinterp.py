@@ -94,21 +94,21 @@ def test_devinterp_rules_run_its_sampler_with_its_readme_settings(spy):
     from llcbench.estimators.base import make_config
 
     spec = adapter.sgld_spec()
-    est = spec.estimate(_case_target("poly/w1^2"), make_config(adapter.DevinterpConfig, ["draws=40"]), seed=3)
-    again = spec.estimate(_case_target("poly/w1^2"), make_config(adapter.DevinterpConfig, ["draws=40"]), seed=3)
+    est = spec.estimate(_case_target("poly/w1^2"), make_config(adapter.DevinterpConfig, ["draws=20"]), seed=3)
+    again = spec.estimate(_case_target("poly/w1^2"), make_config(adapter.DevinterpConfig, ["draws=20"]), seed=3)
     assert again.lambda_hat == est.lambda_hat  # devinterp seeds chain c with init_seed + c: the run's seed
     kw, _ = spy
     assert (kw["lr"], kw["n_beta"], kw["localization"], kw["num_chains"], kw["num_draws"], kw["num_burnin_steps"]) \
-        == (1e-3, 30.0, 0.0, 4, 40, 0)
+        == (1e-3, 30.0, 0.0, 4, 20, 0)
     assert kw["sampling_method"] == "sgmcmc_sgld" and kw["init_seed"] == 3
     assert kw["batch_size"] == 1  # an analytic potential: one dummy row
     # the record is labelled by what devinterp itself recorded having run
     recorded = est.extra["devinterp_config"]
     assert {k: recorded[k] for k in ("lr", "n_beta", "localization", "num_chains", "num_draws", "sampling_method")} \
-        == {"lr": 1e-3, "n_beta": 30.0, "localization": 0.0, "num_chains": 4, "num_draws": 40,
+        == {"lr": 1e-3, "n_beta": 30.0, "localization": 0.0, "num_chains": 4, "num_draws": 20,
             "sampling_method": "sgmcmc_sgld"}
     assert est.extra["rules"] == "devinterp" and est.extra["devinterp_version"] == metadata.version("devinterp")
-    assert len(est.lambda_hat_chains) == 4 and est.grad_evals == 4 * 40
+    assert len(est.lambda_hat_chains) == 4 and est.grad_evals == 4 * 20
     # se is devinterp's std over chains (population std, as its compute_llc reports it)
     import numpy as np
 

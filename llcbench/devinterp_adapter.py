@@ -11,8 +11,9 @@ dummy row and batch size 1.
 
 Registered like any third party's estimator, through the entry-point group ``llcbench.estimators``
 of llcbench's own distribution (pyproject.toml), and loaded only when the registry is listed or
-asked for one of these names. Without devinterp installed the entry point fails to load with one
-line saying ``pip install 'llcbench[devinterp]'``; nothing else changes.
+asked for one of these names. Without devinterp installed the entry point fails to load with
+``MissingDependency: pip install 'llcbench[devinterp]'`` (a "not loaded" row in ``llcbench estimators``,
+the error when asked for by name, no warning otherwise); nothing else changes.
 
 Two settings (``rules``):
 
@@ -46,6 +47,7 @@ import numpy as np
 import torch
 
 from .estimators.base import Estimate, EstimatorSpec, doc
+from .plugins import MissingDependency
 from .estimators.sgmcmc.config import SGMCMCConfig
 from .estimators.sgmcmc.stepsize import StepSizeRule
 from .estimators.temperature import DEFAULT_GAMMA_SCALE
@@ -68,15 +70,15 @@ def _installed_version() -> str:
 
 
 def devinterp_version() -> str:
-    """The installed devinterp's version; ImportError (one line, naming the extra) when it is missing
+    """The installed devinterp's version; MissingDependency (one line, naming the extra) when it is missing
     or of a series this adapter was not written for."""
     try:
         version = _installed_version()
     except metadata.PackageNotFoundError:
-        raise ImportError(f"needs: {EXTRA}") from None  # the listing's row: "not loaded: ImportError: needs: pip ..."
+        raise MissingDependency(EXTRA) from None  # the listing's row: "not loaded: MissingDependency: pip install ..."
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     if parts != SUPPORTED_SERIES:
-        raise ImportError(f"devinterp {version} is installed, this adapter needs devinterp "
+        raise MissingDependency(f"devinterp {version} is installed, this adapter needs devinterp "
                           f"{'.'.join(map(str, SUPPORTED_SERIES))}.x: {EXTRA}")
     return version
 

@@ -17,7 +17,8 @@ lazily, the first time a registry is listed or asked for a name it does not
 have (a lookup of a built-in imports no plugin), never at ``import
 llcbench``. A plugin that fails to load is reported by name with its error —
 one warning line on stderr, and a ``not loaded`` row in ``llcbench
-estimators`` / ``llcbench families`` — and breaks nothing else. Setting the
+estimators`` / ``llcbench families`` — and breaks nothing else; a plugin that raises
+``MissingDependency`` (an optional extra not installed) gets the row but no warning. Setting the
 environment variable ``LLCBENCH_NO_PLUGINS=1`` turns off the loading of
 entry points (in-process registration still works).
 """
@@ -35,6 +36,12 @@ from .errors import UserError
 NO_PLUGINS_ENV = "LLCBENCH_NO_PLUGINS"
 BUILTIN = "built-in"
 IN_PROCESS = "registered in-process"
+
+
+class MissingDependency(ImportError):
+    """Raised by a plugin whose optional dependency is not installed (message: what to install). It is
+    listed as ``not loaded`` and reported when asked for by name, but not announced on stderr: an
+    extra left uninstalled is not a fault."""
 
 
 class RegistrationError(UserError):
@@ -190,7 +197,8 @@ class Registry(MutableMapping):
                     self._entries[ep.name] = self._coerce(obj, ep.name)
                     self._origins[ep.name] = origin
             except Exception as exc:  # any error in a plugin's import is the plugin's, not ours
-                self._fail(ep.name, Failure(origin, ep.value, f"{type(exc).__name__}: {exc}"), quiet)
+                self._fail(ep.name, Failure(origin, ep.value, f"{type(exc).__name__}: {exc}"),
+                           ep.name if isinstance(exc, MissingDependency) else quiet)
             finally:
                 self._loading_origin = None
 

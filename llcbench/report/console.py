@@ -260,7 +260,8 @@ def sweep_table(points: list[dict], axes: list[str], seeds: int, cases: int, run
     return (fmt_table([*axes, "runs", "median |rel.err|", "worst", "unhealthy", "seconds"], rows,
                       right=set(range(len(axes) + 5)))
             + f"\n\n{len(points)} grid points × {cases} cases × {seeds} seed(s) = {runs} runs in {db}; unhealthy = "
-              "a divergent chain, split R-hat > 1.1, bulk ESS < 100, no finite λ̂ or not local; "
+              "a divergent chain, split R-hat > 1.1, bulk ESS < 100, an outlier chain, λ̂ not finite or above d, "
+              "or not local; "
               "`llcbench report` scores the sweep")
 
 

@@ -94,3 +94,12 @@ def entry_points(monkeypatch):
     yield install
     ESTIMATORS.reset()
     FAMILIES.reset()
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (bit-identical λ̂ holds for a fixed thread count)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

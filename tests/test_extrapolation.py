@@ -16,12 +16,7 @@ from llcbench.estimators.sgmcmc.extrapolate import combine, points
 from llcbench.estimators.sgmcmc.grid import shareable
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # bit-identical comparisons need one thread
 
 
 def test_combine_is_the_richardson_combination_with_its_se():

@@ -23,12 +23,7 @@ def configs(*points):
     return [make_config(SGLD.config_cls, SHORT + list(p)) for p in points]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # bit-identical comparisons need one thread
 
 
 @pytest.mark.parametrize("case", ["poly/w1^4", "regular/linear-5x4", "dln/3-2-3/r1"])

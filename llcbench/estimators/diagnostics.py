@@ -20,6 +20,7 @@ others (one chain among eight moves split R-hat little).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -31,6 +32,20 @@ import numpy as np
 def finite_or_none(x) -> Optional[float]:
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+@contextlib.contextmanager
+def quiet_arviz():
+    """ArviZ without its log and warnings: one chain makes it log a shape warning, the values are still right."""
+    log = logging.getLogger("arviz")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
 
 
 def trace_diagnostics(lam: np.ndarray, rhat_method: str = "rank", tail: bool = False) -> dict:
@@ -48,12 +63,8 @@ def trace_diagnostics(lam: np.ndarray, rhat_method: str = "rank", tail: bool = F
         return out
     import arviz as az
 
-    log = logging.getLogger("arviz")
-    level = log.level
-    log.setLevel(logging.ERROR)  # one chain: ArviZ logs a shape warning, the values are still right
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_arviz():
             arr = np.ascontiguousarray(lam)
             out["ess_bulk"] = finite_or_none(az.ess(arr, method="bulk"))
             out["ess_mean"] = finite_or_none(az.ess(arr, method="mean"))
@@ -70,8 +81,6 @@ def trace_diagnostics(lam: np.ndarray, rhat_method: str = "rank", tail: bool = F
                 out["half_drift_z"] = finite_or_none((b.mean() - a.mean()) / denom) if denom > 0 else None
     except Exception as exc:  # pragma: no cover - diagnostics never break an estimate
         out["diagnostics_error"] = f"{type(exc).__name__}: {exc}"
-    finally:
-        log.setLevel(level)
     return out
 
 
@@ -99,12 +108,8 @@ def outlier_chains(lam: np.ndarray, alpha: float = OUTLIER_ALPHA) -> tuple[list[
     bar = float(norm.isf(alpha / (2 * chains)))
     flagged: list[int] = []
     zs: list[Optional[float]] = []
-    log = logging.getLogger("arviz")
-    level = log.level
-    log.setLevel(logging.ERROR)  # one chain: ArviZ logs a shape warning, the values are still right
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_arviz():
             for c in range(chains):
                 rest = np.delete(lam, c, axis=0)
                 s = math.hypot(az.mcse(np.ascontiguousarray(lam[c][None]), method="mean"),
@@ -115,6 +120,4 @@ def outlier_chains(lam: np.ndarray, alpha: float = OUTLIER_ALPHA) -> tuple[list[
                     flagged.append(c)
     except Exception:  # pragma: no cover - diagnostics never break an estimate
         return [], [None] * chains
-    finally:
-        log.setLevel(level)
     return flagged, zs

@@ -105,6 +105,7 @@ def test_only_eps_nbeta_gamma_may_differ():
         SGLD.estimate_grid(build_target(CASES["poly/w1^4"]), configs([], ["chains=2"]), 0, "cpu")
 
 
+@pytest.mark.slow  # ~45 s on an idle core: the memorisation anchor's training and its locality pilot
 def test_per_sample_values_are_per_point():
     # the memorisation family records per-sample λ̂_i by default; in a grid run each point reads its own
     # chains at its own nβ, and a one-point grid gives the independent run's values

@@ -64,7 +64,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-from scipy import stats
 
 from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
@@ -185,6 +184,8 @@ def fit(nbetas, means, variances, dof: Optional[int] = None, offset: bool = Fals
     resid = y - X @ theta
     chi2 = float(np.sum(resid ** 2 / v)) if np.all(v > 0) else float("inf") if np.any(resid != 0) else 0.0
     birge = math.sqrt(chi2 / nu) if math.isfinite(chi2) else float("inf")
+    from scipy import stats  # here, not at import: scipy.stats costs ~1 s of every llcbench process's start
+
     t_factor = float(stats.t.ppf(0.975, dof) / 2.0) if dof is not None and dof >= 1 else 1.0
     scale = max(1.0, birge) * t_factor
     cov = cov * scale ** 2

@@ -1,6 +1,6 @@
 """Speed of listing a case (pytest-benchmark; not a timed unit test).
 
-Run:  python -m pytest benchmarks --benchmark-enable -s
+Run:  python -m pytest benchmarks -n0 --benchmark-enable -s
 
 ``llcbench cases`` computes every case's dimension and exact truth without
 building its data, so that listing the catalogue stays cheap however big a

@@ -1,6 +1,6 @@
 """Training time of the largest modular_addition anchors of the catalogue (pytest-benchmark).
 
-Run:  python -m pytest benchmarks/test_modular_training_speed.py --benchmark-enable -s
+Run:  python -m pytest benchmarks/test_modular_training_speed.py -n0 --benchmark-enable -s
 
 Target: at most 60 s per anchor for p ≤ 31 on one core (training always runs on one torch thread).
 One round each: an anchor is trained once and then served from the cache.

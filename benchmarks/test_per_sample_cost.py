@@ -1,6 +1,6 @@
 """Cost of the per-sample LLC over a plain run (pytest-benchmark; not a timed unit test).
 
-Run:  python -m pytest benchmarks/test_per_sample_cost.py --benchmark-enable -s
+Run:  python -m pytest benchmarks/test_per_sample_cost.py -n0 --benchmark-enable -s
 
 Case: the largest shipped memorisation case (n × d largest; ties: the first),
 sgld at its defaults (8 chains, 6000 steps of which 4000 are draws, full

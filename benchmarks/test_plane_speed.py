@@ -1,6 +1,6 @@
 """Speed of the two-variable engine (adapted coordinates; pytest-benchmark, not a timed unit test).
 
-Run:  python -m pytest benchmarks/test_plane_speed.py --benchmark-enable -s
+Run:  python -m pytest benchmarks/test_plane_speed.py -n0 --benchmark-enable -s
 
 (a) Time against degree: K_k = w1² + w2^(2k) after the change of coordinates
     w1 → w1 + w2 + w2² (non-zero Jacobian at 0, so λ = 1/2 + 1/(2k), m = 1 by

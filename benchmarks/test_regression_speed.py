@@ -1,6 +1,6 @@
 """Speed of the regression family's gradient (pytest-benchmark; not a timed unit test).
 
-Run:  python -m pytest benchmarks/test_regression_speed.py --benchmark-enable -s
+Run:  python -m pytest benchmarks/test_regression_speed.py -n0 --benchmark-enable -s
 
 Case: the catalogue's reg/(w1+w2)*x+w1^2*x^2+w2^2*x^3 (3 monomials in x, n = 10⁴), 8 chains, minibatches
 of 1024 (their moments computed per epoch, as the sampler does), float32. Measured side by side in

@@ -4,7 +4,7 @@ The store is a synthetic two-estimator sweep (27 grid points × 47 cases × 2 se
 each with an 8-chain × 200-point loss trace like a real sgld record); the timed call reads it, scores
 it and writes index.html, report.md and scores.json.
 
-    python -m pytest benchmarks/test_report_speed.py --benchmark-enable -s
+    python -m pytest benchmarks/test_report_speed.py -n0 --benchmark-enable -s
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Speed of the SG-MCMC hot loop (pytest-benchmark; not a timed unit test).
 
-Run:  python -m pytest benchmarks --benchmark-enable -s
+Run:  python -m pytest benchmarks -n0 --benchmark-enable -s
 
 Case: deep linear network 5-5-5-5, teacher rank 2 (λ = 11), n = 100,000,
 batch 256, 8 chains, CPU, float32 — a case with a published speed to compare with

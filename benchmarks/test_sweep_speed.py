@@ -1,6 +1,6 @@
 """Speed of `llcbench sweep` against one default run of the same cases (pytest-benchmark).
 
-Run:  python -m pytest benchmarks/test_sweep_speed.py --benchmark-enable -s
+Run:  python -m pytest benchmarks/test_sweep_speed.py -n0 --benchmark-enable -s
 
 The target: the default 27-point grid (step_scale × nbeta_scale × gamma_scale)
 in at most 8× the time of one default run over the same cases; 27 runs one

@@ -1,3 +1,5 @@
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -19,9 +21,50 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     )
 
 
+# Variables the CLI reads at each use, so they can be set around an in-process call (others, such as
+# the plugin switch, are read once per process).
+IN_PROCESS_ENV = {"LLCBENCH_CACHE"}
+
+
+def run_cli_in_process(*args, cwd=None, env=None, timeout=600):
+    """``llcbench ARGS`` through ``llcbench.cli.main`` in this process, its output captured; returns a
+    CompletedProcess like :func:`run_cli`. A new interpreter costs 1-3 s (torch's import), and the
+    CLI tests make a few hundred calls, so this is most of the suite's time saved; calls that need a
+    process of their own — environment variables read once per process, worker pools (they would
+    fork the test process) — go to :func:`run_cli`."""
+    args = [str(a) for a in args]
+    env = dict(env or {})
+    if set(env) - IN_PROCESS_ENV or "--jobs" in args or "--executor" in args:
+        return run_cli(*args, cwd=cwd, env=env, timeout=timeout)
+    from llcbench import limits
+    from llcbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_env = os.getcwd(), {name: os.environ.get(name) for name in env}
+    try:
+        os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as exc:  # argparse's --help, --version and usage errors
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        os.chdir(old_cwd)
+        for name, value in old_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        limits.lift(False)  # --force-size lifts the limits for the rest of a process
+    return subprocess.CompletedProcess([sys.executable, "-m", "llcbench", *args], code, out.getvalue(),
+                                       err.getvalue())
+
+
 @pytest.fixture
 def cli():
-    return run_cli
+    return run_cli_in_process
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from .config import DIVERGENCE_PER_DIM, DTYPES
 from .monitor import ChainMonitor
 from .per_sample import PerSampleAccumulator
 from .sampler import Context, Sampler
+from .streams import generator
 from .stepsize import StepSizeRule, minibatch_gradient_variance
 from .trace import LambdaTrace, loss_trace_points, summarise
 from ...locality import assess
@@ -143,10 +144,8 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     accuracy = AccuracyProbe.for_run(t64, w_star64, tgt, config)
     del t64
     w_star = tgt.w_star.to(device=dev, dtype=dtype)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
-    data_gen = torch.Generator(device=dev)
-    data_gen.manual_seed(int(seed) * 1_000_003 + 17)
+    gen = generator("chains", seed, dev)
+    data_gen = generator("batches", seed, dev)
     batches = (BATCH_DRAWS[config.batch_draw](target.num_data, config.batch_size, data_gen, dev, plan=tgt.epoch_batches)
                if minibatch else None)
     mode = trace_mode(target, config, minibatch)
@@ -158,8 +157,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
                   dtype=dtype, device=dev, config=config, positions=rows[:chains], eps_rule=eps_rule,
                   points=1 if points is None else len(points))
     if minibatch:
-        noise_gen = torch.Generator(device=dev)  # the samplers' gradient-noise estimates
-        noise_gen.manual_seed(int(seed) + 104_729)
+        noise_gen = generator("grad_noise", seed, dev)
         ctx.grad_noise = lambda w, k=8: minibatch_gradient_variance(tgt, w, int(config.batch_size), k, noise_gen)
     state = sampler.init(ctx)
     _check_positions(state, ctx, sampler)
@@ -172,8 +170,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
                         dtype=dtype, device=dev, localisation_from=int(config.burn_in) if bool((gamma > 0).any() if points else gamma > 0) else steps)
     trace_gen = None
     if mode == "independent":
-        trace_gen = torch.Generator(device=dev)
-        trace_gen.manual_seed(int(seed) + 31_337)
+        trace_gen = generator("trace", seed, dev)
     aux = torch.empty(steps, chains, sampler.aux_width, dtype=dtype, device=dev) if sampler.aux_width else None
     limit = threshold / nbeta if points is None else (threshold / nbeta)[:, 0]  # per row in a grid run
     return Run(target=tgt, sampler=sampler, state=state, ctx=ctx, rows=rows, batches=batches, trace=trace,

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ...target import Target
+from .streams import generator
 from ..base import Estimate, config_dict
 from ..temperature import resolve_gamma, resolve_nbeta
 from .sampler import Sampler
@@ -105,10 +106,8 @@ class GridStepSizeRule:
                   device: torch.device, enabled: bool) -> "GridStepSizeRule":
         base = points[0]
         nbetas = [resolve_nbeta(target64, c) for c in points]
-        heat_gen = torch.Generator(device=device)  # the seeds of StepSizeRule.at_anchor, for the same ε_s at w*
-        heat_gen.manual_seed(int(seed) + 130_363)
-        adapt_gen = torch.Generator(device=device)
-        adapt_gen.manual_seed(int(seed) + 7_919)
+        heat_gen = generator("heat", seed, device)  # StepSizeRule.at_anchor's streams: the same ε_s at w*
+        adapt_gen = generator("adapt", seed, device)
         rule = cls(points=points, chains=int(base.chains), nbetas=nbetas,
                    gammas=[resolve_gamma(nb, c) for nb, c in zip(nbetas, points)], minibatch=minibatch,
                    device=device, hess_idx=_subset(target64, base.hessian_points, device), heat_gen=heat_gen,

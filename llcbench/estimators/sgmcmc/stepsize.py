@@ -23,6 +23,7 @@ from typing import Optional
 import torch
 
 from ...target import Target
+from .streams import generator
 
 HEAT_REDUCE = "max"  # the noisiest coordinate sets the heat, as the stiffest direction sets h
 
@@ -165,10 +166,8 @@ class StepSizeRule:
     def at_anchor(cls, target64: Target, w_star64: torch.Tensor, config, nbeta: float, gamma: float,
                   minibatch: bool, seed: int, device: torch.device, enabled: bool) -> "StepSizeRule":
         """The rule at w* (float64 target); ``enabled`` False: no rule (a user-given step size)."""
-        heat_gen = torch.Generator(device=device)  # kept apart from the samplers' so neither shifts the other
-        heat_gen.manual_seed(int(seed) + 130_363)
-        adapt_gen = torch.Generator(device=device)
-        adapt_gen.manual_seed(int(seed) + 7_919)
+        heat_gen = generator("heat", seed, device)  # kept apart from the samplers' so neither shifts the other
+        adapt_gen = generator("adapt", seed, device)
         rule = cls(config=config, nbeta=nbeta, gamma=gamma, minibatch=minibatch,
                    hess_idx=_subset(target64, config.hessian_points, device), heat_gen=heat_gen,
                    adapt_gen=adapt_gen)

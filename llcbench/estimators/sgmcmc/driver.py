@@ -407,7 +407,7 @@ def _estimates(run: Run, configs: list, seconds: float) -> list[Estimate]:
         out.append(Estimate(
             lambda_hat=s["lambda_hat"], lambda_hat_chains=s["per_chain"], se=s["se"], loss_trace=loss_trace,
             diagnostics=s["diagnostics"], grad_evals=int(config.steps) * chains, seconds=seconds / len(configs),
-            warnings=s["warnings"], extra=extra,
+            warnings=s["warnings"], extra=extra, nbeta=nbeta, gamma=gamma,
             per_sample=None if run.per_sample is None else run.per_sample.result(mine, nbeta, gamma),  # its nβ, γ
             locality=locality(run, s["lambda_hat"], nbeta, gamma, s["diagnostics"], mine)))
     return out

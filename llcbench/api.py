@@ -226,13 +226,16 @@ def build_references(*, cases: Optional[Sequence[str]] = None, family: Optional[
                      suite: Optional[str] = None, files: Sequence[PathLike] = (), builtin: bool = True,
                      checked=None, sample: Optional[int] = None, config: plan.Overrides = None, seed: int = 0,
                      jobs: int = 1, force: bool = False, device: str = "cpu", db: Optional[PathLike] = None,
+                     write_table: Optional[PathLike] = None,
                      on_done: Optional[Callable[[dict, bool], None]] = None) -> tuple[list, list, dict]:
     """Reference λ_nβ,γ runs of the ``hmc`` reference sampler into ``db``, for the cases that need a
     sampled reference; with ``checked`` (a ReferenceTable), recompute up to ``sample`` of its entries
-    that meet the standard. Returns (the entries, [(case id, why not)], the checked entries by case)."""
+    that meet the standard; with ``write_table`` (a table file), add the entries to it. Returns (the
+    entries, [(case id, why not)], the checked entries by case)."""
     from .references.build import build, needs_reference
 
     device = plan.prologue(device, 1, jobs, "local", None, 1)  # one thread: the run key includes it
+    written = None if write_table is None else reference_table(write_table)  # bad input before any run
     todo, skipped = [], []
     for case in plan.load_cases(cases, family, suite, files, builtin):
         why = needs_reference(case)
@@ -248,4 +251,45 @@ def build_references(*, cases: Optional[Sequence[str]] = None, family: Optional[
     with Store(Path(db) if db is not None else DEFAULT_DB) as store:
         entries = build(todo, store, plan.overrides(config), seed=seed, jobs=jobs, force=force, device=device,
                         on_done=on_done)
+    if written is not None:
+        for e in entries:
+            written.put(e)
+        written.save(write_table)
     return entries, skipped, have
+
+
+def truth(expr: str, prior: Optional[Sequence[int]] = None) -> dict:
+    """The certified λ and m of the polynomial potential ``expr`` (prior exponents ``prior``): a dict
+    with ``certified`` True and the truth, or ``certified`` False with the reason and, where the
+    Newton polyhedron gives one, its value ``newton_bound`` (an upper bound on λ, not λ). An
+    unreadable expression raises UserError."""
+    from .truth.plane import NotAPotential
+    from .truth.polynomial import newton_value, parse_polynomial, polynomial_truth
+
+    parse_polynomial(expr)  # an unreadable expression is bad input
+    try:
+        found = polynomial_truth(expr, list(prior) if prior else None)
+    except UserError as exc:  # a well-formed polynomial the engine cannot certify
+        out = {"expr": expr, "certified": False, "reason": str(exc), "newton_bound": None, "newton_m": None}
+        if not isinstance(exc, NotAPotential):  # a potential: its Newton value still bounds λ
+            try:
+                bound, m = newton_value(expr, list(prior) if prior else None)
+                out.update(newton_bound=str(bound), newton_m=m)
+            except UserError:
+                pass
+        return out
+    return {"expr": expr, "certified": True, "lambda": str(found.lam), "lambda_float": float(found.lam),
+            "multiplicity": found.multiplicity, "kind": found.kind,
+            "method": found.source.split(" (")[0].split(":")[0],  # the rule that certified the value
+            "source": found.source}
+
+
+def reference_table(path: Optional[PathLike] = None):
+    """The reference table at ``path`` (default: the shipped one); a file that is not one is bad input."""
+    from .references.table import DATA, ReferenceTable
+
+    path = DATA if path is None else path
+    try:
+        return ReferenceTable.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise UserError(f"--table {path}: not a reference table ({exc})") from None

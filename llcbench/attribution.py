@@ -81,6 +81,7 @@ import math
 from typing import Optional
 
 from .health import problems
+from .store import posterior
 
 TOLERANCE = 0.30  # runs further than 30 % of λ from λ are attributed
 Z = 3.0  # a sampler part beyond Z standard errors is significant (two-sided 0.3 % for a Gaussian)
@@ -116,8 +117,7 @@ def hints(record: dict) -> list[dict]:
     """What the record says about its estimand without a reference: dicts with kind, text, short."""
     out: list[dict] = []
     lam = record.get("lambda_float")
-    extra = record.get("extra") or {}
-    nbeta = extra.get("nbeta")
+    nbeta, gamma = posterior(record)
     m = record.get("multiplicity") or 1
     if m > 1 and nbeta and nbeta > math.e and lam is not None and not estimates_lambda(record):
         first = lam - (m - 1) / math.log(nbeta)
@@ -132,7 +132,7 @@ def hints(record: dict) -> list[dict]:
     if rel is not None and rel <= LOCALISATION_REL and mixed:
         out.append({"kind": "localisation", "predicted": None,
                     "short": f"hint: ∂λ̂/∂log γ = {rel:+.0%} of λ̂",
-                    "text": f"hint: ∂λ̂/∂log γ = {rel:+.0%} of λ̂ at γ = {extra.get('gamma', float('nan')):.3g} "
+                    "text": f"hint: ∂λ̂/∂log γ = {rel:+.0%} of λ̂ at γ = {float('nan') if gamma is None else gamma:.3g} "
                             "(the estimand at this γ is below its γ → 0 value)"})
     return out
 

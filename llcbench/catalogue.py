@@ -12,6 +12,7 @@ reported as one line naming the file, the case and the field.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 import tomllib
@@ -348,15 +349,33 @@ def load_catalogue(files: Optional[Iterable[str | Path]] = None, builtin: bool =
     return cases
 
 
+# the family's truth per (family, parameters): the engine runs once per potential in a process, however
+# often a run's planning, target and record ask for it (a TruthError is kept and raised again)
+_TRUTHS: dict[tuple[str, str], Any] = {}
+
+
+def _family_truth(case: Case) -> Truth:
+    key = (case.family, json.dumps(case.params, sort_keys=True, default=str))
+    if key not in _TRUTHS:
+        try:
+            _TRUTHS[key] = FAMILIES[case.family].truth(case.params)
+        except TruthError as exc:
+            _TRUTHS[key] = exc
+    found = _TRUTHS[key]
+    if isinstance(found, TruthError):
+        raise type(found)(*found.args)
+    return found
+
+
 def case_truth(case: Case) -> Truth:
-    """The truth of a case: computed, and cross-checked against ``expect_*``.
+    """The truth of a case: computed (once per potential, :func:`_family_truth`), and cross-checked
+    against ``expect_*``.
 
     A case that states its truth (``lambda``, ``multiplicity``, ``source``) gets it as kind
     "asserted" only where the engine cannot certify one; where the engine can, a disagreement is
     an error naming the field and an agreement is the certified truth itself."""
-    family = FAMILIES[case.family]
     try:
-        truth = family.truth(case.params)
+        truth = _family_truth(case)
     except TruthError as exc:
         if case.asserted_lambda is None:
             raise TruthError(f"{_where(case.file, case.id)}: {exc}") from None
@@ -392,11 +411,10 @@ def case_dim(case: Case) -> int:
 def build_target(case: Case) -> Target:
     """Build the target of a case (generates its data from ``case.seed``); truth cross-checked."""
     truth = case_truth(case)
-    family = FAMILIES[case.family]
-    if truth.kind == "asserted":
-        # the family's target() asks its own truth(), which refuses here: a copy answers the asserted one
-        family = copy.copy(family)
-        family.truth = lambda params: truth
+    # the family's target() asks its own truth(): a copy answers the checked one (asserted where the
+    # engine refuses), so that the target carries it without computing it again
+    family = copy.copy(FAMILIES[case.family])
+    family.truth = lambda params: truth
     try:
         return family.target(case)
     except TruthError as exc:

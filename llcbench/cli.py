@@ -120,54 +120,24 @@ def cmd_estimators(args) -> int:
 
 # --------------------------------------------------------------------- truth
 def cmd_truth(args) -> int:
+    from .api import cases, truth
+    from .report.console import cases_truth_text, truth_text
+
     if args.case or args.family or args.file or args.suite:
         if args.expr is not None:
             raise UserError("truth: give a polynomial or catalogue cases (--case, --family, --file), not both")
-        return _cases_truth(args)
+        rows = [{"case": r["id"], **{k: r[k] for k in ("lambda", "lambda_float", "multiplicity", "kind", "source")}}
+                for r in cases(**_case_choice(args))]
+        print(json.dumps(rows) if args.json else cases_truth_text(rows))
+        return 0
     if args.expr is None:
         raise UserError("truth: give a polynomial, or --case ID for the truth of catalogue cases")
-    from .truth.plane import NotAPotential
-    from .truth.polynomial import newton_value, parse_polynomial, polynomial_truth
-
-    prior = _int_list(args.prior, "--prior") if args.prior else None
-    parse_polynomial(args.expr)  # an unreadable expression is bad input: exit 2
-    try:
-        truth = polynomial_truth(args.expr, prior)
-    except UserError as exc:
-        # A well-formed polynomial the engine cannot certify: say why, exit 1.
-        print(f"cannot certify: {exc}")
-        if isinstance(exc, NotAPotential):
-            return 1  # no λ to bound
-        try:
-            bound, m = newton_value(args.expr, prior)
-            print(f"Newton-polyhedron value 1/t* = {bound} (m = {m}) is only an upper bound on λ")
-        except UserError:
-            pass
-        return 1
-    method = truth.source.split(" (")[0].split(":")[0]  # the rule that certified the value
-    if args.json:
-        print(json.dumps({"expr": args.expr, "lambda": str(truth.lam), "lambda_float": float(truth.lam),
-                          "multiplicity": truth.multiplicity, "kind": truth.kind, "method": method,
-                          "source": truth.source}))
+    found = truth(args.expr, _int_list(args.prior, "--prior") if args.prior else None)
+    if args.json and found["certified"]:
+        print(json.dumps({k: v for k, v in found.items() if k != "certified"}))
     else:
-        print(f"λ = {truth.lam} ({float(truth.lam):.6g}), m = {truth.multiplicity}  certified by: {method}")
-        print(f"  [{truth.source}]")
-    return 0
-
-
-def _cases_truth(args) -> int:
-    """`llcbench truth --case ID`: the truth of catalogue cases, with its kind (exact or asserted)."""
-    from .api import cases
-
-    rows = [{"case": r["id"], **{k: r[k] for k in ("lambda", "lambda_float", "multiplicity", "kind", "source")}}
-            for r in cases(**_case_choice(args))]
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    for r in rows:
-        print(f"{r['case']}: λ = {r['lambda']} ({r['lambda_float']:.6g}), m = {r['multiplicity']}, "
-              f"kind {r['kind']}  [{r['source']}]")
-    return 0
+        print(truth_text(found))
+    return 0 if found["certified"] else 1  # a well-formed polynomial the engine cannot certify: 1
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -178,38 +148,13 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 
 # ----------------------------------------------------------------------- run
-class _Progress:
-    """A tqdm bar on stderr, started once the library has checked the request (none with --quiet)."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.bar = quiet, None
-
-    def start(self, total: int):
-        if not self.quiet:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True, leave=False)
-
-    def describe(self, text: str):
-        self.bar is not None and self.bar.set_description(text)
-
-    def postfix(self, text: str):
-        self.bar is not None and self.bar.set_postfix_str(text, refresh=False)
-
-    def update(self, n: int):
-        self.bar is not None and self.bar.update(n)
-
-    def close(self):
-        self.bar is not None and self.bar.close()
-
-
 def cmd_run(args) -> int:
     import torch
 
     from .api import brief, run
-    from .report.console import run_summary, run_table
+    from .report.console import Progress, run_summary, run_table
 
-    bar = _Progress(args.quiet)
+    bar = Progress(args.quiet)
 
     def on_start(spec, cached):
         bar.describe(f"{spec.case.id} seed {spec.seed}" + (" (stored)" if cached else ""))
@@ -250,9 +195,9 @@ def cmd_trajectory(args) -> int:
 
 def cmd_sweep(args) -> int:
     from .api import sweep
-    from .report.console import sweep_table
+    from .report.console import Progress, sweep_table
 
-    bar = _Progress(args.quiet)
+    bar = Progress(args.quiet)
 
     def on_record(record, cached):
         bar.describe(f"{record['case']}" + (" (stored)" if cached else ""))
@@ -273,31 +218,19 @@ def cmd_sweep(args) -> int:
 
 # --------------------------------------------------------------------- references
 def cmd_references(args) -> int:
-    from .references.table import DATA, ReferenceTable
-    from .report.console import check_table, entries_table
-
-    def load_table(path):
-        try:
-            return ReferenceTable.load(path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
-            raise UserError(f"--table {path}: not a reference table ({exc})") from None
+    from .api import build_references, reference_table
+    from .report.console import check_table, entries_summary
 
     if args.action == "show":
-        table = load_table(args.table or DATA)
-        if args.json:
-            print(json.dumps(table.entries, indent=1))
-            return 0
-        print(entries_table(sorted(table.entries, key=lambda e: e["case"])))
-        met = sum(bool(e.get("standard_met")) for e in table.entries)
-        print(f"\n{len(table.entries)} entries in {table.path} ({met} meet the standard)")
+        table = reference_table(args.table)
+        entries = sorted(table.entries, key=lambda e: e["case"])
+        print(json.dumps(table.entries, indent=1) if args.json else entries_summary(entries, f" in {table.path}"))
         return 0
-    from .api import build_references
-
-    checked = load_table(args.table or DATA) if args.action == "check" else None
-    written = load_table(args.write_table) if args.action == "build" and args.write_table else None
+    checked = reference_table(args.table) if args.action == "check" else None
+    written = getattr(args, "write_table", None)
     entries, skipped, have = build_references(
         **_case_choice(args), checked=checked, sample=getattr(args, "sample", None), config=args.set or [],
-        seed=args.seed, jobs=args.jobs, force=args.force, device=args.device, db=args.db,
+        seed=args.seed, jobs=args.jobs, force=args.force, device=args.device, db=args.db, write_table=written,
         on_done=None if args.quiet else
         (lambda rec, cached: print(f"  {rec['case']}: {rec['lambda_hat']:.5g} ± {rec['se']:.2g}"
                                    f"{' (stored)' if cached else ''}", file=sys.stderr)))
@@ -305,34 +238,22 @@ def cmd_references(args) -> int:
         text, worst = check_table(entries, have, args.seed)
         print(json.dumps(entries, indent=1) if args.json else text)
         return 0 if worst <= 3 else 1
-    if written is not None:
-        for e in entries:
-            written.put(e)
-        path = written.save(args.write_table)
     if args.json:
         print(json.dumps(entries, indent=1))
         return 0
-    print(entries_table(entries))
-    met = sum(bool(e.get("standard_met")) for e in entries)
-    print(f"\n{len(entries)} entries ({met} meet the standard) in {args.db}"
-          + (f"; table written to {path}" if written is not None else ""))
-    for cid, why in skipped:
-        if args.case:
-            print(f"skipped {cid}: {why}")
+    print(entries_summary(entries, f" in {args.db}", f"; table written to {written}" if written else ""))
+    for cid, why in skipped if args.case else []:
+        print(f"skipped {cid}: {why}")
     return 0
 
 
 # ---------------------------------------------------------------------- report
 def cmd_report(args) -> int:
     from .api import report
+    from .report.console import report_summary
 
     html = report(args.db, args.out, estimators=args.estimator, version=args.version, force=args.force)
-    scores = json.loads((html.parent / "scores.json").read_text(encoding="utf-8"))
-    print(f"{html} ({scores['runs']} runs of llcbench {scores['llcbench_version']}, "
-          f"{len(scores['leaderboard'])} estimator × config rows); also report.md, scores.json")
-    if scores["other_versions"]:
-        print("not scored (other llcbench versions): "
-              + "; ".join(f"{v}: {o['runs']} runs" for v, o in scores["other_versions"].items()))
+    print(report_summary(html, json.loads((html.parent / "scores.json").read_text(encoding="utf-8"))))
     if args.open:
         import webbrowser
 

@@ -185,9 +185,9 @@ def settings(target: Target, config: DevinterpConfig, method: str, seed: int, de
     else:
         rule_config = SGMCMCConfig(step_scale=config.step_scale, batch_size=batch)
         target64 = target.to(device, torch.float64)
-        rule = StepSizeRule.at_anchor(target64, target64.w_star, rule_config, float(nbeta), float(gamma),
+        rule = StepSizeRule.at_anchor(target64, target64.w_star, [rule_config], [float(nbeta)], [float(gamma)],
                                       target.num_data > 0, seed, torch.device(device), enabled=True)
-        lr, source = rule.eps_rule_init, "llcbench rule at w*"
+        lr, source = rule.eps_rule_init[0], "llcbench rule at w*"
         if method == "rmsprop_sgld":
             # devinterp's RMSProp step is lr/(eps + √V): lr = ε_s·eps caps every coordinate's step at ε_s.
             import inspect

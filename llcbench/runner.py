@@ -27,8 +27,10 @@ from .catalogue import build_target, case_truth
 from .errors import UserError
 from .estimators.base import Estimate, EstimatorSpec, config_dict
 from .attribution import attribution, estimates_lambda
+from .references.stored import with_reference
 from .references.table import loss_fingerprint
 from .store import Store, run_key
+from .truth import Truth
 
 
 @lru_cache(maxsize=1)
@@ -100,45 +102,32 @@ def shared_grid(case: Case, estimator: EstimatorSpec, configs: list, seed: int) 
     return [RunSpec(case, estimator, c, seed, grid) for c in configs]
 
 
-def error_decomposition(target, estimator: str, estimate: Estimate) -> dict:
-    """Split λ̂ − λ into estimand bias and sampler bias, where a reference exists.
+def exact_reference(target, estimator: str, estimate: Estimate) -> Optional[dict]:
+    """The ``exact`` estimator's λ_nβ,γ at the run's (nβ, γ) — what an ideal sampler would report —
+    as a reference for ``references.with_reference``, where one applies; for SGLD on a quadratic
+    potential without minibatches with the λ of the *discretised* chain at the run's step size too.
 
-    The reference is the ``exact`` estimator's λ_{nβ,γ} at the same (n, β, γ)
-    as the run (read from the estimate's ``extra``): what an ideal sampler
-    would report. estimand bias = λ_{nβ,γ} − λ (finite temperature,
-    localisation, multiplicity); sampler bias = λ̂ − λ_{nβ,γ}. For SGLD on a
-    quadratic potential without minibatches the reference of the
-    *discretised* chain at the run's step size is added too (step-size bias).
-    Empty when no reference applies (e.g. deep linear networks), and for an estimator of λ itself
-    (``attribution.estimates_lambda``: no single λ_nβ,γ is its estimand).
+    None for an estimator of λ itself (``attribution.estimates_lambda``: no single λ_nβ,γ is its
+    estimand), for a run without a posterior (nβ, γ), and where the exact estimator does not apply
+    (e.g. deep linear networks).
     """
     from .estimators import exact
 
-    if estimates_lambda(estimate.extra):
-        return {}
-    nbeta, gamma = estimate.extra.get("nbeta"), estimate.extra.get("gamma")
-    if estimator == "exact" or nbeta is None or gamma is None or exact.supports(target) is not None:
-        return {}
+    nbeta, gamma = estimate.nbeta, estimate.gamma
+    if (estimates_lambda(estimate.extra) or estimator == "exact" or nbeta is None or gamma is None
+            or exact.supports(target) is not None):
+        return None
     try:
         ref = exact.estimate(target, exact.ExactConfig(nbeta=float(nbeta), gamma=float(gamma)))
     except UserError:
-        return {}
-    lam = float(target.truth.lam)
-    out = {
-        "lambda_ref": ref.lambda_hat,
-        "lambda_ref_error": ref.se,
-        "lambda_ref_method": ref.extra.get("method"),
-        "lambda_ref_source": "exact",
-        "estimand_bias": ref.lambda_hat - lam,
-        "sampler_bias": estimate.lambda_hat - ref.lambda_hat,
-        "sampler_bias_se": math.hypot(estimate.se, ref.se) if math.isfinite(estimate.se) else None,
-    }
+        return None
+    out = {"estimator": "exact", "computed": True, "lambda_hat": ref.lambda_hat, "se": ref.se,
+           "method": ref.extra.get("method")}
     step = estimate.extra.get("step_size")
     if estimator == "sgld" and step is not None and target.num_data == 0:
         try:
-            disc = exact.estimate(target, exact.ExactConfig(nbeta=float(nbeta), gamma=float(gamma),
-                                                            sgld_step_size=float(step)))
-            out["lambda_ref_discrete"] = disc.lambda_hat
+            out["lambda_ref_discrete"] = exact.estimate(
+                target, exact.ExactConfig(nbeta=float(nbeta), gamma=float(gamma), sgld_step_size=float(step))).lambda_hat
         except UserError:
             pass
     return out
@@ -155,9 +144,12 @@ def served_warnings(record: dict) -> list[str]:
     return []
 
 
-def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: Optional[dict] = None,
-                dim: Optional[int] = None) -> dict:
-    truth = case_truth(spec.case)
+def make_record(spec: RunSpec, estimate: Estimate, device: str, reference: Optional[dict] = None,
+                dim: Optional[int] = None, truth: Optional[Truth] = None) -> dict:
+    """The run's record (``store.RunRecord``), decomposed against ``reference`` (``exact_reference``)
+    where one is given, with its attribution. ``truth``: the case's checked truth where the caller
+    has it (the target carries it), else computed here."""
+    truth = case_truth(spec.case) if truth is None else truth
     lam = float(truth.lam)
     lam_hat = estimate.lambda_hat
     rel = (lam_hat - lam) / lam if lam != 0 and math.isfinite(lam_hat) else float("nan")
@@ -179,6 +171,8 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
         "config": config_dict(spec.config),
         "seed": spec.seed,
         "shared_chains": spec.shared_chains or None,  # the grid hash of a shared-chain grid run's point
+        "nbeta": estimate.nbeta,  # the posterior whose λ_nβ,γ the run estimates (None: an estimator of λ)
+        "gamma": estimate.gamma,
         "lambda_hat": lam_hat,
         "lambda_hat_chains": estimate.lambda_hat_chains,
         "se": estimate.se,
@@ -194,7 +188,6 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
         "estimand_bias": None,
         "sampler_bias": None,
         "sampler_bias_se": None,
-        **(decomposition or {}),
         "grad_evals": estimate.grad_evals,
         "seconds": estimate.seconds,
         "device": device,
@@ -208,6 +201,8 @@ def make_record(spec: RunSpec, estimate: Estimate, device: str, decomposition: O
         record["locality"] = estimate.locality
     if estimate.per_sample is not None:  # λ̂_i of the probe samples and the baselines (sgmcmc.per_sample)
         record["per_sample"] = estimate.per_sample
+    if reference is not None:
+        record = with_reference(record, reference)
     record.update(attribution(record))
     return record
 
@@ -220,37 +215,35 @@ def scalar_info(info: dict) -> dict:
 
 
 def execute(spec: RunSpec, device: str = "cpu", progress: Optional[Callable[[int, int], None]] = None) -> dict:
-    """Run one estimate (no store involved) and return its record; its ``seconds`` is the wall time
-    of the estimate call, measured here."""
-    target = build_target(spec.case)
-    accepts = "progress" in inspect.signature(spec.estimator.estimate).parameters
-    kwargs = {"progress": progress} if progress is not None and accepts else {}
-    start = time.perf_counter()
-    estimate = spec.estimator.estimate(target, spec.config, spec.seed, device, **kwargs)
-    seconds = time.perf_counter() - start
-    record = make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate),
-                         dim=target.dim)
-    record["loss_fingerprint"] = loss_fingerprint(target)  # matches the run to shipped reference entries
-    record["target_info"] = scalar_info(target.info)  # what a trained anchor reports (e.g. its test accuracy)
-    # The runner's clock, so that every estimator's seconds mean the same thing (an estimator need not
-    # time itself: Estimate.seconds defaults to 0.0); what the estimator reported is kept beside it.
-    record.update(seconds=seconds, estimator_seconds=estimate.seconds)
-    return record
+    """Run one estimate (no store involved) and return its record (:func:`execute_grid` of one spec)."""
+    return execute_grid([spec], device, progress)[0]
 
 
-def execute_grid(specs: list[RunSpec], device: str = "cpu") -> list[dict]:
-    """Run the specs of one shared-chain grid (:func:`shared_grid`) as one estimate call; their
-    records, each with the grid's wall time split evenly (the whole is in extra.shared_chains)."""
+def execute_grid(specs: list[RunSpec], device: str = "cpu",
+                 progress: Optional[Callable[[int, int], None]] = None) -> list[dict]:
+    """Run the specs of one shared-chain grid (:func:`shared_grid`) as one estimate call, or one
+    independent run (one spec, not a grid point); their records. ``seconds`` is the wall time of the
+    estimate call, measured here (split evenly between a grid's points; the whole is in
+    extra.shared_chains), so that every estimator's seconds mean the same thing (an estimator need
+    not time itself: Estimate.seconds defaults to 0.0); what the estimator reported is kept beside
+    it as ``estimator_seconds``."""
     first = specs[0]
     target = build_target(first.case)
     start = time.perf_counter()
-    estimates = first.estimator.estimate_grid(target, [s.config for s in specs], first.seed, device)
+    if first.shared_chains:
+        estimates = first.estimator.estimate_grid(target, [s.config for s in specs], first.seed, device)
+    else:
+        accepts = "progress" in inspect.signature(first.estimator.estimate).parameters
+        kwargs = {"progress": progress} if progress is not None and accepts else {}
+        estimates = [first.estimator.estimate(target, first.config, first.seed, device, **kwargs)]
     seconds = (time.perf_counter() - start) / len(specs)
+    fingerprint, info = loss_fingerprint(target), scalar_info(target.info)
     records = []
     for spec, estimate in zip(specs, estimates):
-        record = make_record(spec, estimate, device, error_decomposition(target, spec.estimator.name, estimate),
-                         dim=target.dim)
-        record["loss_fingerprint"] = loss_fingerprint(target)
+        record = make_record(spec, estimate, device, exact_reference(target, spec.estimator.name, estimate),
+                             dim=target.dim, truth=target.truth)
+        record["loss_fingerprint"] = fingerprint  # matches the run to shipped reference entries
+        record["target_info"] = info  # what a trained anchor reports (e.g. its test accuracy)
         record.update(seconds=seconds, estimator_seconds=estimate.seconds)
         records.append(record)
     return records

@@ -27,11 +27,60 @@ import sqlite3
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, TypedDict
 
 from .errors import UserError
 
 DEFAULT_DB = Path("reports") / "llcbench.sqlite"
+
+
+class RunRecord(TypedDict, total=False):
+    """A run's record as the store keeps it (``llcbench.runner.make_record`` writes it; JSON in the
+    ``record`` column). The fields every reader may rely on; estimator-specific values are in
+    ``extra``, and the reference fields are None until a reference is attached."""
+
+    key: str
+    case: str
+    case_key: str
+    family: str
+    n: Optional[int]
+    dim: Optional[int]
+    truth_kind: str
+    estimator: str
+    config: dict
+    seed: int
+    shared_chains: Optional[str]
+    nbeta: Optional[float]  # the posterior the run estimates λ_nβ,γ of (None: an estimator of λ)
+    gamma: Optional[float]
+    lambda_hat: Optional[float]
+    lambda_hat_chains: list
+    se: Optional[float]
+    rhat: Optional[float]
+    ess: Optional[float]
+    diagnostics: dict
+    warnings: list
+    extra: dict
+    lambda_ref: Optional[float]
+    lambda_ref_error: Optional[float]
+    lambda_ref_method: Optional[str]
+    lambda_ref_source: Optional[str]
+    estimand_bias: Optional[float]
+    sampler_bias: Optional[float]
+    sampler_bias_se: Optional[float]
+    loss_fingerprint: Optional[str]
+    target_info: dict
+    seconds: float
+    device: str
+    llcbench_version: str
+
+
+def posterior(record: dict) -> tuple[Optional[float], Optional[float]]:
+    """(nβ, γ) of the posterior a record's run estimates, or Nones (records written before these
+    were fields of their own keep them in ``extra``)."""
+    extra = record.get("extra") or {}
+    nbeta = record["nbeta"] if "nbeta" in record else extra.get("nbeta")
+    gamma = record["gamma"] if "gamma" in record else extra.get("gamma")
+    return nbeta, gamma
 SCHEMA_VERSION = 1
 
 _SCHEMA = """

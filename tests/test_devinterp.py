@@ -130,17 +130,17 @@ def test_llcbench_rules_pass_its_nbeta_gamma_and_step_rule_into_devinterp(spy):
     (kw,) = spy
     nbeta = target.nbeta_star
     rule = StepSizeRule.at_anchor(target.to("cpu", torch.float64), target.w_star.to(torch.float64),
-                                  SGMCMCConfig(batch_size=1024), nbeta, 1e-3 * nbeta, True, 0, torch.device("cpu"),
+                                  [SGMCMCConfig(batch_size=1024)], [nbeta], [1e-3 * nbeta], True, 0, torch.device("cpu"),
                                   enabled=True)
     assert kw["n_beta"] == pytest.approx(nbeta) and kw["localization"] == pytest.approx(1e-3 * nbeta)
-    assert kw["lr"] == pytest.approx(rule.eps_rule_init * 0.1)  # devinterp's rmsprop eps 0.1 caps the step at ε_s
+    assert kw["lr"] == pytest.approx(rule.eps_rule_init[0] * 0.1)  # devinterp's rmsprop eps 0.1 caps the step at ε_s
     assert (kw["num_chains"], kw["num_draws"], kw["num_burnin_steps"], kw["batch_size"]) == (2, 10, 5, 1024)
     assert kw["sampling_method"] == "rmsprop_sgld" and est.extra["devinterp_config"]["sampling_method"] == "rmsprop_sgld"
     assert est.extra["rules"] == "llcbench" and est.extra["nbeta"] == kw["n_beta"]
     # defaults the overrides replaced: llcbench's chains, draws after burn-in, burn-in
     full = adapter.settings(target, make_config(adapter.DevinterpConfig, ["rules=llcbench"]), "sgmcmc_sgld", 0, "cpu")
     assert (full["num_chains"], full["num_draws"], full["num_burnin_steps"]) == (8, 4000, 2000)
-    assert full["lr"] == pytest.approx(rule.eps_rule_init)
+    assert full["lr"] == pytest.approx(rule.eps_rule_init[0])
 
 
 @needs_devinterp

@@ -180,17 +180,17 @@ def test_stored_nuts_run_becomes_the_reference(cli, write_toml, tmp_path):
 
     def nuts_record(key, gamma, lam_hat, se=0.05, chains=4):
         return dict(sgld, key=key, estimator="nuts", lambda_hat=lam_hat, se=se, rhat=1.0, ess=2000.0,
-                    extra={"nbeta": sgld["extra"]["nbeta"], "gamma": gamma, "chains": chains},
+                    nbeta=sgld["nbeta"], gamma=gamma, extra={"nbeta": sgld["nbeta"], "gamma": gamma, "chains": chains},
                     diagnostics={"divergences": [0] * chains, "chains_used": chains, "ess_bulk": 2000.0},
                     lambda_ref=None)
 
     with Store(db) as store:
-        store.put(nuts_record("n-other-gamma", 2 * sgld["extra"]["gamma"], 9.0))
-        store.put(nuts_record("n-two-chains", sgld["extra"]["gamma"], 9.0, se=0.001, chains=2))
+        store.put(nuts_record("n-other-gamma", 2 * sgld["gamma"], 9.0))
+        store.put(nuts_record("n-two-chains", sgld["gamma"], 9.0, se=0.001, chains=2))
     (again,) = json.loads(cli(*args, "--json").stdout)
     assert again["lambda_ref"] is None and again["cached"]
     with Store(db) as store:
-        store.put(nuts_record("n-same", sgld["extra"]["gamma"], 1.25))
+        store.put(nuts_record("n-same", sgld["gamma"], 1.25))
     (again,) = json.loads(cli(*args, "--json").stdout)
     assert again["lambda_ref"] == 1.25 and again["lambda_ref_source"] == "nuts:n-same"
     assert again["sampler_bias"] == pytest.approx(sgld["lambda_hat"] - 1.25)
@@ -212,11 +212,11 @@ def test_stored_nuts_run_becomes_the_reference(cli, write_toml, tmp_path):
     (again,) = json.loads(cli(*args, "--json").stdout)
     assert again["attribution"] == "unattributed" and again["lambda_ref"] is None
     with Store(db) as store:
-        store.put(nuts_record("n-low", sgld["extra"]["gamma"], 0.62, se=0.01))
+        store.put(nuts_record("n-low", sgld["gamma"], 0.62, se=0.01))
     (again,) = json.loads(cli(*args, "--json").stdout)
     assert again["attribution"] == "estimand", again["attribution_reason"]
     with Store(db) as store:
-        store.put(nuts_record("n-better", sgld["extra"]["gamma"], 1.25, se=0.005))
+        store.put(nuts_record("n-better", sgld["gamma"], 1.25, se=0.005))
     (again,) = json.loads(cli(*args, "--json").stdout)
     assert again["lambda_ref_source"] == "nuts:n-better" and again["attribution"] == "sampler"
     table = cli(*args).stdout
@@ -265,3 +265,18 @@ def test_summary_counts_significant_sampler_biases(cli, tmp_path):
     assert "1 with a reference λ_nβ,γ: 0 with a sampler bias beyond 3 se" in out
     hot = cli(*base, "--set", "step_size=0.001").stdout
     assert "1 with a reference λ_nβ,γ: 1 with a sampler bias beyond 3 se (poly/w1^2+w2^2)" in hot
+
+
+def test_one_run_computes_the_truth_once(monkeypatch, tmp_path):
+    """Planning (truth kind, supports), the target and the record share one truth computation."""
+    from llcbench import api, catalogue
+    from llcbench.families import FAMILIES
+
+    family = FAMILIES["polynomial"]
+    calls = []
+    compute = family.truth
+    monkeypatch.setattr(family, "truth", lambda params: calls.append(params) or compute(params))
+    monkeypatch.setattr(catalogue, "_TRUTHS", {})  # nothing computed before this test
+    (record,) = api.run("sgld", cases=["poly/w1^2"], config=["steps=400", "burn_in=100", "chains=2"],
+                        db=tmp_path / "r.sqlite")
+    assert record["lambda"] == "1/2" and len(calls) == 1

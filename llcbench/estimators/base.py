@@ -38,6 +38,9 @@ class Estimate:
     per_sample: the per-sample LLC of a probe set of training samples with its standard errors and
         the baselines at w* (JSON-able lists; ``llcbench.estimators.sgmcmc.per_sample``), or None.
     locality: whether the posterior stayed local (``llcbench.locality``; the SG-MCMC estimators), or None.
+    nbeta, gamma: the inverse temperature nβ and localisation γ of the posterior whose λ_nβ,γ the run
+        estimates (what a reference must match), or None for an estimator of λ itself. An estimator
+        that leaves them unset but reports ``extra["nbeta"]``/``extra["gamma"]`` gets those.
     """
 
     lambda_hat: float
@@ -51,6 +54,14 @@ class Estimate:
     extra: dict = field(default_factory=dict)
     per_sample: Optional[dict] = None
     locality: Optional[dict] = None
+    nbeta: Optional[float] = None
+    gamma: Optional[float] = None
+
+    def __post_init__(self):
+        if self.nbeta is None and self.extra.get("nbeta") is not None:
+            self.nbeta = float(self.extra["nbeta"])
+        if self.gamma is None and self.extra.get("gamma") is not None:
+            self.gamma = float(self.extra["gamma"])
 
 
 def doc(default: Any, text: str, **kw) -> Any:

@@ -539,6 +539,8 @@ def estimate(target: Target, config: ExactConfig, seed: int = 0, device: str = "
         seconds=time.perf_counter() - t0,
         warnings=warnings,
         extra=extra,
+        nbeta=nbeta,
+        gamma=gamma,
     )
 
 

@@ -594,6 +594,8 @@ def estimate(target: Target, config: HMCConfig, seed: int = 0, device: str = "cp
         grad_evals=int(pot.calls) * chains,
         seconds=seconds,
         warnings=warn,
+        nbeta=nbeta,
+        gamma=gamma,
         extra={
             "nbeta": nbeta,
             "gamma": gamma,

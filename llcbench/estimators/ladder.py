@@ -70,7 +70,7 @@ from .base import Estimate, EstimatorSpec, doc
 from .rmsprop_sgld import SAMPLER as RMSPROP_SAMPLER, RMSPropSGLDConfig
 from .sgld import SAMPLER as SGLD_SAMPLER, SGLDConfig
 from .sgmcmc import supports
-from .sgmcmc.grid import run_sgmcmc_grid
+from .sgmcmc.driver import run_sgmcmc_grid
 from .temperature import resolve_gamma, resolve_nbeta
 
 BASES = {"sgld": (SGLD_SAMPLER, SGLDConfig), "rmsprop_sgld": (RMSPROP_SAMPLER, RMSPropSGLDConfig)}

@@ -255,6 +255,8 @@ def estimate(target: Target, config: NUTSConfig, seed: int = 0, device: str = "c
         grad_evals=grad_evals,
         seconds=time.perf_counter() - t_start,
         warnings=warn,
+        nbeta=nbeta,
+        gamma=gamma,
         extra={
             "nbeta": nbeta,
             "gamma": gamma,

@@ -58,7 +58,7 @@ from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
 from .sgld import sgld_update
 from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc, supports
-from .sgmcmc.grid import grid_estimator
+from .sgmcmc.driver import grid_estimator
 
 
 @dataclass

@@ -37,7 +37,7 @@ import torch
 from ..target import Target
 from .base import Estimate, EstimatorSpec
 from .sgmcmc import Context, Sampler, SGMCMCConfig, run_sgmcmc, supports
-from .sgmcmc.grid import grid_estimator
+from .sgmcmc.driver import grid_estimator
 
 
 @dataclass

@@ -76,7 +76,7 @@ import torch
 from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
 from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc, supports
-from .sgmcmc.grid import grid_estimator
+from .sgmcmc.driver import grid_estimator
 
 MOMENTUM_INITS = ("normal", "zero")
 INTEGRATORS = ("badodab", "euler")

@@ -5,7 +5,7 @@ reference value of the same posterior (same case definition, nβ and γ). In
 order of preference:
 
 - ``exact``: computed at run time where the posterior allows it (quadrature,
-  Gaussian closed form; ``runner.error_decomposition``);
+  Gaussian closed form; ``runner.exact_reference``);
 - a stored reference run in the user's store (``stored.py``): an ``exact``
   run, or a NUTS or HMC run that meets the reference standard
   (``standard.py``);

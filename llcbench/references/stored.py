@@ -6,7 +6,7 @@ import math
 from typing import Optional
 
 from ..attribution import attribution, estimates_lambda
-from ..store import Store
+from ..store import Store, posterior
 from .standard import REFERENCE_ESTIMATORS, reference_refusal
 from .table import ReferenceTable, shipped_table
 
@@ -23,16 +23,14 @@ def stored_reference(store: Store, record: dict) -> Optional[dict]:
     run wins; else, of the sampled runs (NUTS, HMC) that meet the reference
     standard (``reference_refusal``), the one with the smallest standard error.
     """
-    extra = record.get("extra") or {}
-    nbeta, gamma = extra.get("nbeta"), extra.get("gamma")
+    nbeta, gamma = posterior(record)
     if nbeta is None or gamma is None or record.get("estimator") in REFERENCE_ESTIMATORS:
         return None
     best = None
     for name in REFERENCE_ESTIMATORS:
         for ref in store.records(estimator=name, case_id=record["case"]):
-            rx = ref.get("extra") or {}
-            if ref.get("case_key") != record.get("case_key") or not (same_value(rx.get("nbeta"), nbeta)
-                                                                     and same_value(rx.get("gamma"), gamma)):
+            rb, rg = posterior(ref)
+            if ref.get("case_key") != record.get("case_key") or not (same_value(rb, nbeta) and same_value(rg, gamma)):
                 continue
             lam = ref.get("lambda_hat")
             if lam is None or not math.isfinite(lam):
@@ -45,26 +43,35 @@ def stored_reference(store: Store, record: dict) -> Optional[dict]:
 
 
 def with_reference(record: dict, ref: dict) -> dict:
-    """The record with the decomposition against a reference (a stored run, or a shipped entry as
-    ``ReferenceTable.as_reference`` gives it), as a new dict."""
+    """The record with the decomposition λ̂ − λ = (λ_nβ,γ − λ) + (λ̂ − λ_nβ,γ) against a reference of
+    its posterior, as a new dict: a stored run, a shipped entry (as ``ReferenceTable.as_reference``
+    gives it, ``shipped``), or the exact λ_nβ,γ computed for the run (``computed``: the runner's,
+    where the target exists). The one place a record's reference fields are written."""
     lam = record.get("lambda_float")
     ref_se = ref.get("se") if _finite(ref.get("se")) else 0.0
     se, lam_hat = record.get("se"), record.get("lambda_hat")
-    shipped = ref.get("shipped", False)
+    shipped, computed = ref.get("shipped", False), ref.get("computed", False)
     # a failed run (λ̂ None or NaN: every chain diverged) keeps the reference, never a sampler part
     sampler = lam_hat - ref["lambda_hat"] if _finite(lam_hat) else None
-    return dict(
+    if computed:
+        method, source = ref.get("method"), ref["estimator"]
+    elif shipped:  # "shipped:hmc"
+        method, source = f"{ref['estimator']} (shipped reference table)", f"shipped:{ref['estimator']}"
+    else:  # the stored run's estimator and full key
+        method, source = f"{ref['estimator']} (stored run {ref['key'][:12]})", f"{ref['estimator']}:{ref['key']}"
+    out = dict(
         record,
         lambda_ref=ref["lambda_hat"],
         lambda_ref_error=ref_se,
-        lambda_ref_method=(f"{ref['estimator']} (shipped reference table)" if shipped
-                           else f"{ref['estimator']} (stored run {ref['key'][:12]})"),
-        # "shipped:hmc", or the stored run's estimator and full key
-        lambda_ref_source=f"shipped:{ref['estimator']}" if shipped else f"{ref['estimator']}:{ref['key']}",
+        lambda_ref_method=method,
+        lambda_ref_source=source,
         estimand_bias=ref["lambda_hat"] - lam if _finite(lam) else None,
         sampler_bias=sampler,
         sampler_bias_se=math.hypot(se, ref_se) if sampler is not None and _finite(se) else None,
     )
+    if ref.get("lambda_ref_discrete") is not None:  # the discretised chain's λ at the run's step
+        out["lambda_ref_discrete"] = ref["lambda_ref_discrete"]
+    return out
 
 
 def _finite(x) -> bool:
@@ -99,9 +106,8 @@ def with_best_reference(store: Optional[Store], record: dict, table: Optional[Re
     ``cache`` (a dict the caller keeps) shares the look-up between runs of one posterior: the same
     case definition, loss fingerprint and (nβ, γ)."""
     if record.get("lambda_ref") is None and not estimates_lambda(record):
-        extra = record.get("extra") or {}
         key = (record.get("estimator") in REFERENCE_ESTIMATORS, record.get("case"), record.get("case_key"),
-               record.get("loss_fingerprint"), extra.get("nbeta"), extra.get("gamma"))
+               record.get("loss_fingerprint"), *posterior(record))
         if cache is not None and key in cache:
             ref, notes = cache[key]
         else:

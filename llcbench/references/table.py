@@ -24,6 +24,8 @@ from typing import Optional
 
 import torch
 
+from ..store import posterior
+
 DATA = Path(__file__).resolve().parent / "data" / "default.json"
 SCHEMA = 1
 FINGERPRINT_POINTS = 3  # perturbed parameter vectors besides w* itself
@@ -113,8 +115,7 @@ class ReferenceTable:
 
     def lookup(self, record: dict) -> tuple[Optional[dict], list[str]]:
         """(the matching entry as a reference dict, or None; notes on entries that did not qualify)."""
-        extra = record.get("extra") or {}
-        found = self.candidates(record.get("case", ""), extra.get("nbeta"), extra.get("gamma"))
+        found = self.candidates(record.get("case", ""), *posterior(record))
         if not found:
             return None, []
         notes = []
@@ -158,8 +159,8 @@ def entry_from_record(record: dict) -> dict:
         "case_key": record["case_key"],
         "loss_fingerprint": record_fingerprint(record),
         "family": record["family"],
-        "nbeta": extra["nbeta"],
-        "gamma": extra["gamma"],
+        "nbeta": posterior(record)[0],
+        "gamma": posterior(record)[1],
         "lambda": record["lambda"],
         "lambda_ref": record["lambda_hat"],
         "se": record["se"],

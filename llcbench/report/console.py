@@ -1,5 +1,6 @@
 """The command line's tables: text built from what the library returns (records, sweep points,
-listings, reference entries). Nothing here computes a result or prints; ``llcbench.cli`` prints."""
+listings, reference entries, truths), and its progress bar. Nothing here computes a result or
+prints to stdout; ``llcbench.cli`` prints."""
 
 from __future__ import annotations
 
@@ -308,3 +309,64 @@ def check_table(entries: list[dict], shipped: dict, seed: int) -> tuple[str, flo
     return (fmt_table(["case", "shipped", f"seed {seed}", "z", ""], rows, right={1, 2, 3})
             + f"\n\n{len(rows)} entries recomputed with seed {seed}; largest |z| {worst:.2f} "
               "(|z| > 3: the two runs disagree beyond their standard errors)"), worst
+
+
+def truth_text(found: dict) -> str:
+    """``llcbench truth EXPR``: the certified truth, or why not and the Newton bound."""
+    if not found["certified"]:
+        text = f"cannot certify: {found['reason']}"
+        if found.get("newton_bound") is not None:
+            text += (f"\nNewton-polyhedron value 1/t* = {found['newton_bound']} (m = {found['newton_m']}) is only an "
+                     "upper bound on λ")
+        return text
+    return (f"λ = {found['lambda']} ({found['lambda_float']:.6g}), m = {found['multiplicity']}  certified by: "
+            f"{found['method']}\n  [{found['source']}]")
+
+
+def cases_truth_text(rows: list[dict]) -> str:
+    """``llcbench truth --case ID``: one line per case."""
+    return "\n".join(f"{r['case']}: λ = {r['lambda']} ({r['lambda_float']:.6g}), m = {r['multiplicity']}, "
+                     f"kind {r['kind']}  [{r['source']}]" for r in rows)
+
+
+def report_summary(html, scores: dict) -> str:
+    """What ``llcbench report`` wrote and scored."""
+    text = (f"{html} ({scores['runs']} runs of llcbench {scores['llcbench_version']}, "
+            f"{len(scores['leaderboard'])} estimator × config rows); also report.md, scores.json")
+    if scores["other_versions"]:
+        text += ("\nnot scored (other llcbench versions): "
+                 + "; ".join(f"{v}: {o['runs']} runs" for v, o in scores["other_versions"].items()))
+    return text
+
+
+def entries_summary(entries: list[dict], where: str, after: str = "") -> str:
+    """The reference entries' table and how many meet the standard."""
+    met = sum(bool(e.get("standard_met")) for e in entries)
+    return entries_table(entries) + f"\n\n{len(entries)} entries{where} ({met} meet the standard){after}"
+
+
+class Progress:
+    """A tqdm bar on stderr, started once the library has checked the request (none when ``quiet``)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar = quiet, None
+
+    def start(self, total: int):
+        if not self.quiet:
+            import sys
+
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def describe(self, text: str):
+        self.bar is not None and self.bar.set_description(text)
+
+    def postfix(self, text: str):
+        self.bar is not None and self.bar.set_postfix_str(text, refresh=False)
+
+    def update(self, n: int):
+        self.bar is not None and self.bar.update(n)
+
+    def close(self):
+        self.bar is not None and self.bar.close()

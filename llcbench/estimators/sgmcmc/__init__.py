@@ -51,10 +51,10 @@ Each sampler maps the rule's ε_s to its own step (SGLD: ε = ε_s; SGNHT:
 h = √ε_s; RMSProp-SGLD: see its module). A user-given ``step_size`` is used
 as is.
 
-Determinism: the noise comes from a ``torch.Generator`` seeded with ``seed``,
-the minibatch order from a second one seeded from ``seed`` (so two samplers
-run with the same seed see the same batches); same target, config and seed
-give a bit-identical λ̂ on CPU (for a fixed number of torch threads).
+Determinism: every source of randomness is a named stream of the one
+``seed`` (``streams.py``: the noise, the minibatch order — so two samplers
+run with the same seed see the same batches — the rule's measurements, ...);
+same target, config and seed give a bit-identical λ̂ on CPU (for a fixed number of torch threads).
 Device: everything lives on ``device`` (generators included); the loop never
 calls ``.item()``: the only host syncs are the divergence checks every
 ``check_every`` steps, the adaptation rounds, and the final transfer.

@@ -9,6 +9,7 @@ all chains, the sampler's in-place update, the checks — and
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -24,10 +25,14 @@ from .config import DIVERGENCE_PER_DIM, DTYPES
 from .monitor import ChainMonitor
 from .per_sample import PerSampleAccumulator
 from .sampler import Context, Sampler
+from .streams import generator
 from .stepsize import StepSizeRule, minibatch_gradient_variance
 from .trace import LambdaTrace, loss_trace_points, summarise
 from ...locality import assess
 from .accuracy import AccuracyProbe
+from .extrapolate import richardson
+from .pilot import annotate, applies, configured
+from .grid import shareable
 
 
 def prior_problem(target: Target) -> Optional[str]:
@@ -82,22 +87,55 @@ class Run:
 def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
                progress: Optional[Callable[[int, int], None]] = None) -> Estimate:
     """Run ``config.chains`` chains of ``sampler`` on ``target``; return the Estimate."""
-    from .grid import run_sgmcmc_grid
-    from .pilot import annotate, configured
-
     t_start = time.perf_counter()
     config, pilot = configured(target, config, seed, device, sampler, run_sgmcmc_grid)  # γ of a trained anchor (pilot.py)
-    if config.extrapolate == "richardson":  # ε and ε/2 on shared chains (extrapolate.py)
-        from .extrapolate import richardson
-
+    if config.extrapolate == "richardson":  # ε and 2ε on shared chains (extrapolate.py)
         estimate = richardson(target, config, seed, device, sampler, run_sgmcmc_grid)
         estimate.seconds = time.perf_counter() - t_start
     else:
         run = _setup(target, config, seed, device, sampler)
         _sample(run, config, progress)
-        estimate = _estimate(run, config, t_start)
+        (estimate,) = _estimates(run, [config], time.perf_counter() - t_start)
     annotate(estimate, pilot)
     return estimate
+
+
+def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampler: Sampler) -> list[Estimate]:
+    """Run every config of ``configs`` (:func:`.grid.shareable`) in one chain tensor (a shared-chain grid
+    run, :mod:`.grid`); one Estimate each."""
+    if any(getattr(c, "extrapolate", "none") != "none" for c in configs):
+        return [run_sgmcmc(target, c, seed, device, sampler) for c in configs]  # one grid run each
+    why = shareable(configs)
+    if why is not None:
+        raise ValueError(f"not a shared-chain grid: {why}")
+    if not sampler.per_row:
+        raise ValueError(f"sampler {sampler.name!r} has no per-row update; run its configs one by one")
+    t_start = time.perf_counter()
+    # trained anchors: each point's γ from the pilot (pilot.py), one pilot per (nβ, step_scale)
+    pilots, done = [], {}
+    for c in configs:
+        if not applies(target, c):
+            pilots.append((c, None))
+            continue
+        key = (resolve_nbeta(target, c), c.step_scale)  # what else a pilot reads is shared by the points
+        if key not in done:
+            done[key] = configured(target, c, seed, device, sampler, run_sgmcmc_grid)
+        pilots.append(done[key])
+    points = [c for c, _ in pilots]
+    run = _setup(target, points[0], seed, device, sampler, points=points)
+    _sample(run, points[0], None)
+    seconds = time.perf_counter() - t_start
+    estimates = _estimates(run, points, seconds)
+    for k, (e, (_, pilot)) in enumerate(zip(estimates, pilots)):
+        e.extra["shared_chains"] = {"points": len(points), "point": k, "rows": len(points) * int(points[0].chains),
+                                    "seconds": seconds}
+        annotate(e, pilot)
+    return estimates
+
+
+def column(values: list, chains: int, dtype, device) -> torch.Tensor:
+    """Per-point numbers as a (rows, 1) column: each repeated for the point's chains."""
+    return torch.tensor(values, dtype=dtype, device=device).repeat_interleave(chains)[:, None]
 
 
 def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, points: Optional[list] = None) -> Run:
@@ -122,31 +160,27 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     chance_loss = t64.chance_loss()
 
     minibatch = target.num_data > 0 and config.batch_size < target.num_data
+    configs = [config] if points is None else points
+    nbetas = [resolve_nbeta(t64, c) for c in configs]
+    gammas = [resolve_gamma(nb, c) for nb, c in zip(nbetas, configs)]
+    rule = StepSizeRule.at_anchor(t64, w_star64, configs, nbetas, gammas, minibatch, seed, dev,
+                                  enabled=bool(sampler.uses_rule(config)))
     if points is None:
-        nbeta = resolve_nbeta(target, config)
-        gamma = resolve_gamma(nbeta, config)
-        rule = StepSizeRule.at_anchor(t64, w_star64, config, nbeta, gamma, minibatch, seed, dev,
-                                      enabled=bool(sampler.uses_rule(config)))
-        eps = float(config.step_size) if config.step_size is not None else float(sampler.from_rule(rule.eps_rule))
-        eps_rule = rule.eps_rule
+        nbeta, gamma = nbetas[0], gammas[0]
+        eps_rule = None if rule.eps_rule is None else rule.eps_rule[0]
+        eps = float(config.step_size) if config.step_size is not None else float(sampler.from_rule(eps_rule))
     else:
-        from .grid import GridStepSizeRule
-
-        rule = GridStepSizeRule.at_anchor(t64, w_star64, points, minibatch, seed, dev,
-                                          enabled=bool(sampler.uses_rule(config)))
-        nbeta, gamma = rule.column(rule.nbetas, dtype), rule.column(rule.gammas, dtype)
-        eps_rule = None if rule.eps_rule is None else rule.column(rule.eps_rule, dtype)
-        eps = (rule.column([float(c.step_size) for c in points], dtype) if config.step_size is not None
+        nbeta, gamma = column(nbetas, config.chains, dtype, dev), column(gammas, config.chains, dtype, dev)
+        eps_rule = None if rule.eps_rule is None else column(rule.eps_rule, config.chains, dtype, dev)
+        eps = (column([float(c.step_size) for c in points], config.chains, dtype, dev) if config.step_size is not None
                else sampler.from_rule(eps_rule))
 
     tgt = target if (dtype == torch.float64 and target.w_star.device == dev) else target.to(dev, dtype)
     accuracy = AccuracyProbe.for_run(t64, w_star64, tgt, config)
     del t64
     w_star = tgt.w_star.to(device=dev, dtype=dtype)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
-    data_gen = torch.Generator(device=dev)
-    data_gen.manual_seed(int(seed) * 1_000_003 + 17)
+    gen = generator("chains", seed, dev)
+    data_gen = generator("batches", seed, dev)
     batches = (BATCH_DRAWS[config.batch_draw](target.num_data, config.batch_size, data_gen, dev, plan=tgt.epoch_batches)
                if minibatch else None)
     mode = trace_mode(target, config, minibatch)
@@ -158,8 +192,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
                   dtype=dtype, device=dev, config=config, positions=rows[:chains], eps_rule=eps_rule,
                   points=1 if points is None else len(points))
     if minibatch:
-        noise_gen = torch.Generator(device=dev)  # the samplers' gradient-noise estimates
-        noise_gen.manual_seed(int(seed) + 104_729)
+        noise_gen = generator("grad_noise", seed, dev)
         ctx.grad_noise = lambda w, k=8: minibatch_gradient_variance(tgt, w, int(config.batch_size), k, noise_gen)
     state = sampler.init(ctx)
     _check_positions(state, ctx, sampler)
@@ -172,8 +205,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
                         dtype=dtype, device=dev, localisation_from=int(config.burn_in) if bool((gamma > 0).any() if points else gamma > 0) else steps)
     trace_gen = None
     if mode == "independent":
-        trace_gen = torch.Generator(device=dev)
-        trace_gen.manual_seed(int(seed) + 31_337)
+        trace_gen = generator("trace", seed, dev)
     aux = torch.empty(steps, chains, sampler.aux_width, dtype=dtype, device=dev) if sampler.aux_width else None
     limit = threshold / nbeta if points is None else (threshold / nbeta)[:, 0]  # per row in a grid run
     return Run(target=tgt, sampler=sampler, state=state, ctx=ctx, rows=rows, batches=batches, trace=trace,
@@ -245,16 +277,22 @@ def _adapt(run: Run, t: int) -> None:
     """Re-set the step size from the curvature where the live chains are now."""
     _check(run, t)
     with torch.enable_grad():
-        new = run.rule.adapt(run.target, run.ctx.positions, run.monitor.alive, t)
-    if new is None:
+        changed = run.rule.adapt(run.target, run.ctx.positions, run.monitor.alive, t)
+    if not changed:
         return
     ctx = run.ctx
-    ctx.eps_rule = new
+    one = ctx.points == 1 and not isinstance(ctx.nbeta, torch.Tensor)  # an independent run: numbers
+    ctx.eps_rule = run.rule.eps_rule[0] if one else column(run.rule.eps_rule, run.rule.chains, ctx.dtype, ctx.device)
     if ctx.config.step_size is None:
-        ctx.eps = run.sampler.from_rule(new)
+        ctx.eps = run.sampler.from_rule(ctx.eps_rule)
         ctx.eps = float(ctx.eps) if not isinstance(ctx.eps, torch.Tensor) else ctx.eps
     run.sampler.on_step_size(run.state, ctx, t)
-    run.rule.log_step_size(ctx.eps)
+    run.rule.log_step_size(per_point(ctx.eps, run.rule.chains, len(run.rule.points)))
+
+
+def per_point(value, chains: int, points: int) -> list:
+    """A per-point column (or one number for all points) as a list of floats, one per point."""
+    return value[::chains, 0].tolist() if isinstance(value, torch.Tensor) else [float(value)] * points
 
 
 def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]], start: int = 0,
@@ -344,28 +382,72 @@ def locality(run: Run, lambda_hat: float, nbeta: float, gamma: float, diagnostic
                   chance_accuracy=None if acc is None else run.target.chance_accuracy())
 
 
-def _estimate(run: Run, config, t_start: float) -> Estimate:
-    ctx = run.ctx
+def _estimates(run: Run, configs: list, seconds: float) -> list[Estimate]:
+    """What the run recorded, as one Estimate per point (one point: an independent run)."""
+    rule, ctx, chains = run.rule, run.ctx, int(configs[0].chains)
     trace_np, r2 = run.trace.to_numpy()
     aux_np = None if run.aux is None else run.aux.to(torch.float64).cpu().numpy()
-    s = summarise(trace_np, r2, run.monitor.alive.cpu().numpy(), ctx.nbeta, ctx.gamma, int(config.burn_in),
-                  int(config.thin), run.trace.loc_from, run.threshold, run.monitor.divergence_step)
-    loss_trace, stride = loss_trace_points(s["draws_loss"], config.trace_points)
-    extra = record_extra(run, config, ctx.nbeta, ctx.gamma, ctx.eps, run.rule.eps_rule_init, run.rule.adapt_log,
-                         run.rule.heat_log, stride)
-    extra.update(run.sampler.summary(run.state, aux_np, ctx))
-    return Estimate(
-        lambda_hat=s["lambda_hat"],
-        lambda_hat_chains=s["per_chain"],
-        se=s["se"],
-        loss_trace=loss_trace,
-        diagnostics=s["diagnostics"],
-        grad_evals=int(config.steps) * ctx.chains,
-        seconds=time.perf_counter() - t_start,
-        warnings=s["warnings"],
-        extra=extra,
-        per_sample=(run.per_sample.result(run.monitor.alive.cpu().numpy(), ctx.nbeta, ctx.gamma)
-                    if run.per_sample is not None else None),
-        locality=locality(run, s["lambda_hat"], ctx.nbeta, ctx.gamma, s["diagnostics"],
-                          run.monitor.alive.cpu().numpy()),
-    )
+    alive = run.monitor.alive.cpu().numpy()
+    eps = per_point(ctx.eps, chains, len(configs))
+    out = []
+    for k, config in enumerate(configs):
+        cols = slice(k * chains, (k + 1) * chains)
+        nbeta, gamma = rule.nbetas[k], rule.gammas[k]
+        mine = _mask(alive, cols)
+        divergence = {r - k * chains: s for r, s in run.monitor.divergence_step.items() if cols.start <= r < cols.stop}
+        s = summarise(trace_np[:, cols], None if r2 is None else r2[:, cols], alive[cols], nbeta, gamma,
+                      int(config.burn_in), int(config.thin), run.trace.loc_from, run.threshold, divergence)
+        loss_trace, stride = loss_trace_points(s["draws_loss"], config.trace_points)
+        init = None if rule.eps_rule_init is None else rule.eps_rule_init[k]
+        extra = record_extra(run, config, nbeta, gamma, eps[k], init, rule.adapt_logs[k], rule.heat_logs[k], stride)
+        extra.update(run.sampler.summary(_rows_view(run.state, cols, ctx.chains, run.sampler.point_fields),
+                                         None if aux_np is None else aux_np[:, cols],
+                                         _rows_view(ctx, cols, ctx.chains, CONTEXT_POINT_FIELDS, chains=chains,
+                                                    points=1, config=config)))
+        out.append(Estimate(
+            lambda_hat=s["lambda_hat"], lambda_hat_chains=s["per_chain"], se=s["se"], loss_trace=loss_trace,
+            diagnostics=s["diagnostics"], grad_evals=int(config.steps) * chains, seconds=seconds / len(configs),
+            warnings=s["warnings"], extra=extra, nbeta=nbeta, gamma=gamma,
+            per_sample=None if run.per_sample is None else run.per_sample.result(mine, nbeta, gamma),  # its nβ, γ
+            locality=locality(run, s["lambda_hat"], nbeta, gamma, s["diagnostics"], mine)))
+    return out
+
+
+def _mask(alive: np.ndarray, cols: slice) -> np.ndarray:
+    """The live chains of one point, as a mask over all rows."""
+    mine = np.zeros_like(alive)
+    mine[cols] = alive[cols]
+    return mine
+
+
+# what a grid run's context holds per point, as (rows, 1) columns
+CONTEXT_POINT_FIELDS = ("eps", "nbeta", "gamma", "eps_rule")
+
+
+def _rows_view(obj, rows: slice, total: int, point_fields: tuple = (), **fixed):
+    """A shallow copy of a sampler state or context as one point of the grid would have it alone:
+    per-row tensors and lists (first dimension ``total``) cut to ``rows``, and the per-point
+    columns named in ``point_fields`` turned into that point's number; so that a sampler's
+    ``summary`` serves grid runs unchanged."""
+    view = copy.copy(obj)
+    for name, value in vars(obj).items():
+        if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == total:
+            value = value[rows]
+            if name in point_fields:
+                value = float(value.reshape(-1)[0])
+        elif isinstance(value, list) and len(value) == total:
+            value = value[rows]
+        setattr(view, name, value)
+    for name, value in fixed.items():
+        setattr(view, name, value)
+    return view
+
+
+def grid_estimator(sampler: Sampler):
+    """``EstimatorSpec.estimate_grid`` of an SG-MCMC estimator whose sampler has a per-row update."""
+    def estimate_grid(target: Target, configs: list, seed: int, device: str = "cpu") -> list[Estimate]:
+        return run_sgmcmc_grid(target, configs, seed, device, sampler)
+
+    estimate_grid.__doc__ = (f"λ̂ of {sampler.name} at every config of a grid that differs only in ε, nβ, γ, "
+                             "in one chain tensor (llcbench.estimators.sgmcmc.grid).")
+    return estimate_grid

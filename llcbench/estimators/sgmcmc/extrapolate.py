@@ -85,7 +85,8 @@ def combine(coarse: Estimate, fine: Estimate) -> Estimate:
     diagnostics["mcse_mean"] = se
     return Estimate(lambda_hat=lam, lambda_hat_chains=chains, se=se, loss_trace=trace, diagnostics=diagnostics,
                     grad_evals=coarse.grad_evals + fine.grad_evals, seconds=coarse.seconds + fine.seconds,
-                    warnings=warnings, extra=extra, per_sample=fine.per_sample, locality=locality)
+                    warnings=warnings, extra=extra, per_sample=fine.per_sample, locality=locality,
+                    nbeta=fine.nbeta, gamma=fine.gamma)
 
 
 def richardson(target, config, seed: int, device: str, sampler, run_grid: Callable) -> Estimate:

@@ -47,6 +47,7 @@ import torch
 
 from ...errors import UnsupportedTarget
 from ...target import Target
+from .streams import generator
 
 # Rows of the probe set evaluated in one call (bounds the activations: chains × PROBE_CHUNK × width).
 PROBE_CHUNK = 4096
@@ -72,7 +73,7 @@ def probe_indices(num_data: int, size: int, seed: int) -> torch.Tensor:
     generator of its own (the chains' generators are untouched), sorted."""
     if num_data <= size:
         return torch.arange(num_data, dtype=torch.int64)
-    gen = torch.Generator().manual_seed(int(seed) * 7_919 + 2_003)
+    gen = generator("probe", seed)
     return torch.randperm(num_data, generator=gen)[:size].sort().values
 
 
@@ -84,7 +85,7 @@ def sample_losses(target: Target, w: torch.Tensor, probe: torch.Tensor) -> torch
 
 def noise_generator(seed: int) -> torch.Generator:
     """The generator of the noise baseline's ξ_k (CPU, its own stream: the chains' generators are untouched)."""
-    return torch.Generator().manual_seed(int(seed) * 6_151 + 4_241)
+    return generator("noise_draws", seed)
 
 
 def loss_under_noise(target: Target, w_star: torch.Tensor, probe: torch.Tensor, gamma: float, draws: int,

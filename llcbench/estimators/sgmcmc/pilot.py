@@ -72,7 +72,7 @@ def choose(rows: list[dict]) -> tuple[float, bool]:
 
 def run_pilot(target: Target, config, seed: int, device: str, sampler, run_grid: Callable) -> dict:
     """The ladder of the module doc on ``target`` with ``config``'s sampler settings: the chosen γ,
-    whether it is on a plateau, and the table. ``run_grid`` is ``grid.run_sgmcmc_grid``, passed in by
+    whether it is on a plateau, and the table. ``run_grid`` is ``driver.run_sgmcmc_grid``, passed in by
     the caller (the grid runner itself runs pilots, so this module does not import it)."""
     nbeta = resolve_nbeta(target, config)
     steps = min(int(config.steps), PILOT_STEPS)

@@ -23,6 +23,7 @@ from typing import Optional
 import torch
 
 from ...target import Target
+from .streams import generator
 
 HEAT_REDUCE = "max"  # the noisiest coordinate sets the heat, as the stiffest direction sets h
 
@@ -45,28 +46,33 @@ def default_step_size(h: float, nbeta: float, gamma: float, config, heat: float 
     return config.step_scale / (nbeta * max(h, floor) + heat + gamma)
 
 
-def minibatch_heat(target: Target, w: torch.Tensor, nbeta: float, h: float, config,
-                   generator: torch.Generator) -> tuple[float, Optional[float]]:
-    """(heat term of the step-size rule, measured v or None), for a minibatch target at rows w.
+def minibatch_heat(config, nbeta: float, h: float, v: Optional[float]) -> float:
+    """The heat term of the step-size rule for a minibatch target, from the measured v (or None).
 
     The minibatch gradient enters an SGLD step as (ε·nβ/2)·∇L_B, whose noise adds
     (ε·nβ/2)²·Var(∇L_B) to the injected variance ε per coordinate: a relative
     heat ε·nβ²·v/4, v = Var(∇L_B). 'measured': v = the largest per-coordinate
     variance over ``heat_batches`` random minibatches (largest over the rows
     too: the noisiest coordinate sets the heat, as the stiffest direction sets
-    h), heat = nβ²·v. 'fisher': v = h/b (the per-sample gradient covariance
-    taken equal to the Hessian, as at a true parameter of a well-specified
-    model with noisy labels), heat = nβ·h·nβ/b. The two agree on noisy linear
-    regression; with noiseless teacher labels (the DLN and RRR catalogue) the
-    per-sample gradients vanish at w* and the measured heat is orders of
-    magnitude smaller, so the rule no longer shrinks the step ~(1 + nβ/b)-fold
-    for noise that is not there.
+    h; :func:`measured_variance`), heat = nβ²·v. 'fisher': v = h/b (the
+    per-sample gradient covariance taken equal to the Hessian, as at a true
+    parameter of a well-specified model with noisy labels), heat = nβ·h·nβ/b.
+    The two agree on noisy linear regression; with noiseless teacher labels
+    (the DLN and RRR catalogue) the per-sample gradients vanish at w* and the
+    measured heat is orders of magnitude smaller, so the rule no longer shrinks
+    the step ~(1 + nβ/b)-fold for noise that is not there.
     """
     if config.minibatch_heat == "fisher":
-        return nbeta * h * nbeta / config.batch_size, None
-    v = float(minibatch_gradient_variance(target, w, int(config.batch_size), int(config.heat_batches),
-                                          generator, reduce=HEAT_REDUCE).max())
-    return nbeta * nbeta * v, v
+        return nbeta * h * nbeta / config.batch_size
+    return nbeta * nbeta * float(v)
+
+
+def measured_variance(target: Target, w: torch.Tensor, config, generator: torch.Generator) -> Optional[torch.Tensor]:
+    """v of :func:`minibatch_heat` per row of w (None for 'fisher', which measures nothing)."""
+    if config.minibatch_heat == "fisher":
+        return None
+    return minibatch_gradient_variance(target, w, int(config.batch_size), int(config.heat_batches), generator,
+                                       reduce=HEAT_REDUCE)
 
 
 def minibatch_gradient_variance(target: Target, w: torch.Tensor, batch_size: int, k: int,
@@ -145,76 +151,100 @@ def adaptation_steps(config) -> list[int]:
 @dataclass
 class StepSizeRule:
     """The rule at w* (:meth:`at_anchor`) and its re-application at the chains' positions
-    (:meth:`adapt`), with the logs a record keeps (``heat_log``, ``adapt_log``)."""
+    (:meth:`adapt`), for every point of a run (one point, or the points of a shared-chain grid run
+    whose rows are ``chains`` consecutive rows per point), with the logs a record keeps.
 
-    config: object
-    nbeta: float
-    gamma: float
+    The curvature h at w* and the minibatch-gradient variance v there do not
+    depend on nβ, γ or step_scale, so they are measured once for all points;
+    adaptation measures h and v per row and takes, per point, the largest over
+    its live chains.
+    """
+
+    points: list  # the configs (only step_scale, nβ, γ differ between them)
+    chains: int  # rows per point
+    nbetas: list
+    gammas: list
     minibatch: bool
     hess_idx: Optional[torch.Tensor]
     heat_gen: torch.Generator
     adapt_gen: torch.Generator
     hess_top: Optional[float] = None
-    eps_rule: Optional[float] = None
-    eps_rule_init: Optional[float] = None  # the rule at w*, before any adaptation
+    eps_rule: Optional[list] = None  # per point
+    eps_rule_init: Optional[list] = None  # per point: the rule at w*, before any adaptation
     schedule: list = field(default_factory=list)
-    heat_log: list = field(default_factory=list)
-    adapt_log: list = field(default_factory=list)
+    heat_logs: list = field(default_factory=list)  # per point
+    adapt_logs: list = field(default_factory=list)  # per point
 
     @classmethod
-    def at_anchor(cls, target64: Target, w_star64: torch.Tensor, config, nbeta: float, gamma: float,
+    def at_anchor(cls, target64: Target, w_star64: torch.Tensor, points: list, nbetas: list, gammas: list,
                   minibatch: bool, seed: int, device: torch.device, enabled: bool) -> "StepSizeRule":
         """The rule at w* (float64 target); ``enabled`` False: no rule (a user-given step size)."""
-        heat_gen = torch.Generator(device=device)  # kept apart from the samplers' so neither shifts the other
-        heat_gen.manual_seed(int(seed) + 130_363)
-        adapt_gen = torch.Generator(device=device)
-        adapt_gen.manual_seed(int(seed) + 7_919)
-        rule = cls(config=config, nbeta=nbeta, gamma=gamma, minibatch=minibatch,
-                   hess_idx=_subset(target64, config.hessian_points, device), heat_gen=heat_gen,
-                   adapt_gen=adapt_gen)
+        base = points[0]
+        rule = cls(points=list(points), chains=int(base.chains), nbetas=list(nbetas), gammas=list(gammas),
+                   minibatch=minibatch, hess_idx=_subset(target64, base.hessian_points, device),
+                   heat_gen=generator("heat", seed, device),  # apart from the samplers': neither shifts the other
+                   adapt_gen=generator("adapt", seed, device),
+                   heat_logs=[[] for _ in points], adapt_logs=[[] for _ in points])
         if not enabled:
             return rule
         rule.hess_top = float(top_hessian_eigenvalues(target64, w_star64[None], rule.hess_idx,
-                                                      config.hessian_iters)[0])
-        h = rule.hess_top if math.isfinite(rule.hess_top) else config.curvature_floor
-        heat = 0.0
+                                                      base.hessian_iters)[0])
+        h = rule.hess_top if math.isfinite(rule.hess_top) else base.curvature_floor
+        v = None
         if minibatch:
-            heat, v = minibatch_heat(target64, w_star64[None], nbeta, max(h, config.curvature_floor), config,
-                                     heat_gen)
-            rule.heat_log.append({"step": 0, "heat": heat, "grad_variance": v})
-        rule.eps_rule = rule.eps_rule_init = float(default_step_size(h, nbeta, gamma, config, heat))
-        rule.schedule = adaptation_steps(config) if config.adapt_rounds > 0 else []
+            v_rows = measured_variance(target64, w_star64[None], base, rule.heat_gen)
+            v = None if v_rows is None else float(v_rows.max())
+        eps = []
+        for c, nb, g, log in zip(points, rule.nbetas, rule.gammas, rule.heat_logs):
+            heat = 0.0
+            if minibatch:
+                heat = minibatch_heat(c, nb, max(h, c.curvature_floor), v)
+                log.append({"step": 0, "heat": heat, "grad_variance": v})
+            eps.append(float(default_step_size(h, nb, g, c, heat)))
+        rule.eps_rule, rule.eps_rule_init = eps, list(eps)
+        rule.schedule = adaptation_steps(base) if base.adapt_rounds > 0 else []
         return rule
 
     def due(self, t: int) -> bool:
         """Whether the rule is re-applied before step t."""
         return bool(self.schedule) and self.schedule[0] == t
 
-    def log_step_size(self, step: float) -> None:
-        """Note the sampler's step the last adaptation round set."""
-        self.adapt_log[-1]["step_size"] = step
+    def log_step_size(self, steps: list) -> None:
+        """Note each point's sampler step after the last adaptation round."""
+        for log, s in zip(self.adapt_logs, steps):
+            if log:
+                log[-1]["step_size"] = s
 
-    def adapt(self, target: Target, positions: torch.Tensor, alive: torch.Tensor, t: int) -> Optional[float]:
-        """Re-apply the rule at the rows of ``positions`` whose ``alive`` is set, before step t: the
-        new ε_s, or None when nothing could be measured. Needs autograd enabled (Hessian-vector
+    def adapt(self, target: Target, positions: torch.Tensor, alive: torch.Tensor, t: int) -> bool:
+        """Re-apply each point's rule at its live chains before step t (``eps_rule``; points with no
+        live chain keep theirs); whether any changed. Needs autograd enabled (Hessian-vector
         products)."""
         self.schedule.pop(0)
-        positions = positions[alive]
-        if positions.shape[0] == 0:
-            return None
-        config = self.config
-        hs = top_hessian_eigenvalues(target, positions, self.hess_idx, config.adapt_iters, self.adapt_gen)
-        hs = hs[torch.isfinite(hs)]
-        if hs.numel() == 0:
-            return None
-        h_top = float(hs.max())
-        heat = 0.0
-        if self.minibatch:
-            heat, v = minibatch_heat(target, positions, self.nbeta, h_top, config, self.heat_gen)
-            self.heat_log.append({"step": t, "heat": heat, "grad_variance": v})
-        new = float(default_step_size(h_top, self.nbeta, self.gamma, config, heat, floor=1e-30))
-        new = min(new, self.eps_rule * config.adapt_growth)
-        self.eps_rule = new
-        self.adapt_log.append({"step": t, "h_max": h_top, "h_median": float(hs.median()),
-                               "rule_step_size": new})
-        return new
+        rows = alive.nonzero().flatten()
+        if rows.numel() == 0:
+            return False
+        base = self.points[0]
+        live = positions[rows]
+        h_rows = top_hessian_eigenvalues(target, live, self.hess_idx, base.adapt_iters, self.adapt_gen)
+        v_rows = measured_variance(target, live, base, self.heat_gen) if self.minibatch else None
+        point_of = (rows // self.chains).tolist()
+        finite = torch.isfinite(h_rows).tolist()
+        changed = False
+        for k, c in enumerate(self.points):
+            mine = [i for i, p in enumerate(point_of) if p == k]
+            hs = h_rows[[i for i in mine if finite[i]]]
+            if hs.numel() == 0:
+                continue
+            h_top = float(hs.max())
+            heat = 0.0
+            if self.minibatch:  # the noisiest live chain of the point (as an independent run's rule)
+                v = None if v_rows is None else float(v_rows[mine].max())
+                heat = minibatch_heat(c, self.nbetas[k], h_top, v)
+                self.heat_logs[k].append({"step": t, "heat": heat, "grad_variance": v})
+            new = float(default_step_size(h_top, self.nbetas[k], self.gammas[k], c, heat, floor=1e-30))
+            new = min(new, self.eps_rule[k] * c.adapt_growth)
+            self.eps_rule[k] = new
+            self.adapt_logs[k].append({"step": t, "h_max": h_top, "h_median": float(hs.median()),
+                                       "rule_step_size": new})
+            changed = True
+        return changed

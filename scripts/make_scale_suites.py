@@ -77,8 +77,10 @@ steps = {steps}
 burn_in = {burn}
 batch_size = {batch}
 
+# RMSProp-SGLD: the same, but its step size left to llcbench's warm-up rule: the tier's eps is an SGLD
+# step, and preconditioned by 1/(sqrt(v) + a) it is a far larger one (docs/scale.md: +80 % to +745 %
+# on scale-1k with step_size = {eps})
 [estimator.rmsprop_sgld]
-step_size = {eps}
 gamma = 1.0
 steps = {steps}
 burn_in = {burn}

@@ -25,6 +25,19 @@ the local one can be larger):
   float64 w* is the integer construction exactly); the rank conditions are
   certified exactly by elimination modulo a prime (rank mod p ≤ rank over Q,
   so full rank mod p proves full rank).
+- ``protocol``: the random teacher of the published deep-linear-network
+  benchmark (Furman & Lau 2024): Xavier-normal layers (std √(2/(fan_in +
+  fan_out))) from ``case.seed``, layer j keeping only its first ``keep[j]``
+  inputs (when H_{j−1} ≤ H_j) or outputs (otherwise), −1 = the whole layer.
+  The teacher is regenerated from the seed and this recipe, never stored.
+  Truth: the local coefficient at that factorisation where
+  ``truth/dln_local.py`` certifies it (its rules need only the sub-chain
+  ranks, which for these Gaussian layers are the minima of the layer ranks
+  with probability one); elsewhere the family refuses (``TruthError``) and a
+  case states Aoyagi's global value as an asserted truth.
+
+``inputs = "uniform"`` draws x uniform on [−10, 10]^{H_0} (the published
+protocol's inputs) instead of N(0, I).
 """
 
 from __future__ import annotations
@@ -43,7 +56,10 @@ from ..truth import Truth
 from . import moments
 from .base import Family, Field
 
-VARIANTS = ("canonical", "generic")
+VARIANTS = ("canonical", "generic", "protocol")
+INPUTS = ("normal", "uniform")
+UNIFORM_BOUND = 10.0  # inputs = "uniform": x ~ U[−10, 10] per coordinate (the published protocol)
+_PROTOCOL_TAG = 0xD1A7EAC4  # stream of the protocol teacher's layers, apart from the data's
 _PRIME = 2_147_483_647  # 2^31 − 1: products of two residues fit in int64
 
 
@@ -236,6 +252,61 @@ def generic_layers(widths: Sequence[int], r: int, seed: int, attempts: int = 20)
     )
 
 
+def _reduces_inputs(rows: int, cols: int) -> bool:
+    """The published rule: a layer is rank-reduced along its smaller side (inputs on a tie)."""
+    return cols <= rows
+
+
+def protocol_layer(widths: Sequence[int], keep: Sequence[int], seed: int, j: int) -> np.ndarray:
+    """Layer j (from 0) of the protocol teacher: Xavier normal, then zeroed past keep[j]; its own
+    stream, so any layer is made without the others (float64, H_{j+1} × H_j)."""
+    rows, cols = int(widths[j + 1]), int(widths[j])
+    rng = np.random.default_rng([int(seed), _PROTOCOL_TAG, j])
+    m = rng.standard_normal((rows, cols)) * np.sqrt(2.0 / (rows + cols))
+    k = int(keep[j])
+    if k >= 0:
+        if _reduces_inputs(rows, cols):
+            m[:, k:] = 0.0
+        else:
+            m[k:, :] = 0.0
+    return m
+
+
+def protocol_layer_ranks(widths: Sequence[int], keep: Sequence[int]) -> list[int]:
+    """Rank of each protocol layer (with probability one): min(H_j, H_{j−1}, keep[j])."""
+    out = []
+    for (rows, cols), k in zip(layer_shapes(widths), keep):
+        full = min(rows, cols)
+        out.append(full if k < 0 else min(full, int(k)))
+    return out
+
+
+def protocol_layers(widths: Sequence[int], keep: Sequence[int], seed: int) -> list[torch.Tensor]:
+    return [torch.from_numpy(protocol_layer(widths, keep, seed, j)) for j in range(len(widths) - 1)]
+
+
+def numerical_chain_ranks(layers: Sequence[np.ndarray], gap: float = 1e6) -> list[list[int]]:
+    """R[i][j] = rank(W_j ⋯ W_{i+1}) from the float64 layers (SVD), refusing a rank whose singular
+    values show no gap of ``gap`` between the kept and the dropped ones (checks the generic ranks)."""
+    m = len(layers)
+    widths = [layers[0].shape[1]] + [a.shape[0] for a in layers]
+    table = [[0] * (m + 1) for _ in range(m + 1)]
+    for i in range(m + 1):
+        table[i][i] = widths[i]
+        p = None
+        for j in range(i + 1, m + 1):
+            p = layers[j - 1] if p is None else layers[j - 1] @ p
+            s = np.linalg.svd(p, compute_uv=False)
+            top = s[0] if s.size else 0.0
+            tol = max(p.shape) * np.finfo(np.float64).eps * top
+            rank = int(np.sum(s > tol))
+            if 0 < rank < s.size and s[rank - 1] < gap * max(s[rank], tol):
+                raise TruthError(f"dln protocol teacher: rank of layers {i + 1}..{j} not resolved "
+                                 f"(singular values {s[rank - 1]:.3g} and {s[rank]:.3g})")
+            table[i][j] = rank
+    return table
+
+
 # --------------------------------------------------------------------------- target
 
 
@@ -338,24 +409,53 @@ def _sigma(case, default: float) -> tuple[float, float]:
     return s, (s if s > 0 else 1.0)
 
 
+def data_bytes(n: int, widths: Sequence[int], noisy: bool) -> int:
+    """Bytes of the float64 data a DLN target holds: x, y, and [x | e] with noisy labels."""
+    h0, hm = int(widths[0]), int(widths[-1])
+    return 8 * n * (h0 + hm + ((h0 + hm) if noisy else 0))
+
+
+def check_data_memory(case, widths: Sequence[int], noisy: bool) -> None:
+    """Refuse, before allocating, data that would not fit in half the memory available."""
+    from .. import limits
+    from ..errors import UserError
+
+    need = data_bytes(int(case.n), widths, noisy) + 8 * 3 * dln_dim(widths)
+    free = limits.available_memory()
+    if limits.enforced() and free is not None and need > limits.MEMORY_FRACTION * free:
+        raise UserError(f"{case.file}: case '{case.id}': n = {case.n:,} data points at widths H_0 = {widths[0]}, "
+                        f"H_M = {widths[-1]} and d = {dln_dim(widths):,} need ≈ {need / 2**30:.3g} GiB, more than half "
+                        f"the memory available ({free / 2**30:.3g} GiB) (docs/limits.md; --force-size if you "
+                        "really mean it)")
+
+
 def build_dln_target(case, family: str, widths: Sequence[int], r: int, variant: str, truth: Truth,
-                     default_noise: float) -> DLNTarget:
+                     default_noise: float, keep: Sequence[int] = (), inputs: str = "normal") -> DLNTarget:
     widths = tuple(int(h) for h in widths)
     noise, scale = _sigma(case, default_noise)
+    check_data_memory(case, widths, noise > 0)
+    x_text = "x ~ N(0, I)" if inputs == "normal" else f"x ~ U[-{UNIFORM_BOUND:g}, {UNIFORM_BOUND:g}]^H_0"
     info = {"widths": list(widths), "rank": r, "variant": variant, "noise_std": noise,
             "loss_sigma": scale, "seed": case.seed,
-            "data": "x ~ N(0, I), y = f*(x) + noise_std·N(0, I); loss mean ||y - f(x)||^2/(2σ^2)"}
+            "data": f"{x_text}, y = f*(x) + noise_std·N(0, I); loss mean ||y - f(x)||^2/(2σ^2)"}
     if variant == "canonical":
         layers = canonical_layers(widths, r)
+    elif variant == "protocol":
+        layers = protocol_layers(widths, keep, case.seed)
+        info["keep"] = list(keep)
     else:
         layers, extra = generic_layers(widths, r, case.seed)
         info.update(extra)
     w_star = torch.cat([m.reshape(-1) for m in layers])
     gen = torch.Generator().manual_seed(int(case.seed))
     n = int(case.n)
-    x = torch.randn(n, widths[0], generator=gen, dtype=torch.float64)
+    if inputs == "uniform":
+        x = torch.rand(n, widths[0], generator=gen, dtype=torch.float64).mul_(2 * UNIFORM_BOUND).sub_(UNIFORM_BOUND)
+    else:
+        x = torch.randn(n, widths[0], generator=gen, dtype=torch.float64)
     f = forward(w_star[None], widths, x)[0]
-    y = f + noise * torch.randn(n, widths[-1], generator=gen, dtype=torch.float64)
+    # noiseless: y = f exactly, without drawing (and holding) an n × H_M block of zeros' worth of noise
+    y = f + noise * torch.randn(n, widths[-1], generator=gen, dtype=torch.float64) if noise > 0 else f
     teacher = product_matrix(w_star[None], widths)[0]
     z = moments.residual_data(x, y, teacher)
     return DLNTarget(
@@ -385,6 +485,16 @@ def _check_variant(value) -> None:
         raise ValueError(f"must be one of {', '.join(VARIANTS)}")
 
 
+def _check_keep(value) -> None:
+    if any(k < -1 for k in value):
+        raise ValueError("entries must be -1 (the whole layer) or a count >= 0")
+
+
+def _check_inputs(value) -> None:
+    if value not in INPUTS:
+        raise ValueError(f"must be one of {', '.join(INPUTS)}")
+
+
 def canonical_truth(widths: Sequence[int], r: int) -> Truth:
     from ..truth.dln import dln_truth
 
@@ -411,6 +521,16 @@ def generic_truth(widths: Sequence[int], r: int) -> Truth:
     )
 
 
+def protocol_truth(widths: Sequence[int], keep: Sequence[int]) -> Truth:
+    """The local (λ, m) at the protocol teacher (``truth/dln_local.py``); TruthError where not certified."""
+    from ..truth.dln_local import generic_chain_ranks, local_truth
+
+    ranks = generic_chain_ranks(widths, protocol_layer_ranks(widths, keep))
+    t = local_truth(widths, ranks)
+    return Truth(t.lam, t.multiplicity, t.kind,
+                 f"{t.source}; sub-chain ranks: minima of the layer ranks (Gaussian layers, probability one)")
+
+
 class DLNFamily(Family):
     """Bias-free deep linear network, teacher of rank r, at a chosen factorisation."""
 
@@ -423,8 +543,15 @@ class DLNFamily(Family):
         "rank": Field(type="int", check=_check_rank,
                       doc="rank r of the teacher's product map, 0 <= r <= min(widths)"),
         "variant": Field(type="str", default="canonical", check=_check_variant,
-                         doc="teacher factorisation: 'canonical' (identity blocks, Aoyagi's value) "
-                             "or 'generic' (a regular point, lambda = H_0*H_M/2)"),
+                         doc="teacher factorisation: 'canonical' (identity blocks, Aoyagi's value), "
+                             "'generic' (a regular point, lambda = H_0*H_M/2) or 'protocol' (the published "
+                             "benchmark's random Xavier-normal teacher from seed and keep; local truth)"),
+        "keep": Field(type="int_list", default=[], check=_check_keep, key_default=True,
+                      doc="variant 'protocol': per layer, how many leading inputs (H_{j-1} <= H_j) or outputs "
+                          "(otherwise) the layer keeps, the rest zeroed; -1 = the whole layer"),
+        "inputs": Field(type="str", default="normal", check=_check_inputs, key_default=True,
+                        doc="input distribution: 'normal' (x ~ N(0, I)) or 'uniform' (x ~ U[-10, 10] per "
+                            "coordinate, the published protocol's)"),
     }
 
     def _spec(self, params: dict) -> tuple[list[int], int, str]:
@@ -432,6 +559,20 @@ class DLNFamily(Family):
 
     def check(self, params: dict) -> None:
         widths, r, variant = self._spec(params)
+        keep = list(params.get("keep") or [])
+        if variant == "protocol":
+            shapes = layer_shapes(widths)
+            if len(keep) != len(shapes):
+                raise ValueError(f"keep: variant 'protocol' needs one entry per layer ({len(shapes)}), got {len(keep)}")
+            for j, ((rows, cols), k) in enumerate(zip(shapes, keep)):
+                if k > min(rows, cols):
+                    raise ValueError(f"keep: entry {j + 1} is {k}, above the layer's smaller side {min(rows, cols)}")
+            product_rank = min(protocol_layer_ranks(widths, keep))
+            if r != product_rank:
+                raise ValueError(f"rank: the protocol teacher's product has rank {product_rank} (the smallest layer "
+                                 f"rank), got {r}")
+        elif keep:
+            raise ValueError(f"keep: only variant 'protocol' takes it (variant is {variant!r})")
         if r > min(widths):
             raise ValueError(f"rank: must be <= min(widths) = {min(widths)}, got {r}")
         if variant == "generic" and generic_side(widths) is None:
@@ -449,10 +590,13 @@ class DLNFamily(Family):
             raise TruthError(f"dln: rank {r} exceeds min(widths) = {min(widths)}")
         if variant == "generic":
             return generic_truth(widths, r)
+        if variant == "protocol":
+            return protocol_truth(widths, params["keep"])
         return canonical_truth(widths, r)
 
     def target(self, case) -> DLNTarget:
         self.check(case.params)
         widths, r, variant = self._spec(case.params)
         return build_dln_target(case, self.name, widths, r, variant, self.truth(case.params),
-                                self.default_noise_std)
+                                self.default_noise_std, keep=case.params.get("keep") or (),
+                                inputs=case.params.get("inputs", "normal"))

@@ -116,6 +116,19 @@ def trajectory_table(recs: list[dict]) -> None:
               f"| {fmt(r.get('rhat'), '{:.2f}')} | {fmt(r.get('ess'), '{:.0f}')} "
               f"| {fmt(loc.get('excess_fraction'), '{:.2f}')} | {fmt(loc.get('accuracy_drop_fraction'), '{:.2f}')} "
               f"| {fmt(loc.get('spread_fraction'), '{:.2f}')} | {fmt(is_local(r), '{}')} |")
+    piloted = [r for r in recs if (r.get("extra") or {}).get("localisation_pilot")]
+    if piloted:  # λ̂ at every rung of each checkpoint's γ-ladder (pilot chains), and whether the rung is local
+        first = piloted[0]
+        print("\nλ̂ on each checkpoint's γ-ladder (pilot chains; * marks a local rung):\n")
+        print("| run | step | " + " | ".join(f"γ/nβ = {row['gamma'] / first['extra']['nbeta']:.3g}"
+                                            for row in first["extra"]["localisation_pilot"]["ladder"]) + " |")
+        print("|" + "---|" * (2 + len(first["extra"]["localisation_pilot"]["ladder"])))
+        for r in sorted(piloted, key=lambda r: (r["case_definition"]["params"].get("trajectory", ""),
+                                                r["case_definition"]["params"]["train_steps"])):
+            q = r["case_definition"]["params"]
+            cells = [f"{row['lambda_hat']:.3g}{'*' if row.get('local') else ''}"
+                     for row in r["extra"]["localisation_pilot"]["ladder"]]
+            print(f"| {q.get('trajectory')} | {q['train_steps']} | " + " | ".join(cells) + " |")
     print(f"\n{provenance(recs)}")
 
 

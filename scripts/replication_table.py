@@ -92,8 +92,9 @@ def suite_tables(recs: list[dict]) -> None:
               f"(a non-local run is counted as non-local whatever else is wrong with it).")
     block = scaling_block(recs)
     if block:
-        print(f"\nScaling scores (`llcbench.score.scaling`): {block['scored']} runs scored, excluded "
-              f"{block['excluded']}, {len(block['fits'])} fits.")
+        excluded = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in block["excluded"].items())
+        print(f"\nScaling scores (`llcbench.score.scaling`): {block['scored']} runs scored, excluded: {excluded}; "
+              f"{len(block['fits'])} fits.")
         for f in block["fits"]:
             lin = f["linear"] or {}
             print(f"- {f['task']} (recipe {f['recipe_key']}): p {[pt['p'] for pt in f['points']]}, "

@@ -104,7 +104,7 @@ def suite_tables(recs: list[dict]) -> None:
 
 
 def trajectory_table(recs: list[dict]) -> None:
-    print("\n| run | step | train acc. | test acc. | train loss | γ (pilot) | plateau | λ̂ ± se | R-hat | bulk ESS "
+    print("\n| run | step | train acc. | test acc. | train loss | γ | pilot plateau | λ̂ ± se | R-hat | bulk ESS "
           "| excess / chance | accuracy drop | E‖w−w*‖² / (d/γ) | local |")
     print("|" + "---|" * 14)
     for r in sorted(recs, key=lambda r: (r["case_definition"]["params"].get("trajectory", ""),

@@ -1,26 +1,29 @@
-"""The tables of docs/replication.md: the hackathon suites' runs, per p, from a store.
+"""The tables of docs/replication.md: the hackathon suites' runs, per p, and λ̂ over training, from stores.
 
-    python scripts/replication_table.py hackathon.sqlite
+    python scripts/replication_table.py add.sqlite random.sqlite [--trajectory traj.sqlite]
 
-Reads every run of the suites hackathon-add and hackathon-random (case ids ``hackathon/...``) and prints,
-per task and p: the mean λ̂ over networks and its spread, λ̂/p and λ̂/(0.8·p²), the anchors' train and
-test accuracy and train loss, and what the diagnostics say — bulk ESS (llcbench's), the split R-hat of
-the chain's two halves (ArviZ, from the stored trace: one chain has no between-chain R-hat), the
-posterior's mean excess train loss λ̂/nβ against chance (ln p − L_n(w*), uniform logits), E‖w − w*‖²
-against d/γ (what the localisation alone would give) and dλ̂/d ln γ / λ̂ (llcbench's localisation
-sensitivity); then the scaling scores (llcbench.score.scaling) and the raw lines through every run.
+Reads every sgld run of the suites hackathon-add and hackathon-random (case ids ``hackathon/...``) and
+prints, per task and p: the mean λ̂ over networks and its spread, λ̂/p and λ̂/(0.8·p²), the anchors' train
+and test accuracy and train loss, and what the diagnostics say — bulk ESS, the split R-hat of the chain's
+two halves (ArviZ, from the stored trace: one chain has no between-chain R-hat), and the record's
+``locality`` object (``llcbench.locality``): how many runs are local, the mean excess train loss as a
+fraction of chance's, the train accuracy lost towards chance, E‖w − w*‖² against d/γ and dλ̂/d ln γ ÷ λ̂.
+Non-local runs are counted and never enter a line or slope: the lines are llcbench's scaling scores
+(``llcbench.score.scaling``) on the runs it scores. With ``--trajectory``, one row per checkpoint of each
+``llcbench trajectory`` run in that store, with the checkpoint's γ (from the pilot) and locality.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
-import sys
 
 import numpy as np
 
 from llcbench.estimators.diagnostics import trace_diagnostics
-from llcbench.score.scaling import exclusion, linear_fit, loglog_fit, scaling_block
+from llcbench.locality import is_local
+from llcbench.score.scaling import exclusion, scaling_block
 from llcbench.store import Store
 
 
@@ -33,77 +36,119 @@ def split_rhat(rec: dict) -> float | None:
 
 
 def run_row(rec: dict) -> dict:
-    q = rec["case_definition"]["params"]
-    p, extra, diag, info = q["p"], rec["extra"], rec["diagnostics"], rec["target_info"]
-    nbeta, init, gamma = extra["nbeta"], extra["init_loss"], extra["gamma"]
-    excess = rec["lambda_hat"] / nbeta  # the mean of L_B(w_t) − L_n(w*), B_t drawn independently of w_t
-    chance = math.log(p) - init
-    d = info["params"] - (1 if q.get("project_gradient") else 0)
-    return {"p": p, "task": q["task"], "lam": rec["lambda_hat"], "ess": rec.get("ess"), "rhat2": split_rhat(rec),
-            "excess": excess, "chance": chance, "dist": diag.get("mean_sq_distance"), "d_over_gamma": d / gamma,
-            "sens": diag.get("localisation_sensitivity_rel"), "train_acc": info["train_accuracy"],
-            "test_acc": info["test_accuracy"], "train_loss": info["train_loss"], "nbeta": nbeta,
-            "excluded": exclusion(rec), "case": rec["case"]}
+    q, loc, info = rec["case_definition"]["params"], rec.get("locality") or {}, rec["target_info"]
+    return {"p": q["p"], "task": q["task"], "lam": rec["lambda_hat"], "ess": rec.get("ess"),
+            "rhat2": split_rhat(rec), "local": is_local(rec), "excess": loc.get("excess_fraction"),
+            "acc_drop": loc.get("accuracy_drop_fraction"), "spread": loc.get("spread_fraction"),
+            "sens": loc.get("sensitivity_rel"), "train_acc": info["train_accuracy"],
+            "test_acc": info["test_accuracy"], "train_loss": info["train_loss"], "excluded": exclusion(rec)}
 
 
 def fmt(x, f="{:.3g}"):
     return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f.format(x)
 
 
-def main(db: str) -> None:
-    with Store(db) as store:
-        recs = [r for r in store.records(estimator="sgld") if r["case"].startswith("hackathon/")]
+def span(xs, f="{:.2f}"):
+    xs = [x for x in xs if x is not None]
+    return "—" if not xs else f"{f.format(min(xs))}–{f.format(max(xs))}"
+
+
+def provenance(recs: list[dict]) -> str:
+    versions = sorted({str(r.get("llcbench_version")) for r in recs})
+    commits = sorted({str(r.get("git_commit")) for r in recs})
+    torch = sorted({str(r.get("torch_version")) for r in recs})
+    return f"records: llcbench {', '.join(versions)}; git commit {', '.join(commits)}; torch {', '.join(torch)}"
+
+
+def suite_tables(recs: list[dict]) -> None:
     rows = [run_row(r) for r in recs]
-    for task, per in (("add", "p"), ("random", "0.8·p²")):
+    for task, per, name in (("add", "p", "Generalising (`hackathon-add`)"),
+                            ("random", "0.8·p²", "Memorising (`hackathon-random`)")):
         sub = [r for r in rows if r["task"] == task]
         if not sub:
             continue
-        print(f"\n### {task}: {len(sub)} runs\n")
-        print(f"| p | networks | mean λ̂ | sd over networks | λ̂/{per} | train acc. (min) | test acc. (min–max) "
-              "| train loss (max) | bulk ESS (min–max) | split R-hat of halves (max) | excess λ̂/nβ | chance "
-              "ln p − L_n(w*) | excess/chance | E‖w−w*‖² / (d/γ) | dλ̂/d ln γ ÷ λ̂ |")
+        print(f"\n### {name}: {len(sub)} runs\n")
+        print(f"| p | networks | local | mean λ̂ | sd over networks | λ̂/{per} | train acc. (min) | test acc. (min–max) "
+              "| train loss (max) | bulk ESS (min–max) | split R-hat of halves (max) | excess / chance "
+              "| accuracy drop | E‖w−w*‖² / (d/γ) | dλ̂/d ln γ ÷ λ̂ |")
         print("|" + "---|" * 15)
         for p in sorted({r["p"] for r in sub}):
             g = [r for r in sub if r["p"] == p]
             lam = [r["lam"] for r in g]
             m = statistics.fmean(lam)
             scale = p if task == "add" else 0.8 * p * p
-            ratio = [r["excess"] / r["chance"] for r in g]
-            dist = [r["dist"] / r["d_over_gamma"] for r in g if r["dist"] is not None]
-            print(f"| {p} | {len(g)} | {m:.1f} | {fmt(statistics.stdev(lam) if len(g) > 1 else None, '{:.1f}')} "
+            sens = [r["sens"] for r in g if r["sens"] is not None]
+            print(f"| {p} | {len(g)} | {sum(r['local'] is True for r in g)} | {m:.1f} "
+                  f"| {fmt(statistics.stdev(lam) if len(g) > 1 else None, '{:.1f}')} "
                   f"| {m / scale:.2f} | {min(r['train_acc'] for r in g):.4f} "
-                  f"| {min(r['test_acc'] for r in g):.3f}–{max(r['test_acc'] for r in g):.3f} "
-                  f"| {max(r['train_loss'] for r in g):.3g} "
-                  f"| {min(r['ess'] for r in g):.0f}–{max(r['ess'] for r in g):.0f} "
+                  f"| {span([r['test_acc'] for r in g], '{:.3f}')} | {max(r['train_loss'] for r in g):.3g} "
+                  f"| {span([r['ess'] for r in g], '{:.0f}')} "
                   f"| {fmt(max((r['rhat2'] for r in g if r['rhat2'] is not None), default=None), '{:.3f}')} "
-                  f"| {statistics.fmean(r['excess'] for r in g):.2f} | {statistics.fmean(r['chance'] for r in g):.2f} "
-                  f"| {min(ratio):.2f}–{max(ratio):.2f} "
-                  f"| {fmt(statistics.fmean(dist) if dist else None, '{:.2f}')} "
-                  f"| {fmt(statistics.fmean(r['sens'] for r in g if r['sens'] is not None), '{:.2f}')} |")
-        xs = [float(r["p"]) ** (1 if task == "add" else 2) for r in sub]
-        lin = linear_fit(xs, [r["lam"] for r in sub])
-        means = {p: statistics.fmean(r["lam"] for r in sub if r["p"] == p) for p in {r["p"] for r in sub}}
-        slope = loglog_fit(sorted(means), [means[p] for p in sorted(means)])
-        x = "p" if task == "add" else "p²"
-        if lin is None or slope is None:
-            continue
-        print(f"\nEvery run, unscreened: λ̂ = a·{x} + b with a = {lin['a']:.3f} "
-              f"[{fmt(lin['a_low'])}, {fmt(lin['a_high'])}] (95 %), b = {lin['b']:.1f}, R² = {lin['r2']:.3f} "
-              f"({lin['runs']} runs); log-log slope {slope[0]:.2f} ± {fmt(slope[1], '{:.2f}')}.")
+                  f"| {span([r['excess'] for r in g])} | {span([r['acc_drop'] for r in g])} "
+                  f"| {span([r['spread'] for r in g])} | {fmt(statistics.fmean(sens) if sens else None, '{:.1f}')} |")
         counts = {k: sum(r["excluded"] == k for r in sub) for k in ("non_local", "unhealthy", "low_ess", None)}
-        print(f"llcbench's screen: {counts[None]} scored, {counts['low_ess']} bulk ESS < 100, "
-              f"{counts['unhealthy']} unhealthy, {counts['non_local']} non-local (by the records' `locality`, "
-              "where they have one).")
+        print(f"\nllcbench's screen: {counts[None]} scored, {counts['non_local']} not local, "
+              f"{counts['unhealthy']} otherwise unhealthy, {counts['low_ess']} bulk ESS < 100 only "
+              f"(a non-local run is counted as non-local whatever else is wrong with it).")
     block = scaling_block(recs)
     if block:
-        print(f"\nscaling_block: {block['scored']} scored, excluded {block['excluded']}, "
-              f"{len(block['fits'])} fits")
+        excluded = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in block["excluded"].items())
+        print(f"\nScaling scores (`llcbench.score.scaling`): {block['scored']} runs scored, excluded: {excluded}; "
+              f"{len(block['fits'])} fits.")
         for f in block["fits"]:
             lin = f["linear"] or {}
-            print(f"  {f['task']} {f['recipe_key']}: p {[pt['p'] for pt in f['points']]}, a = {fmt(lin.get('a'))} "
-                  f"[{fmt(lin.get('a_low'))}, {fmt(lin.get('a_high'))}], R² {fmt(lin.get('r2'))}, "
-                  f"slope {fmt(f['slope'], '{:.2f}')}")
+            print(f"- {f['task']} (recipe {f['recipe_key']}): p {[pt['p'] for pt in f['points']]}, "
+                  f"λ̂ = a·{f['linear_in']} + b with a = {fmt(lin.get('a'))} [{fmt(lin.get('a_low'))}, "
+                  f"{fmt(lin.get('a_high'))}], R² {fmt(lin.get('r2'))}; log-log slope {fmt(f['slope'], '{:.2f}')}")
+    print(f"\n{provenance(recs)}")
+
+
+def trajectory_table(recs: list[dict]) -> None:
+    print("\n| run | step | train acc. | test acc. | train loss | γ | pilot plateau | λ̂ ± se | R-hat | bulk ESS "
+          "| excess / chance | accuracy drop | E‖w−w*‖² / (d/γ) | local |")
+    print("|" + "---|" * 14)
+    for r in sorted(recs, key=lambda r: (r["case_definition"]["params"].get("trajectory", ""),
+                                         r["case_definition"]["params"]["train_steps"])):
+        q, loc, info = r["case_definition"]["params"], r.get("locality") or {}, r["target_info"]
+        pilot = (r.get("extra") or {}).get("localisation_pilot") or {}
+        print(f"| {q.get('trajectory')} | {q['train_steps']} | {info['train_accuracy']:.1%} "
+              f"| {info['test_accuracy']:.1%} | {info['train_loss']:.3g} | {fmt(r['extra'].get('gamma'))} "
+              f"| {fmt(pilot.get('plateau'), '{}')} | {r['lambda_hat']:.3g} ± {fmt(r.get('se'), '{:.2g}')} "
+              f"| {fmt(r.get('rhat'), '{:.2f}')} | {fmt(r.get('ess'), '{:.0f}')} "
+              f"| {fmt(loc.get('excess_fraction'), '{:.2f}')} | {fmt(loc.get('accuracy_drop_fraction'), '{:.2f}')} "
+              f"| {fmt(loc.get('spread_fraction'), '{:.2f}')} | {fmt(is_local(r), '{}')} |")
+    piloted = [r for r in recs if (r.get("extra") or {}).get("localisation_pilot")]
+    if piloted:  # λ̂ at every rung of each checkpoint's γ-ladder (pilot chains), and whether the rung is local
+        first = piloted[0]
+        print("\nλ̂ on each checkpoint's γ-ladder (pilot chains; * marks a local rung):\n")
+        print("| run | step | " + " | ".join(f"γ/nβ = {row['gamma'] / first['extra']['nbeta']:.3g}"
+                                            for row in first["extra"]["localisation_pilot"]["ladder"]) + " |")
+        print("|" + "---|" * (2 + len(first["extra"]["localisation_pilot"]["ladder"])))
+        for r in sorted(piloted, key=lambda r: (r["case_definition"]["params"].get("trajectory", ""),
+                                                r["case_definition"]["params"]["train_steps"])):
+            q = r["case_definition"]["params"]
+            cells = [f"{row['lambda_hat']:.3g}{'*' if row.get('local') else ''}"
+                     for row in r["extra"]["localisation_pilot"]["ladder"]]
+            print(f"| {q.get('trajectory')} | {q['train_steps']} | " + " | ".join(cells) + " |")
+    print(f"\n{provenance(recs)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("db", nargs="*", help="stores holding the hackathon suites' runs")
+    ap.add_argument("--trajectory", metavar="DB", help="a store of `llcbench trajectory` runs")
+    args = ap.parse_args()
+    recs = []
+    for db in args.db:
+        with Store(db) as store:
+            recs += [r for r in store.records(estimator="sgld") if r["case"].startswith("hackathon/")]
+    if recs:
+        suite_tables(recs)
+    if args.trajectory:
+        with Store(args.trajectory) as store:
+            traj = [r for r in store.records() if (r["case_definition"]["params"]).get("trajectory")]
+        trajectory_table(traj)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "hackathon.sqlite")
+    main()

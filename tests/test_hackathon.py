@@ -204,3 +204,27 @@ def test_theory_values_say_where_a_local_posterior_cannot_reach_them():
         assert not mem.reachable and "beyond what a local posterior" in mem.source and "Rimsky" in mem.source
     assert modular_theory(23, "add", 0.8).reachable and modular_theory(11, "add", 0.8).reachable
     assert not modular_theory(9, "add", 0.8).reachable  # 4p = 36 > nβ·ln 9 = 34.2 at n = 65
+
+
+def test_a_protocol_run_carries_the_locality_object_at_the_protocols_gamma(cache, write_toml):
+    """The suites' SGLD (γ = 5 given, so no γ-ladder pilot) on a small projected network with the floor loss:
+    the record's locality is judged at γ = 5 against d/γ of the hyperplane (d − 1 coordinates) and against
+    uniform logits, so docs/replication.md's columns come from the records, not from the page's own sums."""
+    from llcbench.estimators import get_estimator
+    from llcbench.estimators.base import make_config
+    from llcbench.locality import is_local
+
+    case = load_file(write_toml('[[case]]\nid = "m/p"\nfamily = "modular_addition"\np = 7\ntask = "add"\n'
+                                'embed_dim = 8\nhidden_dim = 24\ntrain_steps = 400\nmax_train_loss = 0.1\n'
+                                'project_gradient = true\nloss = "softmax_plus_1e-6"\n'))[0]
+    target = build_target(case)
+    settings = dict(suite_config("hackathon-add", "sgld"), steps="200", trace_points="200")
+    est = get_estimator("sgld").estimate(target, make_config(SGLDConfig, settings), 0, "cpu")
+    loc = est.locality
+    assert "localisation_pilot" not in est.extra and loc["gamma"] == 5.0
+    assert loc["prior_sq_distance"] == pytest.approx(target.dim / 5.0) and target.dim == target.inner.dim - 1
+    init = est.extra["init_loss"]
+    assert loc["chance_excess"] == pytest.approx(np.log(7) - init)
+    assert loc["excess_loss"] == pytest.approx(est.lambda_hat / est.extra["nbeta"])
+    assert loc["chance_accuracy"] == pytest.approx(1 / 7) and loc["anchor_accuracy"] is not None
+    assert is_local({"locality": loc}) is loc["local"] and loc["local"] in (True, False)

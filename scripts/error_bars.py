@@ -95,7 +95,9 @@ def _stored(paths: list) -> list:
 
 
 def _variant(rec: dict) -> str:
-    return f"{rec['estimator']}, {rec['config'].get('extrapolate', 'none')}"
+    from results_tables import resolved  # 'auto' with the rule's step is 'richardson'
+
+    return f"{rec['estimator']}, {resolved(rec['config'])['extrapolate']}"
 
 
 def _provenance(recs: list) -> str:
@@ -112,13 +114,13 @@ def calibration(paths: list) -> None:
     from llcbench.score.calibration import covered_reference, covered_truth
 
     groups = {}
-    for r in _stored(paths):
-        groups.setdefault(_variant(r), []).append(r)
-    pairs = set.intersection(*({(r["case"], r["seed"]) for r in g} for g in groups.values()))
-    runs = {v: [r for r in g if (r["case"], r["seed"]) in pairs] for v, g in groups.items()}
+    for r in _stored(paths):  # of one run stored under two keys (the same config spelt two ways), the newest
+        groups.setdefault(_variant(r), {})[(r["case"], r["seed"])] = r
+    pairs = set.intersection(*(set(g) for g in groups.values()))
+    runs = {v: [r for k, r in g.items() if k in pairs] for v, g in groups.items()}
     every = [r for g in runs.values() for r in g]
-    print(f"{_provenance(every)}; {len({c for c, _ in pairs})} cases × seeds "
-          f"{', '.join(map(str, sorted({s for _, s in pairs})))} in every variant\n")
+    print(f"{_provenance(every)}; {len(pairs)} runs (case, seed) in every variant: {len({c for c, _ in pairs})} "
+          f"cases, seeds {', '.join(map(str, sorted({s for _, s in pairs})))}\n")
     print("| estimator, extrapolate | runs | unhealthy | coverage of λ_nβ,γ | coverage of λ | median \\|sampler bias\\|/λ_nβ,γ "
           "| median \\|rel. err.\\| | seed spread / mean se | gradient evaluations per run | seconds per run (median) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -138,7 +140,7 @@ def calibration(paths: list) -> None:
         for r in ok:
             c = covered_reference(r)
             if c is not None:
-                fams[v].setdefault(r["case"].split("/")[0], []).append(c)
+                fams[v].setdefault(r.get("family") or r["case"].split("/")[0], []).append(c)
         print(f"| {v} | {len(recs)} | {len(recs) - len(ok)} | {sum(ref)}/{len(ref)} = {sum(ref) / max(len(ref), 1):.0%} "
               f"| {sum(truth)}/{len(truth)} = {sum(truth) / max(len(truth), 1):.0%} | {100 * st.median(bias):.1f} % "
               f"| {100 * st.median(rel):.1f} % | {st.median(spread) if spread else float('nan'):.2f} "

@@ -87,7 +87,7 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
 
     t_start = time.perf_counter()
     config, pilot = configured(target, config, seed, device, sampler, run_sgmcmc_grid)  # γ of a trained anchor (pilot.py)
-    if config.extrapolate == "richardson":  # ε and ε/2 on shared chains (extrapolate.py)
+    if config.extrapolation(sampler.per_row) == "richardson":  # ε and 2ε on shared chains (extrapolate.py)
         from .extrapolate import richardson
 
         estimate = richardson(target, config, seed, device, sampler, run_sgmcmc_grid)

@@ -49,11 +49,15 @@ from .trace import loss_trace_points, summarise
 from ...sweep_axes import GRID_FIELDS
 
 
+def _extrapolated(config) -> bool:
+    return getattr(config, "extrapolation", lambda: "none")() != "none"
+
+
 def shareable(configs: list) -> Optional[str]:
     """None if the configs can run as one shared-chain grid run, else why not."""
     if not configs:
         return "no configs"
-    if any(getattr(c, "extrapolate", "none") != "none" for c in configs):
+    if any(_extrapolated(c) for c in configs):
         return "an extrapolated config is a grid run of its own (extrapolate.py)"
     base = {k: v for k, v in config_dict(configs[0]).items() if k not in GRID_FIELDS}
     for c in configs[1:]:
@@ -210,7 +214,7 @@ def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampl
     """Run every config of ``configs`` (:func:`shareable`) in one chain tensor; one Estimate each."""
     from .driver import _sample, _setup
 
-    if any(getattr(c, "extrapolate", "none") != "none" for c in configs):
+    if any(_extrapolated(c) for c in configs):
         from .driver import run_sgmcmc
 
         return [run_sgmcmc(target, c, seed, device, sampler) for c in configs]  # one grid run each

@@ -103,7 +103,8 @@ def sweep(estimator: str, *, grid: plan.Grid = None, cases: Optional[Sequence[st
     device = plan.prologue(device, threads, jobs, executor, scheduler, seeds)
     spec = get_estimator(estimator)
     axes = plan.grid_axes(grid, spec.config_cls)
-    points, configs = plan.grid_points(axes, spec, plan.suite_overrides(suite, spec.name) + plan.overrides(config))
+    points, configs = plan.grid_points(axes, spec, plan.sweep_base(spec) + plan.suite_overrides(suite, spec.name)
+                                       + plan.overrides(config))
     runnable, skipped = plan.sweep_cases(plan.load_cases(cases, family, suite, files, builtin), spec,
                                          explicit=bool(cases))
     specs = plan.sweep_specs(spec, configs, runnable, seeds, independent)

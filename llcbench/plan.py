@@ -114,6 +114,15 @@ def overrides(config: Overrides) -> list[str]:
     return list(config)
 
 
+def sweep_base(spec: EstimatorSpec) -> list[str]:
+    """What a sweep sets before the caller's fields: the plain λ̂(ε) (``extrapolate=none``) for an
+    estimator whose default extrapolates in ε, so that the grid's points share one chain tensor
+    (an extrapolated point is a two-point run of its own); ``--set extrapolate=richardson`` still
+    runs the grid extrapolated, point by point."""
+    fields = {f.name: f.default for f in dataclasses.fields(spec.config_cls)} if dataclasses.is_dataclass(spec.config_cls) else {}
+    return ["extrapolate=none"] if fields.get("extrapolate", "none") != "none" else []
+
+
 def suite_overrides(suite: Optional[str], estimator: str) -> list[str]:
     """A suite's own settings for ``estimator`` (its ``[estimator.NAME]`` table, e.g. a published
     protocol's sampler settings) as ``field=value`` texts, to go before the request's own overrides

@@ -143,7 +143,10 @@ def test_quadratic_lambda_within_tolerance(name):
     assert math.isfinite(est.se) and est.se > 0
     assert abs(est.lambda_hat - 2.0) <= 0.08 * 2.0 + 4 * est.se, (est.lambda_hat, est.se)
     assert est.diagnostics["rhat"] < 1.1
-    assert est.grad_evals == 2500 * est.extra["chains"]
+    # sgld and rmsprop_sgld extrapolate by default: their run is two points, ε and 2ε, on shared chains
+    points = 2 if (est.extra.get("extrapolation") or {}).get("applied") else 1
+    assert points == (2 if name in ("sgld", "rmsprop_sgld") else 1)
+    assert est.grad_evals == points * 2500 * est.extra["chains"]
     assert len(est.lambda_hat_chains) == est.extra["chains"]
 
 
@@ -503,7 +506,8 @@ def test_measured_heat_follows_the_gradient_noise():
     Noiseless deep linear network at its teacher: per-sample gradients are exactly 0 at w*,
     so the measured heat is 0 there and the rule's step is the full (1 + nβ/b)-fold larger."""
     torch.set_num_threads(1)
-    quick = {"steps": 20, "burn_in": 10, "adapt_rounds": 0, "chains": 2, "batch_size": 256}
+    # extrapolate none: the heat log of the run's own step (a default run logs its two points')
+    quick = {"steps": 20, "burn_in": 10, "adapt_rounds": 0, "chains": 2, "batch_size": 256, "extrapolate": "none"}
     lin = _family_target("regular", 20_000, 1.0, model="linear", in_features=4, out_features=2)
     measured = run("sgld", lin, **quick).extra
     fisher = run("sgld", lin, **quick, minibatch_heat="fisher").extra

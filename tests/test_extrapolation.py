@@ -46,13 +46,52 @@ def test_the_coarse_point_doubles_the_step_scale_and_nothing_else(name):
 
 
 def test_the_option_is_keyed_only_when_used_and_validated():
+    sgnht = get_estimator("sgnht")
+    assert "extrapolate" not in config_dict(make_config(sgnht.config_cls, []))  # its default 'none': old keys kept
+    assert config_dict(make_config(sgnht.config_cls, ["extrapolate=richardson"]))["extrapolate"] == "richardson"
     spec = get_estimator("sgld")
-    assert "extrapolate" not in config_dict(make_config(spec.config_cls, []))  # old runs keep their keys
-    assert config_dict(make_config(spec.config_cls, ["extrapolate=richardson"]))["extrapolate"] == "richardson"
     with pytest.raises(UserError, match="extrapolate must be one of"):
         make_config(spec.config_cls, ["extrapolate=romberg"])
     with pytest.raises(UserError, match="leave step_size"):
         make_config(spec.config_cls, ["extrapolate=richardson", "step_size=1e-4"])
+
+
+@pytest.mark.parametrize("name", ["sgld", "rmsprop_sgld"])
+def test_the_default_extrapolates_where_the_rule_sets_the_step(name):
+    """sgld and rmsprop_sgld default to extrapolate='auto': Richardson with the rule's step, the plain
+    λ̂(ε) with a step_size given by hand. The default is always in the run key, so a stored run of the
+    plain estimator (no such field in its key) is never served for it; 'none' is keyed too."""
+    cls = get_estimator(name).config_cls
+    default = make_config(cls, [])
+    assert default.extrapolate == "auto" and default.extrapolation() == "richardson"
+    assert config_dict(default)["extrapolate"] == "auto"
+    assert config_dict(make_config(cls, ["extrapolate=none"]))["extrapolate"] == "none"
+    assert make_config(cls, ["step_size=1e-4"]).extrapolation() == "none"
+    ladder = make_config(get_estimator("ladder").config_cls, [])  # extrapolates in nβ, its rungs share chains
+    assert ladder.extrapolation() == "none" and "extrapolate" not in config_dict(ladder)
+
+
+def test_the_default_run_is_the_extrapolated_one():
+    """A default sgld run is bit-identical to one with extrapolate='richardson' and differs from the
+    plain λ̂(ε); a hand-set step runs plain."""
+    target = quadratic(d=4, a=2.0)
+    kw = dict(steps=400, burn_in=100, chains=2)
+    default, rich, plain = (run("sgld", target, seed=0, **kw, **x) for x in ({}, {"extrapolate": "richardson"},
+                                                                          {"extrapolate": "none"}))
+    assert default.lambda_hat == rich.lambda_hat and default.extra["extrapolation"]["applied"] is True
+    assert default.lambda_hat != plain.lambda_hat and default.grad_evals == 2 * plain.grad_evals
+    eps = plain.extra["step_size"]
+    by_hand = run("sgld", target, seed=0, step_size=eps, **kw)
+    assert "extrapolation" not in by_hand.extra and by_hand.grad_evals == plain.grad_evals
+
+
+def test_a_sweep_runs_the_plain_estimate_on_shared_chains():
+    """The sweep's points share one chain tensor: a sweep of an estimator whose default extrapolates
+    runs extrapolate='none' unless told otherwise."""
+    from llcbench.plan import sweep_base
+
+    assert sweep_base(get_estimator("sgld")) == ["extrapolate=none"]
+    assert sweep_base(get_estimator("sgnht")) == []
 
 
 @pytest.mark.parametrize("name", ["sgld", "rmsprop_sgld"])
@@ -66,7 +105,7 @@ def test_richardson_removes_the_step_size_bias_on_a_quadratic(name):
     and fails this); the coarse step exactly 2ε for sgld."""
     target = quadratic(d=10, a=2.0)
     kw = dict(step_scale=0.3, steps=3000, burn_in=500)
-    plain = run(name, target, seed=0, **kw)
+    plain = run(name, target, seed=0, extrapolate="none", **kw)
     rich = run(name, target, seed=0, extrapolate="richardson", **kw)
     nb, g = plain.extra["nbeta"], plain.extra["gamma"]
     exact = 5 * 2 * nb / (2 * nb + g)
@@ -85,7 +124,7 @@ def test_a_diverged_coarse_point_leaves_the_plain_estimate_with_a_warning():
     −1.5) diverge."""
     target = quadratic(d=4, a=2.0)
     est = run("sgld", target, seed=0, extrapolate="richardson", step_scale=2.5, steps=600, burn_in=200)
-    plain = run("sgld", target, seed=0, step_scale=2.5, steps=600, burn_in=200)
+    plain = run("sgld", target, seed=0, extrapolate="none", step_scale=2.5, steps=600, burn_in=200)
     assert est.extra["extrapolation"]["applied"] is False
     assert any("not applied" in w for w in est.warnings)
     assert math.isfinite(est.lambda_hat) and est.extra["step_size"] == pytest.approx(plain.extra["step_size"])

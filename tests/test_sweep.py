@@ -41,8 +41,9 @@ def test_sweep_runs_the_grid_resumes_and_matches_across_executors(cli, tmp_path)
 
 def test_shared_chain_points_are_not_served_for_independent_runs(cli, tmp_path):
     db = tmp_path / "a.sqlite"
-    run = ["run", "--estimator", "sgld", "--case", "poly/w1^2", *QUICK, "--set", "step_scale=0.1", "--db", db,
-           "--quiet", "--json"]
+    # a sweep runs the plain λ̂(ε) (extrapolate=none, plan.sweep_base): the same config by `run --set`
+    run = ["run", "--estimator", "sgld", "--case", "poly/w1^2", *QUICK, "--set", "step_scale=0.1",
+           "--set", "extrapolate=none", "--db", db, "--quiet", "--json"]
     assert sweep(cli, db).returncode == 0
     (record,) = json.loads(cli(*run).stdout)
     assert not record["cached"]  # its noise and batches were the grid's: another run, keyed apart

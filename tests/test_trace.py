@@ -83,7 +83,9 @@ def test_independent_and_full_traces_agree_on_one_chain_path(linear, name):
     batch is biased upward on this path by far more: epoch batches (sgnht's default is i.i.d., under
     which the gradient's batch has not moved w_t and the effect is absent)."""
     spec = get_estimator(name)
-    runs = {m: spec.estimate(linear, make_config(spec.config_cls, [f"trace_batch={m}", "batch_draw=epoch"]), 0, "cpu")
+    # the plain chain: the held-out effect is O(ε), so the default's extrapolation in ε removes most of it
+    runs = {m: spec.estimate(linear, make_config(spec.config_cls, [f"trace_batch={m}", "batch_draw=epoch",
+                                                                  "extrapolate=none"]), 0, "cpu")
             for m in ("full", "independent", "same")}
     full = np.array(runs["full"].lambda_hat_chains)
     indep = np.array(runs["independent"].lambda_hat_chains)

@@ -70,6 +70,7 @@ from .base import Estimate, EstimatorSpec, doc
 from .rmsprop_sgld import SAMPLER as RMSPROP_SAMPLER, RMSPropSGLDConfig
 from .sgld import SAMPLER as SGLD_SAMPLER, SGLDConfig
 from .sgmcmc import supports
+from .sgmcmc.config import extrapolate_field
 from .sgmcmc.driver import run_sgmcmc_grid
 from .temperature import resolve_gamma, resolve_nbeta
 
@@ -94,6 +95,8 @@ class LadderConfig(RMSPropSGLDConfig):
         "fixed", "the localisation along the ladder: 'fixed' (every rung at the γ of nβ: a fixed prior, as "
         "the expansion assumes), 'lowest' (every rung at the γ of the lowest nβ_k, fixed and weaker) or 'scaled' "
         "(γ_k = c_k·γ, the default rule's γ ∝ nβ at every rung)")
+    # the rungs are one shared chain tensor at the rule's ε (λ is extrapolated in nβ, not in ε)
+    extrapolate: str = extrapolate_field("none")
 
     def validate(self) -> None:
         super().validate()

@@ -58,6 +58,7 @@ from ..target import Target
 from .base import Estimate, EstimatorSpec, doc
 from .sgld import sgld_update
 from .sgmcmc import Context, Sampler, SGMCMCConfig, potential_gradient, run_sgmcmc, supports
+from .sgmcmc.config import extrapolate_field
 from .sgmcmc.driver import grid_estimator
 
 
@@ -76,6 +77,8 @@ class RMSPropSGLDConfig(SGMCMCConfig):
     freeze_preconditioner: bool = doc(
         True, "freeze v (so ε_t) at the end of the burn-in: the draws then come from a time-homogeneous "
         "chain; False: keep updating v while sampling, as in Hitchcock & Hoogland's update")
+    # Richardson in ε by default, as sgld (docs/error-bars.md)
+    extrapolate: str = extrapolate_field("auto")
 
     def validate(self) -> None:
         super().validate()

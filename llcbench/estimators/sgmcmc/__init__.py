@@ -41,8 +41,9 @@ Defaults users can trust (each is a documented config field, ``config.py``):
   disjoint from the batches that just moved w_t, so it acts as a held-out
   loss and overstates L_n(w_t) when the labels are noisy (+5 % on the
   regular linear cases; ``trace_batch='same'`` keeps it for comparison);
-- no step-size extrapolation unless ``extrapolate = "richardson"``
-  (``extrapolate.py``: 2·λ̂(ε) − λ̂(2ε) from one shared-chain run);
+- step-size extrapolation by ``extrapolate`` (``extrapolate.py``: 2·λ̂(ε) − λ̂(2ε)
+  from one shared-chain run): ``"auto"`` (sgld, rmsprop_sgld) applies it where the
+  rule sets the step, ``"none"`` (sgnht, the ladder's rungs, sweeps) never;
 - chains start at w*; a chain whose loss becomes NaN/inf or whose
   nβ·(L − L*) exceeds ``divergence_threshold`` is flagged, parked at w* and
   excluded from λ̂; if every chain diverges λ̂ is NaN with a warning.

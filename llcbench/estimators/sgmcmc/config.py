@@ -15,12 +15,25 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 HEAT_RULES = ("measured", "fisher")
 TRACE_BATCHES = ("auto", "full", "independent", "same")
 BATCH_DRAW_NAMES = ("epoch", "iid")  # the streams of batches.BATCH_DRAWS
-EXTRAPOLATIONS = ("none", "richardson")  # extrapolate.py
+EXTRAPOLATIONS = ("none", "richardson", "auto")  # extrapolate.py; auto: SGMCMCConfig.extrapolation
 
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
 
 LOCALISATIONS = ("auto", "scale")  # how γ is chosen when gamma is None (pilot.py)
+
+
+def extrapolate_field(default: str):
+    """The ``extrapolate`` field with an estimator's default. At 'none' the field is left out of the run
+    key (key_default), so runs made before the option existed keep their keys; any other default is
+    always in the key, so a stored run of the plain λ̂(ε) (whose key has no such field) is never served
+    for the extrapolated default."""
+    return doc(
+        default, "'richardson': run the config at the rule's step ε and at 2ε (step_scale·2) as one "
+        "shared-chain run and report 2·λ̂(ε) − λ̂(2ε), which removes the O(ε) discretisation bias "
+        "(llcbench.estimators.sgmcmc.extrapolate; twice the gradient evaluations; needs step_size unset); "
+        "'none': λ̂(ε); 'auto': 'richardson' where the step comes from the rule, 'none' where step_size "
+        "is given (or the sampler has no per-row update)", key_default=default == "none")
 
 
 @dataclass
@@ -78,14 +91,18 @@ class SGMCMCConfig(TemperatureConfig):
         32, "per-sample LLC: draws ξ ~ N(0, I/γ) of the baseline loss_under_noise = mean ℓ_i(w* + ξ) − ℓ_i(w*) "
         "(a generator of its own, seeded by the run's seed)", key_default=True)
 
-    extrapolate: str = doc(
-        "none", "'richardson': run the config at the rule's step ε and at 2ε (step_scale·2) as one "
-        "shared-chain run and report 2·λ̂(ε) − λ̂(2ε), which removes the O(ε) discretisation bias "
-        "(llcbench.estimators.sgmcmc.extrapolate; needs step_size unset); 'none': λ̂(ε)", key_default=True)
+    extrapolate: str = extrapolate_field("none")
     localisation: str = doc(
         "auto", "how γ is chosen when gamma is None: 'auto' (trained anchors: the γ-ladder pilot of "
         "llcbench.estimators.sgmcmc.pilot, the smallest γ whose posterior is local with λ̂ on a plateau; other "
         "targets: gamma_scale·nβ) or 'scale' (gamma_scale·nβ always)")
+
+    def extrapolation(self, per_row: bool = True) -> str:
+        """What ``extrapolate`` does for this config: 'richardson' or 'none'. 'auto' is 'richardson' where
+        the rule sets the step and the sampler can hold the two points in one chain tensor (``per_row``)."""
+        if self.extrapolate == "auto":
+            return "richardson" if self.step_size is None and per_row else "none"
+        return self.extrapolate
 
     def validate(self) -> None:
         self.validate_temperature()
@@ -94,9 +111,9 @@ class SGMCMCConfig(TemperatureConfig):
         _positive(self, "step_scale", "curvature_floor")
         if self.extrapolate not in EXTRAPOLATIONS:
             raise ValueError(f"extrapolate must be one of {', '.join(EXTRAPOLATIONS)}, got {self.extrapolate!r}")
-        if self.extrapolate != "none" and self.step_size is not None:
+        if self.extrapolate == "richardson" and self.step_size is not None:
             raise ValueError("extrapolate='richardson' doubles the step-size rule's step_scale: leave step_size "
-                             "unset")
+                             "unset (or extrapolate='none')")
         if self.batch_draw not in BATCH_DRAW_NAMES:
             raise ValueError(f"batch_draw must be one of {', '.join(BATCH_DRAW_NAMES)}")
         if not (self.adapt_growth >= 1 and math.isfinite(self.adapt_growth)):

@@ -32,7 +32,7 @@ from ...locality import assess
 from .accuracy import AccuracyProbe
 from .extrapolate import richardson
 from .pilot import annotate, applies, configured
-from .grid import shareable
+from .grid import extrapolated, shareable
 
 
 def prior_problem(target: Target) -> Optional[str]:
@@ -89,7 +89,7 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
     """Run ``config.chains`` chains of ``sampler`` on ``target``; return the Estimate."""
     t_start = time.perf_counter()
     config, pilot = configured(target, config, seed, device, sampler, run_sgmcmc_grid)  # γ of a trained anchor (pilot.py)
-    if config.extrapolate == "richardson":  # ε and 2ε on shared chains (extrapolate.py)
+    if config.extrapolation(sampler.per_row) == "richardson":  # ε and 2ε on shared chains (extrapolate.py)
         estimate = richardson(target, config, seed, device, sampler, run_sgmcmc_grid)
         estimate.seconds = time.perf_counter() - t_start
     else:
@@ -103,7 +103,7 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
 def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampler: Sampler) -> list[Estimate]:
     """Run every config of ``configs`` (:func:`.grid.shareable`) in one chain tensor (a shared-chain grid
     run, :mod:`.grid`); one Estimate each."""
-    if any(getattr(c, "extrapolate", "none") != "none" for c in configs):
+    if any(extrapolated(c) for c in configs):
         return [run_sgmcmc(target, c, seed, device, sampler) for c in configs]  # one grid run each
     why = shareable(configs)
     if why is not None:

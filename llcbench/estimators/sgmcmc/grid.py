@@ -38,11 +38,16 @@ from ..base import config_dict
 from ...sweep_axes import GRID_FIELDS
 
 
+def extrapolated(config) -> bool:
+    """Whether a config's λ̂ is extrapolated in ε (its ``extrapolation()``; plugin configs have none)."""
+    return getattr(config, "extrapolation", lambda: "none")() != "none"
+
+
 def shareable(configs: list) -> Optional[str]:
     """None if the configs can run as one shared-chain grid run, else why not."""
     if not configs:
         return "no configs"
-    if any(getattr(c, "extrapolate", "none") != "none" for c in configs):
+    if any(extrapolated(c) for c in configs):
         return "an extrapolated config is a grid run of its own (extrapolate.py)"
     base = {k: v for k, v in config_dict(configs[0]).items() if k not in GRID_FIELDS}
     for c in configs[1:]:

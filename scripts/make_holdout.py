@@ -139,13 +139,14 @@ def _regular(rng: random.Random) -> dict:
 DRAW = {"dln": _dln, "rrr": _rrr, "polynomial": _polynomial, "regular": _regular}
 
 
-def _toml_value(value) -> str:
+def toml_value(value) -> str:
+    """One TOML value (bool, int, list, or a string without quotes or backslashes), as the suites write it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     text = str(value)
     assert '"' not in text and "\\" not in text, text
     return f'"{text}"'
@@ -214,7 +215,7 @@ def generate(seed: int = SEED) -> list[dict]:
 def render(seed: int = SEED) -> str:
     blocks = [HEADER.format(seed=seed)]
     for entry in generate(seed):
-        lines = ["[[case]]"] + [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
+        lines = ["[[case]]"] + [f"{k} = {toml_value(v)}" for k, v in entry.items()]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
 

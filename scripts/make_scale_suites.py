@@ -38,6 +38,9 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_holdout import toml_value  # noqa: E402  (the holdout suite's TOML writer)
+
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ROOT / "cases" / "suites"
 DOC = ROOT / "docs" / "scale.md"
@@ -99,18 +102,6 @@ def draw_teacher(rng: random.Random, layers: tuple, widths: tuple) -> tuple[list
     return h, keep
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value)
-    assert '"' not in text and "\\" not in text, text
-    return f'"{text}"'
-
-
 def _truth(widths: list[int], keep: list[int]):
     """(certified Truth or None, global λ, lower bound on the local λ, dim)."""
     from llcbench.errors import TruthError
@@ -160,7 +151,7 @@ def render(name: str, rows: list[dict] | None = None, seed: int = SEED) -> str:
                             force=" --force-size --device cuda   (d beyond the CPU limit: a GPU's job)"
                             if big else "")]
     for row in rows:
-        lines = ["[[case]]"] + [f"{k} = {_toml_value(v)}" for k, v in row["entry"].items()]
+        lines = ["[[case]]"] + [f"{k} = {toml_value(v)}" for k, v in row["entry"].items()]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
 

@@ -6,8 +6,8 @@
     python scripts/error_bars.py repeat ESTIMATOR CASE[,CASE...] [SEEDS] [--set k=v ...]
         Several seeds of one config per case, and next to it the same with extrapolate='richardson':
         mean ± se over seeds, the mean of the runs' own se, the seeds' spread (an honest se matches it).
-    python scripts/error_bars.py calibration STORE [STORE ...]
-        Every run of the stores, grouped by estimator and `extrapolate`, on the (case, seed) pairs every
+    python scripts/error_bars.py calibration STORE [STORE ...] [--estimator=NAME ...]
+        Every run of the stores (of the estimators named, if any), grouped by estimator and `extrapolate`, on the (case, seed) pairs every
         group has: runs, unhealthy runs (llcbench.health; counted, never in another column), coverage
         of λ_nβ,γ by λ̂ ± 2·s and of λ by λ̂ ± 2·se (llcbench.score.calibration, healthy runs), median
         |sampler bias|/λ_nβ,γ and |rel. err.|, the seeds' spread over the mean se (median over cases),
@@ -106,7 +106,7 @@ def _provenance(recs: list) -> str:
     return f"llcbench {', '.join(versions)} (recorded), commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}"
 
 
-def calibration(paths: list) -> None:
+def calibration(paths: list, estimators: frozenset = frozenset()) -> None:
     """Per estimator and extrapolation: health, coverage, error and cost over every case and seed."""
     import statistics as st
 
@@ -115,6 +115,8 @@ def calibration(paths: list) -> None:
 
     groups = {}
     for r in _stored(paths):  # of one run stored under two keys (the same config spelt two ways), the newest
+        if estimators and r["estimator"] not in estimators:
+            continue
         groups.setdefault(_variant(r), {})[(r["case"], r["seed"])] = r
     pairs = set.intersection(*(set(g) for g in groups.values()))
     runs = {v: [r for k, r in g.items() if k in pairs] for v, g in groups.items()}
@@ -213,6 +215,7 @@ if __name__ == "__main__":
     elif cmd == "coverage":
         coverage(args)
     elif cmd == "calibration":
-        calibration(args)
+        named = frozenset(a.split("=", 1)[1] for a in args if a.startswith("--estimator="))
+        calibration([a for a in args if not a.startswith("--estimator=")], named)
     else:
         raise SystemExit(__doc__)

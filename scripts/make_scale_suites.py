@@ -48,7 +48,7 @@ SEED = 20241107
 BATCH = 500
 BURN_IN = 0.9
 PROBABILITY_REDUCED = 0.5
-DOC_VERSION = "0.6.0.dev"  # the development version these tables belong to (the docs name the version)
+DOC_VERSION = "0.6.0"  # the version these tables belong to (the docs name it)
 
 # name: (layers [lo, hi), widths [lo, hi), step size ε, steps, n, teachers) — the published tiers; the
 # 1M and 10M tiers state no steps or n: those of the 100K tier

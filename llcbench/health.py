@@ -23,6 +23,16 @@ apart — when any of these holds:
   bounds E[nβ(L − L*)] by d/2 at every nβ and γ. The factor 2 leaves room for
   losses that grow more slowly (cross-entropy grows linearly far from w*); an
   estimate beyond it read a posterior that is not near w*.
+- the chains are still spreading: ``diagnostics["spread_growth_z"]`` above
+  SPREAD_Z_MAX = 3.09 (one-sided, a false alarm in 10⁻³ runs whose spread is
+  stationary) with a growth ``diagnostics["spread_growth"]`` of more than
+  SPREAD_GROWTH_MIN = 5 % ("still spreading: E‖w − w*‖² +82 % over the draws
+  (z 6.5)"). The chains start at w*; in directions the loss barely confines
+  only the localisation pulls them back, in about 2/(εγ) steps — on the deep
+  linear networks ten times the default burn-in — and every chain drifts
+  alike, so split R-hat and the λ trace's drift test stay quiet while λ̂ is
+  still on its way (−5 … −30 % there). The growth floor keeps a long run's
+  tiny, significant drift from counting;
 - the posterior is not local (``llcbench.locality.is_local`` False, today's
   thresholds on the record's ``locality``) ("not local: …").
 
@@ -46,6 +56,8 @@ from .locality import note as locality_note
 
 RHAT_MAX = 1.1  # split R-hat above this: the chains disagree, the run did not mix
 ESS_MIN = 100  # bulk ESS below this: too few effective draws for a mean, let alone its se
+SPREAD_Z_MAX = 3.09  # Φ⁻¹(1 − 10⁻³): growth of E‖w − w*‖² over the draws beyond chance (one-sided)
+SPREAD_GROWTH_MIN = 0.05  # and by more than 5 %: every run flagged in the catalogue grew by 30 % or more
 
 
 def _num(x) -> Optional[float]:
@@ -91,6 +103,13 @@ def outlier_chains(record: dict) -> list[int]:
     return [int(c) for c in listed if isinstance(c, int)] if isinstance(listed, (list, tuple)) else []
 
 
+def spread_growth(record: dict) -> Optional[tuple[float, float]]:
+    """(relative growth, z) of the chains' E‖w − w*‖² from the first to the last third of the draws, or None."""
+    diag = record.get("diagnostics") or {}
+    g, z = _num(diag.get("spread_growth")), _num(diag.get("spread_growth_z"))
+    return None if g is None or z is None else (g, z)
+
+
 def dimension(record: dict) -> Optional[int]:
     """The target's parameter count d: the record's ``dim``, else γ times the locality's d/γ, else None."""
     d = record.get("dim")
@@ -126,6 +145,9 @@ def problems(record: dict) -> list[str]:
         zs = ", ".join(f"{z[c]:+.1f} se" for c in outliers if c < len(z) and _num(z[c]) is not None)
         out.append(f"chain{'s' if len(outliers) > 1 else ''} {', '.join(map(str, outliers))} "
                    f"{'outliers' if len(outliers) > 1 else 'an outlier'}" + (f" ({zs})" if zs else ""))
+    spread = spread_growth(record)
+    if spread is not None and spread[1] > SPREAD_Z_MAX and spread[0] > SPREAD_GROWTH_MIN:
+        out.append(f"still spreading: E‖w − w*‖² {spread[0]:+.0%} over the draws (z {spread[1]:.1f})")
     d = dimension(record)
     if lam_hat is not None and math.isfinite(lam_hat) and d is not None and lam_hat > d:
         out.append(f"λ̂ {lam_hat:.4g} > d = {d}")

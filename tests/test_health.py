@@ -33,6 +33,12 @@ def test_each_problem_has_its_reason():
     assert p.startswith("not local: mean excess train loss 2 is 67% of chance")
     # the bars themselves are healthy
     assert problems(rec(rhat=1.1, diagnostics={"ess_bulk": 100.0})) == []
+    # chains still spreading: beyond chance (z) and by more than the growth floor
+    assert problems(rec(diagnostics={"spread_growth": 0.82, "spread_growth_z": 6.5})) == [
+        "still spreading: E‖w − w*‖² +82% over the draws (z 6.5)"]
+    assert problems(rec(diagnostics={"spread_growth": 0.82, "spread_growth_z": 3.0})) == []  # within chance
+    assert problems(rec(diagnostics={"spread_growth": 0.04, "spread_growth_z": 9.0})) == []  # below the floor
+    assert problems(rec(diagnostics={"spread_growth": -0.5, "spread_growth_z": -9.0})) == []  # shrinking
 
 
 def test_a_diagnostic_not_reported_is_not_held_against_a_run():

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ...health import SPREAD_GROWTH_MIN, SPREAD_Z_MAX
 from ..diagnostics import finite_or_none, outlier_chains, trace_diagnostics
 
 # ‖w − w*‖² is recorded every this many post-burn-in steps (for the localisation sensitivity)
@@ -96,6 +97,7 @@ def summarise(trace_np: np.ndarray, r2: Optional[np.ndarray], alive: np.ndarray,
     if r2 is not None:
         at = np.arange(loc_from, steps, LOCALISATION_STRIDE)[: r2.shape[0]]
         diagnostics.update(localisation(nbeta * trace_np[at][:, alive], r2[:, alive], gamma, lambda_hat))
+        diagnostics.update(spread_growth(r2[:, alive]))
     diagnostics["divergent_chains"] = divergent
     diagnostics["divergence_step"] = {str(k): v for k, v in sorted(divergence_step.items())}
     diagnostics["divergence_threshold"] = threshold
@@ -129,6 +131,11 @@ def _warnings(diagnostics: dict, per_chain: list, lambda_hat: float) -> list[str
                     f"{', '.join(f'{per_chain[c]:.4g}' for c in outliers)} against {lambda_hat:.4g} over all; "
                     f"{', '.join(f'{z[c]:+.1f}' for c in outliers if z[c] is not None)} standard errors): a chain "
                     "stuck or heated in another region; the run is not healthy")
+    growth, gz = diagnostics.get("spread_growth"), diagnostics.get("spread_growth_z")
+    if growth is not None and gz is not None and gz > SPREAD_Z_MAX and growth > SPREAD_GROWTH_MIN:
+        warn.append(f"chains still spreading: E‖w − w*‖² grew {growth:+.0%} from the first to the last third of "
+                    f"the draws (z = {gz:.1f}), so λ̂ is still on its way; directions the loss barely confines "
+                    "relax only under the localisation, in about 2/(εγ) steps: increase steps and burn_in")
     drift = diagnostics.get("half_means")
     if drift is not None and diagnostics.get("half_drift_z") is not None:
         z = diagnostics["half_drift_z"]
@@ -136,6 +143,31 @@ def _warnings(diagnostics: dict, per_chain: list, lambda_hat: float) -> list[str
             warn.append(f"λ trace still drifting: mean {drift[0]:.4g} in the first half of the draws, "
                         f"{drift[1]:.4g} in the second (z = {z:.1f}); increase steps and burn_in")
     return warn
+
+
+def spread_growth(r2: np.ndarray) -> dict:
+    """Whether the chains' spread ‖w − w*‖² still grows after the burn-in: r2 (draws, chains).
+
+    The chains start at w*; in directions the loss barely confines (a deep linear network's
+    rescalings, a singular model's valleys) only the localisation pulls them back, on a time of
+    about 1/(εγ) steps, which can be ten times the burn-in. The λ trace hardly moves there,
+    so its drift test and R-hat (every chain drifts alike) miss it; the spread does not.
+    Compares the mean over chains of the first and last third of the draws: the relative
+    growth and its z-score, each third's standard error ArviZ's MCSE.
+    """
+    k = r2.shape[0] // 3
+    if k < 4 or r2.shape[1] == 0:
+        return {}
+    import arviz as az
+
+    from ..diagnostics import quiet_arviz
+
+    a, b = np.ascontiguousarray(r2[:k].T), np.ascontiguousarray(r2[-k:].T)
+    with quiet_arviz():
+        se = math.hypot(float(az.mcse(a, method="mean")), float(az.mcse(b, method="mean")))
+    ma, mb = float(a.mean()), float(b.mean())
+    return {"spread_growth": finite_or_none(mb / ma - 1.0) if ma > 0 else None,
+            "spread_growth_z": finite_or_none((mb - ma) / se) if se > 0 else None}
 
 
 def localisation(lam: np.ndarray, r2: np.ndarray, gamma: float, lambda_hat: float) -> dict:

@@ -258,13 +258,20 @@ def test_device_and_threads_are_in_the_key(cli, write_toml, tmp_path):
 
 
 def test_summary_counts_significant_sampler_biases(cli, tmp_path):
-    """With exact references, the summary line says how many runs have a sampler bias beyond 3 se.
-    At a fixed step of 1e-3 (≈ 5× the rule's), SGLD on w1² + w2² is twice its exact λ_nβ,γ (discretisation)."""
-    base = ["run", "--estimator", "sgld", "--case", "poly/w1^2+w2^2", "--db", tmp_path / "r.sqlite", "--quiet", *QUICK]
+    """With exact references, the summary line says how often ±2·se covers λ_nβ,γ and how many healthy
+    runs have a sampler bias beyond 3 se. At a fixed step of 5e-4 (≈ 2.5× the rule's), SGLD on w1² + w2²
+    reads +42 % of its exact λ_nβ,γ (discretisation); at 1e-3 λ̂ passes d and the run is unhealthy.
+    Four chains of 400 draws: two chains of 300 fall below the health rule's bulk ESS of 100."""
+    base = ["run", "--estimator", "sgld", "--case", "poly/w1^2+w2^2", "--db", tmp_path / "r.sqlite", "--quiet",
+            "--set", "steps=600", "--set", "burn_in=200", "--set", "chains=4"]
     out = cli(*base).stdout
-    assert "1 with a reference λ_nβ,γ: 0 with a sampler bias beyond 3 se" in out
-    hot = cli(*base, "--set", "step_size=0.001").stdout
-    assert "1 with a reference λ_nβ,γ: 1 with a sampler bias beyond 3 se (poly/w1^2+w2^2)" in hot
+    assert "1 healthy with a reference λ_nβ,γ: ±2·se covers it in 100%; 0 with a sampler bias beyond 3 se" in out
+    hot = cli(*base, "--set", "step_size=5e-4").stdout
+    assert ("1 healthy with a reference λ_nβ,γ: ±2·se covers it in 0%; 1 with a sampler bias beyond 3 se "
+            "(poly/w1^2+w2^2)") in hot
+    # a run the health rule rejects has no sampler bias to count (λ̂ 2.25 > d = 2 at this step)
+    wild = cli(*base, "--set", "step_size=0.001").stdout
+    assert "1 unhealthy" in wild and "with a reference λ_nβ,γ" not in wild
 
 
 def test_one_run_computes_the_truth_once(monkeypatch, tmp_path):

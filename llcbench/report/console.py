@@ -165,10 +165,14 @@ def run_summary(records: list[dict], db, skipped: list, torch_version: str) -> s
     if apart:
         summary += (f"\n{len(apart)} against a truth that is not computed ({', '.join(sorted({r['truth_kind'] for r in apart}))}; "
                     f"not in the median): {', '.join(r['case'] for r in apart[:4])}{', …' if len(apart) > 4 else ''}")
-    refd = [r for r in records if r.get("sampler_bias") is not None and r.get("sampler_bias_se")]
+    # only healthy runs: an unhealthy run's distance to the reference is no sampler bias
+    refd = [r for r in records if r.get("sampler_bias") is not None and r.get("sampler_bias_se")
+            and r.get("attribution") != "unhealthy"]
     if refd:
         sig = [r for r in refd if abs(r["sampler_bias"]) > Z * r["sampler_bias_se"]]
-        summary += (f"\n{len(refd)} with a reference λ_nβ,γ: {len(sig)} with a sampler bias beyond {Z:g} se"
+        covered = sum(abs(r["sampler_bias"]) <= 2 * r["sampler_bias_se"] for r in refd)
+        summary += (f"\n{len(refd)} healthy with a reference λ_nβ,γ: ±2·se covers it in {covered / len(refd):.0%}; "
+                    f"{len(sig)} with a sampler bias beyond {Z:g} se"
                     + (f" ({', '.join(r['case'] for r in sig[:4])}{', …' if len(sig) > 4 else ''})" if sig else ""))
     sick = [r for r in records if r.get("attribution") == "unhealthy"]
     if sick:

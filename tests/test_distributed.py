@@ -121,3 +121,18 @@ def test_executor_flags_are_one_line_errors(tmp_path, capsys, command, extra, sa
                  "--quiet", *extra]) == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_sweep_over_a_scale_tier_on_dask_gives_the_local_store(tmp_path, scheduler):
+    # two protocol teachers of the 1k tier (n = 10⁵ each, d = 2,436 and 1,437) at two localisations, a few
+    # hundred steps: the tier's own sampler settings apply on the workers as locally (same keys, same bits)
+    args = ["sweep", "--estimator", "sgld", "--suite", "scale-1k", "--case", "scale-1k/dln/38-28-49/00",
+            "--case", "scale-1k/dln/18-12-27/02", "--grid", "gamma=0.5,1", "--set", "steps=200",
+            "--set", "burn_in=100", "--set", "chains=2", "--quiet"]
+    assert main([*args, "--db", str(tmp_path / "local.sqlite")]) == 0
+    assert main([*args, "--db", str(tmp_path / "dask.sqlite"), "--executor", "dask", "--scheduler", scheduler]) == 0
+    a, b = stored(tmp_path / "local.sqlite"), stored(tmp_path / "dask.sqlite")
+    assert len(a) == 4 and a == b
+    with sqlite3.connect(tmp_path / "dask.sqlite") as con:
+        configs = [json.loads(c) for (c,) in con.execute("SELECT config FROM runs")]
+    assert {c["step_size"] for c in configs} == {5e-07} and {c["batch_size"] for c in configs} == {500}

@@ -59,3 +59,14 @@ def test_the_dln_default_run_is_still_spreading(cli, tmp_path, case, flagged):
     assert any(p.startswith("still spreading") for p in problems(rec)) is flagged
     if flagged:
         assert rec["attribution"] == "unhealthy"
+
+
+def test_the_ladder_is_as_spread_as_its_worst_rung():
+    from types import SimpleNamespace
+
+    from llcbench.estimators.ladder import _worst_spread
+
+    rungs = [SimpleNamespace(diagnostics={"spread_growth": g, "spread_growth_z": z}) for g, z in
+             [(0.02, 0.4), (0.6, 6.8), (0.3, 2.0)]]
+    assert _worst_spread(rungs) == {"spread_growth": 0.6, "spread_growth_z": 6.8}
+    assert _worst_spread([SimpleNamespace(diagnostics={})]) == {}

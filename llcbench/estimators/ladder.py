@@ -261,6 +261,7 @@ def estimate(target: Target, config: LadderConfig, seed: int, device: str = "cpu
         "divergent_chains": sorted({k * int(config.chains) + c for k, e in enumerate(ests)
                                     for c in e.diagnostics.get("divergent_chains") or []}),
         "chains_used": int(live.min()),
+        **_worst_spread(ests),
         "ladder_fit": {k: f[k] for k in ("lambda", "lambda_se", "m", "m_se", "slope", "offset", "chi2", "fit_dof",
                                          "birge", "t_factor", "m_resolved", "residuals", "cov")},
     }
@@ -284,3 +285,13 @@ SPEC = EstimatorSpec(
     name="ladder", config_cls=LadderConfig, estimate=estimate, supports=supports,
     summary="λ itself and its multiplicity m from a ladder of nβ on shared chains (sgld/rmsprop_sgld)",
 )
+
+
+def _worst_spread(ests: list) -> dict:
+    """The spread test (``trace.spread_growth``) of the rung whose chains grow the most beyond chance: every
+    rung starts at w*, and a ladder is no better equilibrated than its least equilibrated rung."""
+    rungs = [e.diagnostics for e in ests if e.diagnostics.get("spread_growth_z") is not None]
+    if not rungs:
+        return {}
+    worst = max(rungs, key=lambda d: d["spread_growth_z"])
+    return {"spread_growth": worst.get("spread_growth"), "spread_growth_z": worst["spread_growth_z"]}

@@ -165,3 +165,60 @@ def test_user_text_in_figures_is_never_math_text():
     ax.set_xlabel(HAT)  # the report's own labels stay math text (λ̂ with its hat)
     ax.legend()
     assert len(svg(fig)) > 1000
+
+
+# ---- the copies of a deep linear network's data a run holds (llcbench.families.dln.memory_terms)
+
+def test_dln_memory_terms_are_the_documented_copies():
+    """Each term written out from the docstring's formula (a term dropped or miscounted changes a number)."""
+    from llcbench.families.dln import memory_terms, run_data_bytes
+
+    n, k = 10**6, 200  # widths [200, 150, 200], noiseless: the product path, k = H_0
+    count = -(-n // 1024)  # 977 batches, each of >= 1023 rows >= k: an epoch plan
+    want = {"data": 8 * n * (200 + 200), "build": 8 * n * 200, "rule": 8 * n + 8 * 4096 * k,
+            "sampling copy": 4 * n * (200 + 200), "epoch moments": 8 * n + 4 * n * k + 3 * 4 * count * k * k}
+    assert memory_terms(n, [200, 150, 200], False, batch_size=1024, dtype="float32") == want
+    assert run_data_bytes(n, [200, 150, 200], False, batch_size=1024, dtype="float32") == 6_076_960_000
+    # noisy labels, float64 (no sampling copy), i.i.d. batches: count × b rows, k = H_0 + H_M
+    n, k, count = 500_000, 300, 1000
+    t = memory_terms(n, [150, 100, 150], True, batch_size=500, dtype="float64", batch_draw="iid")
+    assert t == {"data": 16 * n * 300, "build": 8 * n * 150, "rule": 8 * n + 8 * 4096 * k, "sampling copy": 0,
+                 "epoch moments": 8 * count * 500 + 8 * count * 500 * k + 3 * 8 * count * k * k}
+    assert run_data_bytes(n, [150, 100, 150], True, batch_size=500, dtype="float64", batch_draw="iid") == \
+        t["data"] + t["epoch moments"]
+    # labels layer by layer (a narrow first layer): x and the activations 60 + 30 wide at once
+    t = memory_terms(n, [1000, 20, 60, 30], False)
+    assert t["build"] == 8 * n * (1000 + 90) - t["data"] and t["epoch moments"] == 0  # full batch
+    # batches shorter than k: no epoch plan, one batch's rows per step
+    assert memory_terms(n, [200, 150, 200], False, batch_size=100, dtype="float32")["epoch moments"] == \
+        8 * n + 4 * 100 * 200
+
+
+def test_a_dln_run_beyond_the_memory_is_refused_by_its_config(write_toml, monkeypatch):
+    """The build alone fits; the run's float32 copy and epoch moments do not (before any data is drawn)."""
+    from llcbench.catalogue import case_dim
+    from llcbench.estimators import get_estimator
+    from llcbench.estimators.base import make_config
+    from llcbench.execute import _check_sizes
+    from llcbench.families.dln import memory_terms
+    from llcbench.runner import RunSpec
+
+    path = write_toml('[[case]]\nid = "m/big"\nfamily = "dln"\nwidths = [200, 150, 200]\nrank = 2\n'
+                      'n = 1000000\nseed = 1\n')
+    case = load_file(path)[0]
+    spec = get_estimator("sgld")
+    t = memory_terms(10**6, [200, 150, 200], False, batch_size=1024, dtype="float32")
+    build = t["data"] + t["build"] + 3 * 8 * case_dim(case)
+    # half of it: the build fits, and a full-batch float64 run (the data, its build, 16 MiB of chains and traces)
+    monkeypatch.setattr(limits, "available_memory", lambda: 2 * (build + 2**26))
+    _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, ["dtype=float64", "batch_size=1000000"]), 0)])
+    with pytest.raises(UserError) as err:
+        _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, []), 0)])
+    text = str(err.value)
+    assert text.startswith(f"{path}: case 'm/big': steps × chains = ") and "\n" not in text, text
+    assert "with its data (≈ 5.66 GiB at the run's peak)" in text and "--force-size" in text, text
+    limits.lift()
+    try:
+        _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, []), 0)])  # --force-size
+    finally:
+        limits.lift(False)

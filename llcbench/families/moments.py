@@ -31,7 +31,8 @@ import torch
 
 def residual_data(x: torch.Tensor, y: torch.Tensor, anchor_map: torch.Tensor) -> Optional[torch.Tensor]:
     """The rows z = [x | e] with e = y − T x, or None when e is identically zero (noiseless labels)."""
-    e = y - x @ anchor_map.T
+    e = x @ anchor_map.T
+    torch.sub(y, e, out=e)  # e = y − T x in place: one n × H_M block at a time, not two
     if not bool(e.any()):
         return None
     return torch.cat([x, e], dim=1)

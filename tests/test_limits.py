@@ -175,18 +175,19 @@ def test_dln_memory_terms_are_the_documented_copies():
 
     n, k = 10**6, 200  # widths [200, 150, 200], noiseless: the product path, k = H_0
     count = -(-n // 1024)  # 977 batches, each of >= 1023 rows >= k: an epoch plan
-    want = {"data": 8 * n * (200 + 200), "build": 8 * n * 200, "rule": 8 * n + 8 * 4096 * k,
-            "sampling copy": 4 * n * (200 + 200), "epoch moments": 8 * n + 4 * n * k + 3 * 4 * count * k * k}
+    want = {"data": 8 * n * (200 + 200), "build": 9 * n * 200, "rule": 8 * n + 8 * 4096 * k,
+            "sampling copy": 4 * n * (200 + 200), "epoch moments": 8 * n + 4 * n * k + 4 * count * k * k}
     assert memory_terms(n, [200, 150, 200], False, batch_size=1024, dtype="float32") == want
-    assert run_data_bytes(n, [200, 150, 200], False, batch_size=1024, dtype="float32") == 6_076_960_000
+    assert run_data_bytes(n, [200, 150, 200], False, batch_size=1024, dtype="float32") == 5_764_320_000
     # noisy labels, float64 (no sampling copy), i.i.d. batches: count × b rows, k = H_0 + H_M
     n, k, count = 500_000, 300, 1000
     t = memory_terms(n, [150, 100, 150], True, batch_size=500, dtype="float64", batch_draw="iid")
     assert t == {"data": 16 * n * 300, "build": 8 * n * 150, "rule": 8 * n + 8 * 4096 * k, "sampling copy": 0,
-                 "epoch moments": 8 * count * 500 + 8 * count * 500 * k + 3 * 8 * count * k * k}
+                 "epoch moments": 8 * count * 500 + 8 * count * 500 * k + 8 * count * k * k}
     assert run_data_bytes(n, [150, 100, 150], True, batch_size=500, dtype="float64", batch_draw="iid") == \
         t["data"] + t["epoch moments"]
-    # labels layer by layer (a narrow first layer): x and the activations 60 + 30 wide at once
+    # labels layer by layer (a narrow first layer): x and the activations 60 + 30 wide at once, more than
+    # x, y, e and its mask (1000 + 2·30 float64 and 30 bytes a row)
     t = memory_terms(n, [1000, 20, 60, 30], False)
     assert t["build"] == 8 * n * (1000 + 90) - t["data"] and t["epoch moments"] == 0  # full batch
     # batches shorter than k: no epoch plan, one batch's rows per step
@@ -216,7 +217,7 @@ def test_a_dln_run_beyond_the_memory_is_refused_by_its_config(write_toml, monkey
         _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, []), 0)])
     text = str(err.value)
     assert text.startswith(f"{path}: case 'm/big': steps × chains = ") and "\n" not in text, text
-    assert "with its data (≈ 5.66 GiB at the run's peak)" in text and "--force-size" in text, text
+    assert "with its data (≈ 5.37 GiB at the run's peak)" in text and "--force-size" in text, text
     limits.lift()
     try:
         _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, []), 0)])  # --force-size

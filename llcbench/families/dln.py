@@ -431,10 +431,11 @@ def memory_terms(n: int, widths: Sequence[int], noisy: bool, batch_size: Optiona
 
     - ``data``: x, y and [x | e] in float64 (:func:`data_bytes`), held by the target for the
       whole run;
-    - ``build``: beyond the data while it is built: the residual e = y − T x (n × H_M; and
-      with noisy labels the label noise before it), or the two widest consecutive hidden
-      activations n × (H_j + H_{j+1}) when the labels are computed layer by layer
-      (:func:`goes_through`);
+    - ``build``: the most the build holds beyond the data: the residual e = y − T x (n × H_M,
+      with its boolean mask e ≠ 0 while it is tested, n × H_M bytes, before [x | e] exists), or
+      the two widest consecutive activations n × (H_j + H_{j+1}) beside x when the labels are
+      computed layer by layer (:func:`goes_through`); the label noise (n × H_M) is held only
+      before e, as large;
     - ``rule``: the step-size rule's fixed subset (when n > ``hessian_points``): a permutation of
       all n indices (int64, freed at once), then the subset's rows (``hessian_points`` × k,
       float64); bounded by their sum;
@@ -442,10 +443,9 @@ def memory_terms(n: int, widths: Sequence[int], noisy: bool, batch_size: Optiona
       none in float64, where the run samples on the target itself);
     - ``epoch moments`` (minibatches, ``batch_size`` < n): while an epoch's batch moments are
       made, the index permutation (n' int64, n' = n for 'epoch' draws, count × b for 'iid'),
-      the gathered rows (n' × k) and three sets of the count = ceil(n / b) moment matrices
-      (count × k × k each): the previous epoch's, still referenced by the list and the last
-      batch, the new one's per batch length, and their concatenation. A target whose k
-      exceeds the batch length makes no epoch plan: then the permutation and one batch's rows.
+      the gathered rows (n' × k) and the count = ceil(n / b) moment matrices (count × k × k,
+      at most n' × k; the previous epoch's are released first). A target whose k exceeds the
+      batch length makes no epoch plan: then the permutation and one batch's rows.
 
     The loop's per-step batches (the trace, the heat's k minibatches, the Hessian subset) are
     at most a batch_size or hessian_points rows of k, below the epoch moments' n' rows. The
@@ -456,16 +456,19 @@ def memory_terms(n: int, widths: Sequence[int], noisy: bool, batch_size: Optiona
     s = DTYPE_BYTES[dtype]
     data = data_bytes(n, widths, noisy)
     hidden = [int(h) for h in widths[1:]]
-    # labels layer by layer: x and two consecutive activations, before y, e or [x | e] exist
-    forward = 8 * n * (h0 + max(a + b for a, b in zip(hidden, hidden[1:]))) if goes_through(widths, n) else 0
-    build = max(8 * n * hm, forward - data)  # e beside x, y (and [x | e]); ξ beside x, y before [x | e]
+    build = max(
+        # the labels layer by layer: x and two consecutive activations
+        8 * n * (h0 + max(a + b for a, b in zip(hidden, hidden[1:]))) if goes_through(widths, n) else 0,
+        8 * n * (h0 + 2 * hm) + n * hm,  # x, y, e and the boolean copy e ≠ 0 that e.any() reads
+        8 * n * (2 * h0 + 3 * hm) if noisy else 0,  # x, y, e and [x | e]
+    ) - data
     rule = 8 * n + 8 * int(hessian_points) * k if n > hessian_points else 0
     copy = data // 2 if s == 4 else 0
     epoch = 0
     if batch_size is not None and 0 < batch_size < n:
         count = -(-n // batch_size)
         rows = n if batch_draw == "epoch" else count * batch_size
-        epoch = 8 * rows + (s * rows * k + 3 * s * count * k * k if k <= rows // count else s * batch_size * k)
+        epoch = 8 * rows + (s * rows * k + s * count * k * k if k <= rows // count else s * batch_size * k)
     return {"data": data, "build": build, "rule": rule, "sampling copy": copy, "epoch moments": epoch}
 
 

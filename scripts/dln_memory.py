@@ -4,8 +4,8 @@ Runs one DLN case per size in a fresh subprocess (``llcbench run``, a short
 SG-MCMC run) and reads its peak resident set (``ru_maxrss``, and VmRSS polled
 every 5 ms) less the resident set after the same run at a tiny n (the
 interpreter, torch and the libraries loaded): the memory the data cost,
-printed beside ``llcbench.families.dln.run_data_bytes`` (the bound) and the
-data alone (``data_bytes``: x, y and [x | e] in float64).
+printed beside the size check's need (``llcbench.families.dln.run_data_bytes``
+plus ``llcbench.limits.run_size_bytes``: the bound) and the data alone (``data_bytes``: x, y and [x | e] in float64).
 
     python scripts/dln_memory.py                      # the default sizes
     python scripts/dln_memory.py --tree /other/checkout --size 200000:200,150,200
@@ -85,7 +85,13 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from llcbench import __version__
-    from llcbench.families.dln import data_bytes, memory_terms, run_data_bytes
+    from llcbench.estimators import get_estimator
+    from llcbench.estimators.base import make_config
+    from llcbench.families.dln import data_bytes, dln_dim, memory_terms, run_data_bytes
+    from llcbench.limits import run_size_bytes
+
+    spec = get_estimator("sgld")
+    config = make_config(spec.config_cls, [RUN[i + 1] for i, a in enumerate(RUN) if a == "--set"])
 
     print(f"# llcbench {__version__} ({args.tree}), {platform.machine()}, {os.cpu_count()} cores; "
           "sgld, steps=300, burn_in=100, batch 1024, float32, 1 thread")
@@ -98,10 +104,12 @@ def main(argv=None) -> None:
             n, widths = int(parts[0]), [int(h) for h in parts[1].split(",")]
             noise = float(parts[2]) if len(parts) > 2 else 0.0
             grown, polled = growth(args.tree, n, widths, noise, work)
-            bound = run_data_bytes(n, widths, noise > 0, batch_size=1024, dtype="float32")
+            # the check's need: the data's copies and the chains' copies and traces
+            bound = (run_data_bytes(n, widths, noise > 0, batch_size=config.batch_size, dtype=config.dtype)
+                     + run_size_bytes(config, dln_dim(widths)))
             terms = memory_terms(n, widths, noise > 0, batch_size=1024, dtype="float32")
-            print(f"| {n:,} | {widths} | {noise:g} | {grown / GIB:.2f} | {polled / GIB:.2f} | {bound / GIB:.2f} | "
-                  f"{data_bytes(n, widths, noise > 0) / GIB:.2f} | {grown / bound:.2f} |", flush=True)
+            print(f"| {n:,} | {widths} | {noise:g} | {grown / GIB:.3f} | {polled / GIB:.3f} | {bound / GIB:.3f} | "
+                  f"{data_bytes(n, widths, noise > 0) / GIB:.3f} | {grown / bound:.3f} |", flush=True)
             print("#   " + ", ".join(f"{k} {v / GIB:.2f}" for k, v in terms.items()), flush=True)
 
 

@@ -408,10 +408,10 @@ def case_dim(case: Case) -> int:
     return FAMILIES[case.family].dim(case.params)
 
 
-def case_run_data_bytes(case: Case, config) -> int:
-    """Bytes of the copies of the case's data a run under ``config`` holds at its peak (0 where its
-    family does not count them), without building data."""
-    return FAMILIES[case.family].run_data_bytes(case, config)
+def case_run_data_bytes(case: Case, config, device: str = "cpu") -> int:
+    """Bytes of the copies of the case's data a run under ``config`` on ``device`` holds in host memory
+    at its peak (0 where its family does not count them), without building data."""
+    return FAMILIES[case.family].run_data_bytes(case, config, device)
 
 
 def build_target(case: Case) -> Target:

@@ -60,9 +60,10 @@ class Family(ABC):
     def dim(self, params: dict) -> int:
         """Number of parameters d, without building data."""
 
-    def run_data_bytes(self, case, config) -> int:
-        """Bytes of the copies of the case's data a run under ``config`` holds at its peak, where the
-        family counts them (checked before any run with the traces, ``limits.check_run_size``); 0: not counted."""
+    def run_data_bytes(self, case, config, device: str = "cpu") -> int:
+        """Bytes of the copies of the case's data a run under ``config`` on ``device`` holds in host
+        memory at its peak, where the family counts them (checked before any run with the traces,
+        ``limits.check_run_size``); 0: not counted."""
         return 0
 
     @abstractmethod

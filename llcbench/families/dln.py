@@ -497,10 +497,15 @@ def check_data_memory(case, widths: Sequence[int], noisy: bool) -> None:
                         "really mean it)")
 
 
-def config_data_bytes(case, widths: Sequence[int], default_noise: float, config) -> int:
+def config_data_bytes(case, widths: Sequence[int], default_noise: float, config, device: str = "cpu") -> int:
     """:func:`run_data_bytes` of a case under an estimator's config: its batch_size (runs without
-    one, or with batch_size >= n, use the full data), dtype (float64 unless it says) and batch_draw."""
+    one, or with batch_size >= n, use the full data), dtype (float64 unless it says) and batch_draw.
+    On another device than the CPU the run's copies are made there: the host holds the data and
+    their build."""
     n = int(case.n)
+    if device != "cpu":
+        t = memory_terms(n, widths, _sigma(case, default_noise)[0] > 0)
+        return t["data"] + t["build"]
     batch = getattr(config, "batch_size", None)
     dtype = getattr(config, "dtype", "float64")
     return run_data_bytes(n, widths, _sigma(case, default_noise)[0] > 0,
@@ -665,8 +670,8 @@ class DLNFamily(Family):
     def dim(self, params: dict) -> int:
         return dln_dim(self._spec(params)[0])
 
-    def run_data_bytes(self, case, config) -> int:
-        return config_data_bytes(case, self._spec(case.params)[0], self.default_noise_std, config)
+    def run_data_bytes(self, case, config, device: str = "cpu") -> int:
+        return config_data_bytes(case, self._spec(case.params)[0], self.default_noise_std, config, device)
 
     def truth(self, params: dict) -> Truth:
         widths, r, variant = self._spec(params)

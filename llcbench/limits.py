@@ -35,7 +35,7 @@ SEED_LIMIT = 2**63  # seeds are 0 <= seed < 2**63: torch and numpy take them as 
 # the chains' parameter copies (float32: position, gradient, noise, state), against the memory available
 TRACE_BYTES_PER_STEP = 16
 PARAM_BYTES_PER_COORD = 4 * 8
-MEMORY_FRACTION = 0.5  # of the memory available now: the rest is the process, torch and the data
+MEMORY_FRACTION = 0.5  # of the memory available now: the rest is the process, torch and data no family counts
 
 _lifted = False
 

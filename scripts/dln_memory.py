@@ -70,7 +70,8 @@ def growth(tree: Path, n: int, widths: list[int], noise: float, work: Path) -> t
     case.write_text(case_text(n, widths, noise))
     env = dict(os.environ, PYTHONPATH=str(tree))
     args = [sys.executable, "-c", CHILD, str(tiny), str(case), *RUN, "--db", str(work / "s.sqlite")]
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    # cwd: the scratch folder, so that `python -c` (the current folder first on sys.path) imports the tree's llcbench
+    proc = subprocess.run(args, env=env, cwd=work, capture_output=True, text=True, check=False)
     out = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not out or json.loads(out[-1])["rc"] != 0:
         raise SystemExit(f"the run failed:\n{proc.stderr[-2000:]}")

@@ -265,8 +265,8 @@ def test_a_dln_run_stays_within_its_memory_bound(write_toml):
     text = '[[case]]\nid = "m/{n}"\nfamily = "dln"\nwidths = [200, 150, 200]\nrank = 100\nn = {n}\nseed = 1\n'
     tiny, case = write_toml(text.format(n=2000), "tiny.toml"), write_toml(text.format(n=n), "case.toml")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(tiny), str(case)], env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(tiny), str(case)], env=env, cwd=case.parent,
+                          capture_output=True, text=True, timeout=300, check=False)  # cwd: not another llcbench
     assert proc.returncode == 0, proc.stderr[-2000:]
     grown = json.loads(proc.stdout.strip().splitlines()[-1])["grown"]
     config = make_config(get_estimator("sgld").config_cls, ["steps=200", "burn_in=100"])

@@ -408,6 +408,12 @@ def case_dim(case: Case) -> int:
     return FAMILIES[case.family].dim(case.params)
 
 
+def case_run_data_bytes(case: Case, config, device: str = "cpu") -> int:
+    """Bytes of the copies of the case's data a run under ``config`` on ``device`` holds in host memory
+    at its peak (0 where its family does not count them), without building data."""
+    return FAMILIES[case.family].run_data_bytes(case, config, device)
+
+
 def build_target(case: Case) -> Target:
     """Build the target of a case (generates its data from ``case.seed``); truth cross-checked."""
     truth = case_truth(case)

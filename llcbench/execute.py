@@ -111,7 +111,7 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
     serial = executor == "local" and jobs <= 1
     threads = torch.get_num_threads()
     specs = list(specs)
-    _check_sizes(specs)
+    _check_sizes(specs, device)
     if executor == "dask":
         check_scheduler_address(scheduler)  # before any run is computed here
     todo = []
@@ -145,9 +145,10 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
                 store.put(record)
                 yield record, False
 
-def _check_sizes(specs: list[RunSpec]) -> None:
-    """Refuse, before anything runs, a run whose traces would not fit in memory (docs/limits.md)."""
-    from .catalogue import case_dim
+def _check_sizes(specs: list[RunSpec], device: str = "cpu") -> None:
+    """Refuse, before anything runs, a run whose traces and copies of its data would not fit in memory
+    (docs/limits.md)."""
+    from .catalogue import case_dim, case_run_data_bytes
     from .estimators.base import config_dict
     from .limits import check_run_size
 
@@ -156,7 +157,8 @@ def _check_sizes(specs: list[RunSpec]) -> None:
         what = (s.case.key(), json.dumps(config_dict(s.config), sort_keys=True, default=str))
         if what not in seen:
             seen.add(what)
-            check_run_size(s.config, case_dim(s.case), f"case '{s.case.id}'")
+            check_run_size(s.config, case_dim(s.case), f"{s.case.file}: case '{s.case.id}'",
+                           data_bytes=case_run_data_bytes(s.case, s.config, device))
 
 
 _ADDRESS = re.compile(r"(?:(tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})/?")

@@ -35,7 +35,7 @@ SEED_LIMIT = 2**63  # seeds are 0 <= seed < 2**63: torch and numpy take them as 
 # the chains' parameter copies (float32: position, gradient, noise, state), against the memory available
 TRACE_BYTES_PER_STEP = 16
 PARAM_BYTES_PER_COORD = 4 * 8
-MEMORY_FRACTION = 0.5  # of the memory available now: the rest is the process, torch and the data
+MEMORY_FRACTION = 0.5  # of the memory available now: the rest is the process, torch and data no family counts
 
 _lifted = False
 
@@ -79,17 +79,26 @@ def available_memory() -> Optional[int]:
 _STEP_FIELDS = ("steps", "warmup", "samples", "num_samples", "draws")
 
 
-def check_run_size(config: Any, dim: int, where: str) -> None:
-    """Refuse a run whose traces and chain copies would not fit the memory available (estimated from
-    its config's steps × chains and the case's d) before it allocates anything."""
+def run_size_bytes(config: Any, dim: int) -> int:
+    """Bytes of a run's traces and chain copies, from its config's steps × chains and the case's d."""
+    chains = _int_field(config, "chains", 1)
+    steps = sum(_int_field(config, name, 0) for name in _STEP_FIELDS)
+    return chains * (steps * TRACE_BYTES_PER_STEP + dim * PARAM_BYTES_PER_COORD)
+
+
+def check_run_size(config: Any, dim: int, where: str, data_bytes: int = 0) -> None:
+    """Refuse a run whose traces and chain copies (:func:`run_size_bytes`), plus ``data_bytes`` (the
+    copies of the case's data the run holds at its peak, where the family counts them), would not
+    fit the memory available, before it allocates anything."""
     if not enforced():
         return
     chains = _int_field(config, "chains", 1)
     steps = sum(_int_field(config, name, 0) for name in _STEP_FIELDS)
-    need = chains * (steps * TRACE_BYTES_PER_STEP + dim * PARAM_BYTES_PER_COORD)
+    need = run_size_bytes(config, dim) + data_bytes
     free = available_memory()
     if free is not None and need > MEMORY_FRACTION * free:
-        raise UserError(f"{where}: steps × chains = {steps:,} × {chains:,} on d = {dim:,} needs "
+        data = f" with its data (≈ {data_bytes / 2**30:.3g} GiB at the run's peak)" if data_bytes else ""
+        raise UserError(f"{where}: steps × chains = {steps:,} × {chains:,} on d = {dim:,}{data} needs "
                         f"≈ {need / 2**30:.3g} GiB, "
                         f"more than half the memory available ({free / 2**30:.3g} GiB) (docs/limits.md; "
                         "--force-size if you really mean it)")

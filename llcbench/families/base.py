@@ -60,6 +60,12 @@ class Family(ABC):
     def dim(self, params: dict) -> int:
         """Number of parameters d, without building data."""
 
+    def run_data_bytes(self, case, config, device: str = "cpu") -> int:
+        """Bytes of the copies of the case's data a run under ``config`` on ``device`` holds in host
+        memory at its peak, where the family counts them (checked before any run with the traces,
+        ``limits.check_run_size``); 0: not counted."""
+        return 0
+
     @abstractmethod
     def truth(self, params: dict) -> Truth:
         """(λ, m, kind, source) at this case's anchor, exact; raises TruthError if it cannot."""

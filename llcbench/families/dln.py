@@ -107,18 +107,23 @@ def product_matrix(w: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
     return p
 
 
+def goes_through(widths: Sequence[int], b: int) -> bool:
+    """Whether :func:`forward` on b rows goes layer by layer through the batch (fewer
+    multiplications than forming the product matrix first)."""
+    shapes = layer_shapes(widths)
+    h0, hm = int(widths[0]), int(widths[-1])
+    cost_through = b * sum(r * c for r, c in shapes)
+    cost_product = sum(r * c * h0 for r, c in shapes[1:]) + b * h0 * hm
+    return not cost_product < cost_through
+
+
 def forward(w: torch.Tensor, widths: Sequence[int], x: torch.Tensor) -> torch.Tensor:
     """f_w(x) for every chain: w (chains, dim), x (batch, H_0) -> (chains, batch, H_M).
 
     Takes whichever order of products needs fewer multiplications: layer by
     layer through the batch, or the product matrix first.
     """
-    shapes = layer_shapes(widths)
-    b = x.shape[0]
-    h0, hm = int(widths[0]), int(widths[-1])
-    cost_through = b * sum(r * c for r, c in shapes)
-    cost_product = sum(r * c * h0 for r, c in shapes[1:]) + b * h0 * hm
-    if cost_product < cost_through:
+    if not goes_through(widths, x.shape[0]):
         p = product_matrix(w, widths)  # (chains, H_M, H_0)
         return torch.matmul(x, p.transpose(1, 2))  # (chains, batch, H_M)
     layers = unflatten(w, widths)
@@ -415,18 +420,99 @@ def data_bytes(n: int, widths: Sequence[int], noisy: bool) -> int:
     return 8 * n * (h0 + hm + ((h0 + hm) if noisy else 0))
 
 
+DTYPE_BYTES = {"float32": 4, "float64": 8}
+
+
+def memory_terms(n: int, widths: Sequence[int], noisy: bool, batch_size: Optional[int] = None,
+                 dtype: str = "float64", batch_draw: str = "epoch", hessian_points: int = 4096) -> dict:
+    """Bytes of the copies of the data a DLN run holds, by term (read off ``build_dln_target``,
+    the SG-MCMC driver and ``moments.epoch_moments``); k = H_0 (+ H_M with noisy labels), the
+    width of the rows a batch moment is taken of, s = 4 or 8 bytes for ``dtype``.
+
+    - ``data``: x, y and [x | e] in float64 (:func:`data_bytes`), held by the target for the
+      whole run;
+    - ``build``: the most the build holds beyond the data: the residual e = y − T x (n × H_M,
+      with its boolean mask e ≠ 0 while it is tested, n × H_M bytes, before [x | e] exists), or
+      the two widest consecutive activations n × (H_j + H_{j+1}) beside x when the labels are
+      computed layer by layer (:func:`goes_through`); the label noise (n × H_M) is held only
+      before e, as large;
+    - ``rule``: the step-size rule's fixed subset (when n > ``hessian_points``): a permutation of
+      all n indices (int64, freed at once), then the subset's rows (``hessian_points`` × k,
+      float64); bounded by their sum;
+    - ``sampling copy``: the run's own copy of the data in float32 (x, y, [x | e] at 4 bytes;
+      none in float64, where the run samples on the target itself);
+    - ``epoch moments`` (minibatches, ``batch_size`` < n): while an epoch's batch moments are
+      made, the index permutation (n' int64, n' = n for 'epoch' draws, count × b for 'iid'),
+      the gathered rows (n' × k) and the count = ceil(n / b) moment matrices (count × k × k,
+      at most n' × k; the previous epoch's are released first). A target whose k exceeds the
+      batch length makes no epoch plan: then the permutation and one batch's rows.
+
+    The loop's per-step batches (the trace, the heat's k minibatches, the Hessian subset) are
+    at most a batch_size or hessian_points rows of k, below the epoch moments' n' rows. The
+    chains' copies and the traces are :func:`llcbench.limits.run_size_bytes`.
+    """
+    h0, hm = int(widths[0]), int(widths[-1])
+    k = h0 + hm if noisy else h0
+    s = DTYPE_BYTES[dtype]
+    data = data_bytes(n, widths, noisy)
+    hidden = [int(h) for h in widths[1:]]
+    build = max(
+        # the labels layer by layer: x and two consecutive activations
+        8 * n * (h0 + max(a + b for a, b in zip(hidden, hidden[1:]))) if goes_through(widths, n) else 0,
+        8 * n * (h0 + 2 * hm) + n * hm,  # x, y, e and the boolean copy e ≠ 0 that e.any() reads
+        8 * n * (2 * h0 + 3 * hm) if noisy else 0,  # x, y, e and [x | e]
+    ) - data
+    rule = 8 * n + 8 * int(hessian_points) * k if n > hessian_points else 0
+    copy = data // 2 if s == 4 else 0
+    epoch = 0
+    if batch_size is not None and 0 < batch_size < n:
+        count = -(-n // batch_size)
+        rows = n if batch_draw == "epoch" else count * batch_size
+        epoch = 8 * rows + (s * rows * k + s * count * k * k if k <= rows // count else s * batch_size * k)
+    return {"data": data, "build": build, "rule": rule, "sampling copy": copy, "epoch moments": epoch}
+
+
+def run_data_bytes(n: int, widths: Sequence[int], noisy: bool, batch_size: Optional[int] = None,
+                   dtype: str = "float64", batch_draw: str = "epoch", hessian_points: int = 4096) -> int:
+    """The peak of :func:`memory_terms`: data + the largest of build, rule and sampling copy +
+    epoch moments (the build's transients are gone before the rule runs, and the rule's before
+    the sampling copy is made). ``batch_size`` None: full-batch (no epoch moments)."""
+    t = memory_terms(n, widths, noisy, batch_size, dtype, batch_draw, hessian_points)
+    return t["data"] + max(t["build"], t["rule"], t["sampling copy"] + t["epoch moments"])
+
+
 def check_data_memory(case, widths: Sequence[int], noisy: bool) -> None:
-    """Refuse, before allocating, data that would not fit in half the memory available."""
+    """Refuse, before allocating, a build whose data (and their transients) would not fit in half
+    the memory available. A run's own copies are checked with its config (:func:`config_data_bytes`)."""
     from .. import limits
     from ..errors import UserError
 
-    need = data_bytes(int(case.n), widths, noisy) + 8 * 3 * dln_dim(widths)
+    t = memory_terms(int(case.n), widths, noisy)
+    need = t["data"] + t["build"] + 8 * 3 * dln_dim(widths)
     free = limits.available_memory()
     if limits.enforced() and free is not None and need > limits.MEMORY_FRACTION * free:
         raise UserError(f"{case.file}: case '{case.id}': n = {case.n:,} data points at widths H_0 = {widths[0]}, "
                         f"H_M = {widths[-1]} and d = {dln_dim(widths):,} need ≈ {need / 2**30:.3g} GiB, more than half "
                         f"the memory available ({free / 2**30:.3g} GiB) (docs/limits.md; --force-size if you "
                         "really mean it)")
+
+
+def config_data_bytes(case, widths: Sequence[int], default_noise: float, config, device: str = "cpu") -> int:
+    """:func:`run_data_bytes` of a case under an estimator's config: its batch_size (runs without
+    one, or with batch_size >= n, use the full data), dtype (float64 unless it says) and batch_draw.
+    On another device than the CPU the run's copies are made there: the host holds the data and
+    their build."""
+    n = int(case.n)
+    if device != "cpu":
+        t = memory_terms(n, widths, _sigma(case, default_noise)[0] > 0)
+        return t["data"] + t["build"]
+    batch = getattr(config, "batch_size", None)
+    dtype = getattr(config, "dtype", "float64")
+    return run_data_bytes(n, widths, _sigma(case, default_noise)[0] > 0,
+                          batch_size=batch if isinstance(batch, int) and not isinstance(batch, bool) else None,
+                          dtype=dtype if dtype in DTYPE_BYTES else "float32",
+                          batch_draw=getattr(config, "batch_draw", "epoch"),
+                          hessian_points=int(getattr(config, "hessian_points", 4096) or 4096))
 
 
 def build_dln_target(case, family: str, widths: Sequence[int], r: int, variant: str, truth: Truth,
@@ -453,9 +539,9 @@ def build_dln_target(case, family: str, widths: Sequence[int], r: int, variant: 
         x = torch.rand(n, widths[0], generator=gen, dtype=torch.float64).mul_(2 * UNIFORM_BOUND).sub_(UNIFORM_BOUND)
     else:
         x = torch.randn(n, widths[0], generator=gen, dtype=torch.float64)
-    f = forward(w_star[None], widths, x)[0]
-    # noiseless: y = f exactly, without drawing (and holding) an n × H_M block of zeros' worth of noise
-    y = f + noise * torch.randn(n, widths[-1], generator=gen, dtype=torch.float64) if noise > 0 else f
+    y = forward(w_star[None], widths, x)[0]
+    if noise > 0:  # in place (the same numbers as f + noise·ξ): one n × H_M block less at the peak
+        y.add_(torch.randn(n, widths[-1], generator=gen, dtype=torch.float64).mul_(noise))
     teacher = product_matrix(w_star[None], widths)[0]
     z = moments.residual_data(x, y, teacher)
     return DLNTarget(
@@ -583,6 +669,9 @@ class DLNFamily(Family):
 
     def dim(self, params: dict) -> int:
         return dln_dim(self._spec(params)[0])
+
+    def run_data_bytes(self, case, config, device: str = "cpu") -> int:
+        return config_data_bytes(case, self._spec(case.params)[0], self.default_noise_std, config, device)
 
     def truth(self, params: dict) -> Truth:
         widths, r, variant = self._spec(params)

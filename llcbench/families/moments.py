@@ -31,7 +31,8 @@ import torch
 
 def residual_data(x: torch.Tensor, y: torch.Tensor, anchor_map: torch.Tensor) -> Optional[torch.Tensor]:
     """The rows z = [x | e] with e = y − T x, or None when e is identically zero (noiseless labels)."""
-    e = y - x @ anchor_map.T
+    e = x @ anchor_map.T
+    torch.sub(y, e, out=e)  # e = y − T x in place: one n × H_M block at a time, not two
     if not bool(e.any()):
         return None
     return torch.cat([x, e], dim=1)
@@ -74,12 +75,14 @@ def epoch_moments(x: torch.Tensor, z: Optional[torch.Tensor], perm: torch.Tensor
     if size < 1 or k > size:
         return None
     data = rows.index_select(0, perm)
-    parts = []
+    plan = torch.empty(count, k, k, dtype=rows.dtype, device=rows.device)  # written in place, not concatenated
+    done = 0
     for start, num, length in ((0, longer, size + 1), (longer * (size + 1), count - longer, size)):
         if num:
             block = data[start:start + num * length].view(num, length, k)
-            parts.append(torch.bmm(block.transpose(1, 2), block).div_(length))
-    return [BatchMoments(m) for m in torch.cat(parts).unbind(0)]
+            torch.bmm(block.transpose(1, 2), block, out=plan[done:done + num]).div_(length)
+            done += num
+    return [BatchMoments(m) for m in plan.unbind(0)]
 
 
 def _blocks(m: torch.Tensor, h0: int):

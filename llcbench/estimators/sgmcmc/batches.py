@@ -46,6 +46,7 @@ class EpochBatches:
         self._pos = 0
 
     def _new_epoch(self) -> None:
+        self._batches = []  # the previous epoch's plan goes before the next one is made (memory_terms in dln.py)
         perm = torch.randperm(self.num_data, generator=self.generator, device=self.device)
         self._batches = self.plan(perm, self.per_epoch)
         self._pos = 0
@@ -75,6 +76,7 @@ class IIDBatches(EpochBatches):
         self.batch_size = int(batch_size)
 
     def _new_epoch(self) -> None:
+        self._batches = []
         idx = torch.randint(self.num_data, (self.per_epoch * self.batch_size,), generator=self.generator,
                             device=self.device)
         self._batches = self.plan(idx, self.per_epoch)  # equal slices of batch_size each

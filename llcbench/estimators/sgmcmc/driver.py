@@ -311,8 +311,8 @@ def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]], st
                 _adapt(run, t)
             if t == burn_in:
                 sampler.on_burn_in_end(state, ctx)
-            idx = run.batches.next() if run.batches is not None else None
-            g, values = _evaluate(run, idx)
+            # the batch is not kept past the step: it would hold its epoch's plan while the next is made
+            g, values = _evaluate(run, run.batches.next() if run.batches is not None else None)
             trace.record(values)  # copied into the trace buffer in one kernel at the next check
             if run.per_sample is not None and run.per_sample.due(t):
                 run.per_sample.record(w)  # the same w_t as the trace value

@@ -96,7 +96,8 @@ def _subset(target: Target, points: int, device) -> Optional[torch.Tensor]:
     if target.num_data <= points:
         return None
     g = torch.Generator().manual_seed(0)
-    return torch.randperm(target.num_data, generator=g)[:points].to(device)
+    # a copy of the first points: a slice would keep all n int64 indices alive for the whole run
+    return torch.randperm(target.num_data, generator=g)[:points].clone().to(device)
 
 
 def top_hessian_eigenvalues(target: Target, w: torch.Tensor, idx: Optional[torch.Tensor], iters: int,

@@ -111,7 +111,8 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
     serial = executor == "local" and jobs <= 1
     threads = torch.get_num_threads()
     specs = list(specs)
-    _check_sizes(specs, device)
+    # worker processes on this machine hold their runs at once; Dask's workers are other machines' memory
+    _check_sizes(specs, device, at_once=min(jobs, len(specs)) if executor == "local" else 1)
     if executor == "dask":
         check_scheduler_address(scheduler)  # before any run is computed here
     todo = []
@@ -145,7 +146,7 @@ def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force
                 store.put(record)
                 yield record, False
 
-def _check_sizes(specs: list[RunSpec], device: str = "cpu") -> None:
+def _check_sizes(specs: list[RunSpec], device: str = "cpu", at_once: int = 1) -> None:
     """Refuse, before anything runs, a run whose traces and copies of its data would not fit in memory
     (docs/limits.md)."""
     from .catalogue import case_dim, case_run_data_bytes
@@ -158,7 +159,7 @@ def _check_sizes(specs: list[RunSpec], device: str = "cpu") -> None:
         if what not in seen:
             seen.add(what)
             check_run_size(s.config, case_dim(s.case), f"{s.case.file}: case '{s.case.id}'",
-                           data_bytes=case_run_data_bytes(s.case, s.config, device))
+                           data_bytes=case_run_data_bytes(s.case, s.config, device), at_once=at_once)
 
 
 _ADDRESS = re.compile(r"(?:(tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})/?")

@@ -36,6 +36,9 @@ SEED_LIMIT = 2**63  # seeds are 0 <= seed < 2**63: torch and numpy take them as 
 TRACE_BYTES_PER_STEP = 16
 PARAM_BYTES_PER_COORD = 4 * 8
 MEMORY_FRACTION = 0.5  # of the memory available now: the rest is the process, torch and data no family counts
+# a run's check counts its traces, chains and (where the family counts them) every copy of its data — measured
+# peaks within 3 % of it (docs/limits.md) — so it may take more of what is available, times the runs at once
+RUN_MEMORY_FRACTION = 0.8
 
 _lifted = False
 
@@ -86,22 +89,24 @@ def run_size_bytes(config: Any, dim: int) -> int:
     return chains * (steps * TRACE_BYTES_PER_STEP + dim * PARAM_BYTES_PER_COORD)
 
 
-def check_run_size(config: Any, dim: int, where: str, data_bytes: int = 0) -> None:
+def check_run_size(config: Any, dim: int, where: str, data_bytes: int = 0, at_once: int = 1) -> None:
     """Refuse a run whose traces and chain copies (:func:`run_size_bytes`), plus ``data_bytes`` (the
     copies of the case's data the run holds at its peak, where the family counts them), would not
-    fit the memory available, before it allocates anything."""
+    fit in RUN_MEMORY_FRACTION of the memory available, ``at_once`` such runs side by side (the
+    worker processes of this machine), before it allocates anything."""
     if not enforced():
         return
     chains = _int_field(config, "chains", 1)
     steps = sum(_int_field(config, name, 0) for name in _STEP_FIELDS)
-    need = run_size_bytes(config, dim) + data_bytes
+    need = (run_size_bytes(config, dim) + data_bytes) * max(1, int(at_once))
     free = available_memory()
-    if free is not None and need > MEMORY_FRACTION * free:
+    if free is not None and need > RUN_MEMORY_FRACTION * free:
         data = f" with its data (≈ {data_bytes / 2**30:.3g} GiB at the run's peak)" if data_bytes else ""
-        raise UserError(f"{where}: steps × chains = {steps:,} × {chains:,} on d = {dim:,}{data} needs "
+        jobs = f", {at_once} runs at once," if at_once > 1 else ""
+        raise UserError(f"{where}: steps × chains = {steps:,} × {chains:,} on d = {dim:,}{data}{jobs} needs "
                         f"≈ {need / 2**30:.3g} GiB, "
-                        f"more than half the memory available ({free / 2**30:.3g} GiB) (docs/limits.md; "
-                        "--force-size if you really mean it)")
+                        f"more than {RUN_MEMORY_FRACTION:.0%} of the memory available ({free / 2**30:.3g} GiB) "
+                        "(docs/limits.md; fewer --jobs, or --force-size if you really mean it)")
 
 
 def _int_field(config: Any, name: str, default: int) -> int:

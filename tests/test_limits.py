@@ -41,6 +41,8 @@ def _one_line(capsys, argv, status=2) -> str:
     ("+".join(f"w{i}**2" for i in range(1, 200)), "the number of variables"),
 ])
 def test_truth_refuses_a_polynomial_beyond_the_limits_at_once(capsys, expr, words):
+    assert main(["truth", "w1**2"]) == 0  # the command's first call imports sympy's parser: start-up, not the check
+    capsys.readouterr()
     started = time.monotonic()
     err = _one_line(capsys, ["truth", expr])
     # the refusal is decided from bounds on the unexpanded expression: well under a second here
@@ -205,7 +207,7 @@ def test_a_dln_run_beyond_the_memory_is_refused_by_its_config(write_toml, monkey
     from llcbench.estimators import get_estimator
     from llcbench.estimators.base import make_config
     from llcbench.execute import _check_sizes
-    from llcbench.families.dln import memory_terms
+    from llcbench.families.dln import memory_terms, run_data_bytes
     from llcbench.runner import RunSpec
 
     path = write_toml('[[case]]\nid = "m/big"\nfamily = "dln"\nwidths = [200, 150, 200]\nrank = 2\n'
@@ -214,15 +216,26 @@ def test_a_dln_run_beyond_the_memory_is_refused_by_its_config(write_toml, monkey
     spec = get_estimator("sgld")
     t = memory_terms(10**6, [200, 150, 200], False, batch_size=1024, dtype="float32")
     build = t["data"] + t["build"] + 3 * 8 * case_dim(case)
-    # half of it: the build fits, and a full-batch float64 run (the data, its build, 16 MiB of chains and traces)
+    default = [RunSpec(case, spec, make_config(spec.config_cls, []), 0)]
+    run_need = limits.run_size_bytes(default[0].config, case_dim(case)) + run_data_bytes(
+        10**6, [200, 150, 200], False, batch_size=1024, dtype="float32")
+    # twice the build: the build fits, and so do a full-batch float64 run and the default float32 run alone
     monkeypatch.setattr(limits, "available_memory", lambda: 2 * (build + 2**26))
     _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, ["dtype=float64", "batch_size=1000000"]), 0)])
+    _check_sizes(default)
+    # two worker processes hold two such runs at once: 2 × 5.37 GiB is more than 80 % of 2 × the build
     with pytest.raises(UserError) as err:
-        _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, []), 0)])
+        _check_sizes(default, at_once=2)
     text = str(err.value)
     assert text.startswith(f"{path}: case 'm/big': steps × chains = ") and "\n" not in text, text
-    assert "with its data (≈ 5.37 GiB at the run's peak)" in text and "--force-size" in text, text
-    _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, []), 0)], "cuda")  # its copies on the GPU
+    assert "with its data (≈ 5.37 GiB at the run's peak), 2 runs at once," in text and "--force-size" in text, text
+    # the bar is 80 % of what is available
+    monkeypatch.setattr(limits, "available_memory", lambda: int(run_need / 0.79))
+    _check_sizes(default)
+    monkeypatch.setattr(limits, "available_memory", lambda: int(run_need / 0.81))
+    with pytest.raises(UserError):
+        _check_sizes(default)
+    _check_sizes(default, "cuda")  # its copies on the GPU
     limits.lift()
     try:
         _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, []), 0)])  # --force-size

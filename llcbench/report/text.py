@@ -82,8 +82,8 @@ EXPLAIN = {
              "are kept out of every bias, ordering and coverage score above.",
     "leaderboard": "One row per estimator × config (the same estimator with another config is another row), "
                    "every number over its healthy runs only (unhealthy: runs with a divergent chain, split R-hat "
-                   "> 1.1, bulk ESS < 100, an outlier chain, no finite λ̂ or one above d, or a posterior that is not "
-                   "local, counted and left out). "
+                   "> 1.1, bulk ESS < 100, an outlier chain, chains still spreading from w* after the burn-in, no "
+                   "finite λ̂ or one above d, or a posterior that is not local, counted and left out). "
                    "Rows are ranked by the median |rel. err.| over the common cases, the cases every row scored "
                    "(how many in brackets), so a config run on one family is compared on that family only; "
                    "'cases' is each row's own case set and the next column its median over it. "
@@ -105,7 +105,9 @@ EXPLAIN = {
 }
 
 HEALTH = ("A run is unhealthy when a chain diverged, split R-hat > 1.1, bulk ESS < 100, one chain's mean is "
-          "beyond the others' by more than their standard errors allow (an outlier chain), λ̂ is not finite or "
+          "beyond the others' by more than their standard errors allow (an outlier chain), the chains are still "
+          "spreading from w* (their mean ‖w − w*‖² grows from the first to the last third of the draws beyond "
+          "chance), λ̂ is not finite or "
           "above the parameter count d, or its posterior is not local (llcbench.health; a diagnostic the estimator does not report, such as the R-hat "
           "of the exact estimator, is not held against it). An unhealthy run's λ̂ is no LLC estimate: it is "
           "attributed 'unhealthy', left out of every score and counted beside it.")

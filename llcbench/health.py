@@ -28,8 +28,9 @@ apart — when any of these holds:
   stationary) with a growth ``diagnostics["spread_growth"]`` of more than
   SPREAD_GROWTH_MIN = 5 % ("still spreading: E‖w − w*‖² +82 % over the draws
   (z 6.5)"). The chains start at w*; in directions the loss barely confines
-  only the localisation pulls them back, in about 2/(εγ) steps — on the deep
-  linear networks ten times the default burn-in — and every chain drifts
+  only the localisation pulls them back: the spread relaxes in about 1/(εγ)
+  steps, the mean in twice that — on the deep linear networks ten to forty
+  times the default burn-in — and every chain drifts
   alike, so split R-hat and the λ trace's drift test stay quiet while λ̂ is
   still on its way (−5 … −30 % there). The growth floor keeps a long run's
   tiny, significant drift from counting;

@@ -33,7 +33,10 @@ apart — when any of these holds:
   times the default burn-in — and every chain drifts
   alike, so split R-hat and the λ trace's drift test stay quiet while λ̂ is
   still on its way (−5 … −30 % there). The growth floor keeps a long run's
-  tiny, significant drift from counting;
+  tiny, significant drift from counting. The test is conservative: a run
+  whose λ̂ does not feel those directions (the 1K protocol teachers: λ̂
+  within 1.1 % of the truth while the spread doubles) is flagged too — it
+  has not shown equilibrium;
 - the posterior is not local (``llcbench.locality.is_local`` False, today's
   thresholds on the record's ``locality``) ("not local: …").
 

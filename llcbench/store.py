@@ -81,6 +81,8 @@ def posterior(record: dict) -> tuple[Optional[float], Optional[float]]:
     nbeta = record["nbeta"] if "nbeta" in record else extra.get("nbeta")
     gamma = record["gamma"] if "gamma" in record else extra.get("gamma")
     return nbeta, gamma
+
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """

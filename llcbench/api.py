@@ -21,7 +21,7 @@ from . import plan
 from .errors import UserError
 from .estimators import ESTIMATORS, get_estimator
 from .estimators.base import make_config
-from .execute import run_specs
+from .execute import run_specs, train_anchors
 from .references import with_best_reference
 from .store import DEFAULT_DB, Store, open_existing
 
@@ -69,7 +69,10 @@ def run(estimator: str, *, cases: Optional[Sequence[str]] = None, family: Option
     spec = get_estimator(estimator)
     cfg = make_config(spec.config_cls, plan.suite_overrides(suite, spec.name) + plan.overrides(config))
     chosen = plan.load_cases(cases, family, suite, files, builtin)
-    runnable, skipped = plan.runnable_cases(chosen, spec, explicit=bool(cases), named=bool(cases or family or suite))
+    # trained anchors in the worker processes, jobs at a time, before planning builds the targets
+    prepare = (lambda kept: train_anchors(kept, jobs)) if executor == "local" and jobs > 1 else None
+    runnable, skipped = plan.runnable_cases(chosen, spec, explicit=bool(cases), named=bool(cases or family or suite),
+                                            prepare=prepare)
     specs = plan.run_specs(spec, cfg, runnable, seeds)
     db = Path(db) if db is not None else DEFAULT_DB
     records = []

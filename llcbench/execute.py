@@ -96,6 +96,32 @@ def _import_before_fork() -> None:
     import arviz  # noqa: F401
 
 
+def _build_quietly(case) -> None:
+    from .catalogue import build_target
+
+    try:
+        build_target(case)  # trains the anchor into the cache; the target itself is not needed here
+    except Exception:  # noqa: BLE001 - planning builds the case again and reports its error as always
+        pass
+
+
+def train_anchors(cases: list, jobs: int) -> None:
+    """Train the anchors of the cases whose family trains one (``Family.trains_anchor``), ``jobs``
+    at a time in worker processes, into the anchor cache. Planning builds every target to ask the
+    estimator whether it supports it, and would otherwise train them one after another while the
+    workers wait. Training is deterministic and the cache written atomically, so only *when* an
+    anchor is trained changes, never what it is."""
+    from .families import FAMILIES
+
+    todo = [c for c in cases if FAMILIES[c.family].trains_anchor]
+    workers = min(jobs, len(todo), os.cpu_count() or 1)
+    if workers <= 1:
+        return
+    with cf.ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        for future in [pool.submit(_build_quietly, c) for c in todo]:
+            future.result()
+
+
 def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force: bool = False, jobs: int = 1,
               on_start: Optional[Callable[[RunSpec, bool], None]] = None,
               progress: Optional[Callable[[int, int], None]] = None, executor: str = "local",

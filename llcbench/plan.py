@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import math
 import statistics
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -79,17 +79,23 @@ def load_cases(cases: Optional[Sequence[str]] = None, family: Optional[str] = No
     return select(load_catalogue(files, builtin=builtin), list(cases) if cases else None, family)
 
 
-def runnable_cases(cases: list, spec: EstimatorSpec, *, explicit: bool, named: bool) -> tuple[list, list]:
+def runnable_cases(cases: list, spec: EstimatorSpec, *, explicit: bool, named: bool,
+                   prepare: Optional[Callable[[list], None]] = None) -> tuple[list, list]:
     """(the cases to run, [(case id, why skipped)]). A truth the case asserts runs (labelled, scored
     apart); other non-exact kinds (trained anchors, theory values) run only when named (``named``:
     by case, family or suite). A case the estimator does not support is skipped, or an error when
-    the request names it (``explicit``)."""
-    runnable, skipped = [], []
+    the request names it (``explicit``). ``prepare`` gets the cases of the kinds that run before
+    any of their targets is built (``execute.train_anchors``)."""
+    runnable, skipped, kept = [], [], []
     for case in cases:
         truth = case_truth(case)
         if not named and truth.kind not in ("exact", "asserted"):
             skipped.append((case.id, f"truth kind is {truth.kind}"))
-            continue
+        else:
+            kept.append(case)
+    if prepare is not None:
+        prepare(kept)
+    for case in kept:
         reason = spec.supports(build_target(case))
         if reason:
             if explicit:
@@ -99,7 +105,8 @@ def runnable_cases(cases: list, spec: EstimatorSpec, *, explicit: bool, named: b
         runnable.append(case)
     if not runnable:
         raise UserError("no case to run (check --case / --family / --file)")
-    return runnable, skipped
+    order = {c.id: i for i, c in enumerate(cases)}
+    return runnable, sorted(skipped, key=lambda s: order[s[0]])  # in the request's order
 
 
 def overrides(config: Overrides) -> list[str]:

@@ -70,3 +70,38 @@ def test_the_family_trains_once_and_a_corrupt_anchor_is_retrained(monkeypatch):
     path.write_bytes(path.read_bytes()[:-10])
     third = memorisation.MemorisationFamily().target(case)
     assert len(calls) == 2 and torch.equal(third.w_star, first.w_star)  # retrained deterministically
+
+
+def test_planning_trains_the_anchors_in_worker_processes(tmp_path, monkeypatch):
+    """With jobs > 1 the anchors of trained-anchor cases are trained in the pool, one per worker at
+    a time, before planning builds the targets; the planning process then loads them from the cache
+    and the same anchors come out as when it trains them itself."""
+    import os
+
+    from llcbench import plan
+    from llcbench.case import Case
+    from llcbench.estimators import get_estimator
+    from llcbench.execute import train_anchors
+    from llcbench.families import memorisation
+
+    params = {"inputs": 8, "rule": "threshold", "rule_bits": 3, "memorised": 4, "hidden": [12]}
+    cases = [Case(id=f"memorisation/c{s}", family="memorisation", params=params, n=64, seed=s) for s in (1, 2)]
+    pids = tmp_path / "pids"
+    train = memorisation._train
+
+    def recorded(*a):  # the forked workers inherit this patch and append their own pid
+        with open(pids, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return train(*a)
+
+    monkeypatch.setattr(memorisation, "_train", recorded)
+    runnable, skipped = plan.runnable_cases(cases, get_estimator("sgld"), explicit=True, named=True,
+                                            prepare=lambda kept: train_anchors(kept, 2))
+    trainers = [int(x) for x in pids.read_text().split()]
+    assert [c.id for c in runnable] == [c.id for c in cases] and not skipped
+    assert len(trainers) == 2 and os.getpid() not in trainers  # trained in the workers, once each
+    served = [memorisation.MemorisationFamily().target(c).w_star for c in cases]
+    monkeypatch.setenv("LLCBENCH_CACHE", str(tmp_path / "fresh"))
+    here = [memorisation.MemorisationFamily().target(c).w_star for c in cases]  # trained in this process
+    assert all(torch.equal(a, b) for a, b in zip(served, here))
+    assert len(pids.read_text().split()) == 4

@@ -47,6 +47,8 @@ class Family(ABC):
     fields: dict[str, Field] = {}
     default_n: int = 10_000
     default_noise_std: Optional[float] = None  # None: the family has no noise
+    # its target() trains the anchor on first use (then cached): planning may train several at once
+    trains_anchor: bool = False
 
     def check(self, params: dict) -> None:
         """Cross-field checks (raise ValueError(field, reason) as ``ValueError("field: reason")``)."""

@@ -214,6 +214,7 @@ class MemorisationFamily(Family):
     """A rule plus planted random-label samples, fitted by a small MLP; per-sample detection only."""
 
     name = "memorisation"
+    trains_anchor = True
     default_n = 512
     fields = {
         "inputs": Field(type="int", default=16, check=_check_inputs, doc="number of input bits x ∈ {−1, +1}^inputs"),

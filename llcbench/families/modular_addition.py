@@ -157,6 +157,7 @@ class ModularAdditionFamily(Family):
     """One-layer networks trained on a ∘ b mod p: addition (generalises) or a random operation (memorises)."""
 
     name = "modular_addition"
+    trains_anchor = True
     fields = {
         "p": Field(type="int", check=_check_at_least(2), doc="the modulus; inputs and outputs are 0..p−1"),
         "task": Field(type="str", default="add", check=_check_task,

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from llcbench.case import Case
 from llcbench.catalogue import build_target, load_catalogue, load_file, select
 from llcbench.errors import UserError
+from llcbench.estimators.sgld import SGLDConfig
+from llcbench.estimators.sgmcmc import per_sample
 from llcbench.families import anchor_cache
 from llcbench.families.modular_addition import ANCHOR_KIND, ModularAdditionFamily, anchor_key
 from llcbench.families.modular_training import (ModularMLP, TrainSpec, make_data, operation_table,
@@ -135,6 +137,10 @@ def test_trojans_are_fitted_and_reported(cache, write_toml):
     table = operation_table(7, "random", 0)
     assert (target.y[mem] != torch.as_tensor(table[target.a[mem], target.b[mem]])).all()
     assert target.has_sample_losses and target.sample_losses(target.w_star[None], mem).shape == (1, 3)
+    # without trojans there is no ground truth: no per-sample LLCs by default, no detection row
+    plain = build_target(tiny_case(write_toml, name="plain.toml", p=7, train_steps=800))
+    assert plain.memorised_samples() is None and not per_sample.enabled(plain, SGLDConfig())
+    assert per_sample.enabled(target, SGLDConfig())
 
 
 def test_field_errors_are_one_line(write_toml):

@@ -98,7 +98,8 @@ class ModularTarget(Target):
         return self.sample_losses(w, idx).mean(dim=-1)
 
     def memorised_samples(self) -> Optional[torch.Tensor]:
-        return self.trojans.clone()
+        # no planted trojans: no ground truth to score a detection against (and no per-sample run)
+        return self.trojans.clone() if len(self.trojans) else None
 
     def chance_loss(self) -> Optional[float]:
         return math.log(self.p)  # uniform logits: −log(1/p) for every pair

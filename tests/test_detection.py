@@ -101,5 +101,29 @@ def test_non_local_runs_are_scored_apart_and_counted(tmp_path):
     assert [r["seed"] for r in det["runs"]] == [0, 2] and [r["local"] for r in det["runs"]] == [True, None]
     assert det["non_local_runs"] == 1 and [r["seed"] for r in det["apart"]] == [1] and det["apart"][0]["local"] is False
     assert det["settings"][0]["runs"] == 2  # the summary pools the scored runs only
+    assert det["unhealthy_runs"] == 1 and det["apart"][0]["problem"].startswith("not local")
     line = detection_summary(records)
-    assert "of 2 runs" in line and "1 non-local run not scored" in line and "under noise 1.000" in line
+    assert "of 2 runs" in line and "1 unhealthy run (1 not local) not scored" in line and "under noise 1.000" in line
+
+
+def test_local_runs_whose_chains_did_not_mix_are_apart_too(tmp_path):
+    """A local posterior sampled by chains that did not mix gives no per-sample LLC estimate either."""
+    from llcbench.report.console import detection_summary
+    from llcbench.score.detection import detection_scores
+    from llcbench.store import Store
+    from synthetic_records import BASE_CONFIG, record
+
+    ps = {"probe": [0, 1, 2, 3], "lambda": [5, 1, 2, 0], "loss_star": [0, 1, 2, 3], "grad_norm_star": [1, 1, 1, 1],
+          "memorised": [1, 0, 0, 1]}
+    near = {"mean_sq_distance": 1.0, "prior_sq_distance": 10.0, "excess_loss": 0.01, "chance_excess": 1.0}
+    store, records = Store(tmp_path / "s.sqlite"), []
+    for seed, rhat in enumerate([1.01, 1.45]):
+        rec = {**record("memorisation/c/s0", "memorisation", 4.0, "sgld", BASE_CONFIG, seed, 1.0, truth_kind="theory",
+                        rhat=rhat), "per_sample": ps, "locality": near}
+        store.put(rec)
+        records.append(rec)
+    det = detection_scores(store)
+    assert [r["seed"] for r in det["runs"]] == [0] and [r["seed"] for r in det["apart"]] == [1]
+    assert det["unhealthy_runs"] == 1 and det["non_local_runs"] == 0 and det["apart"][0]["local"] is True
+    assert det["apart"][0]["problem"].startswith("R-hat 1.45")
+    assert "of 1 run " in detection_summary(records) and "1 unhealthy run not scored" in detection_summary(records)

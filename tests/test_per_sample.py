@@ -206,10 +206,10 @@ n = 64
     check(scores, "document", parse_schema((ROOT / "docs" / "scores.md").read_text()), "scores")
     det = scores["detection"]
     (row,) = det["runs"] + det["apart"]  # scored in either place, by its locality
-    assert det["non_local_runs"] == len(det["apart"]) and row["local"] is (not det["apart"])
+    assert det["unhealthy_runs"] == len(det["apart"]) and row["healthy"] is (not det["apart"])
     assert set(row["methods"]) == {"llc", "loss", "grad_norm", "noise"} and row["memorised"] == 4
     page = (tmp_path / "rep" / "index.html").read_text()
     # this short run is not local (the rows apart): the table apart, and no ROC figure of local runs
     assert "Per-sample detection" in page and ("ROC curves" in page) == bool(det["runs"])
-    assert ("non-local run" in page) == bool(det["apart"])
+    assert ("unhealthy run" in page) == bool(det["apart"])
     assert "AUROC llc" in (tmp_path / "rep" / "report.md").read_text()

@@ -208,17 +208,21 @@ def detection_summary(records: list) -> str:
     them, beside the baselines (at w*, and under the localisation's noise where recorded), over the
     runs whose posterior is not judged non-local; those are counted (``llcbench report`` has the
     intervals, curves and the runs apart)."""
+    from ..health import healthy
     from ..locality import is_local
     from ..score.detection import auroc
 
     known = [r for r in records if (r.get("per_sample") or {}).get("memorised")]
     if not known:
         return ""
-    rows = [r["per_sample"] for r in known if is_local(r) is not False]
+    rows = [r["per_sample"] for r in known if healthy(r)]
     apart = len(known) - len(rows)
-    tail = f"; {apart} non-local run{'s' if apart > 1 else ''} not scored" if apart else ""
+    far = sum(is_local(r) is False for r in known)
+    why = f" ({far} not local)" if far else ""
+    tail = f"; {apart} unhealthy run{'s' if apart > 1 else ''}{why} not scored" if apart else ""
     if not rows:
-        return f"per-sample LLC: {apart} run{'s' if apart > 1 else ''} with known memorised samples, none local: not scored"
+        return (f"per-sample LLC: {apart} run{'s' if apart > 1 else ''} with known memorised samples, none healthy"
+                f"{why}: not scored")
 
     def mean(col):
         have = [ps for ps in rows if ps.get(col) is not None]

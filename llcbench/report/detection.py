@@ -119,10 +119,11 @@ def _rows(det: dict) -> list[list[str]]:
 
 
 def _apart_rows(det: dict) -> list[list[str]]:
-    """One row per non-local run: its own AUROC and AP of each method, with the bootstrap intervals."""
+    """One row per unhealthy run: why, and its own AUROC and AP of each method, with the bootstrap intervals."""
     rows = []
     for r in det.get("apart") or []:
-        cells = [r["estimator"], r["case"], str(r["seed"]), f"{r['memorised']}/{r['probe']}"]
+        why = r.get("problem") or ("not local" if r.get("local") is False else "–")  # older rows: no reason
+        cells = [r["estimator"], r["case"], str(r["seed"]), why, f"{r['memorised']}/{r['probe']}"]
         for key in ("auroc", "average_precision"):
             for m in det["methods"]:
                 v = r["methods"].get(m)
@@ -134,12 +135,13 @@ def _apart_rows(det: dict) -> list[list[str]]:
 
 def _apart_headers(det: dict) -> list[str]:
     methods = list(det.get("methods") or {})
-    return (["estimator", "case", "seed", "memorised/probe"] + [f"AUROC {m} [95 %]" for m in methods]
+    return (["estimator", "case", "seed", "why apart", "memorised/probe"] + [f"AUROC {m} [95 %]" for m in methods]
             + [f"AP {m} [95 %]" for m in methods])
 
 
-APART = ("Runs whose posterior is not local (llcbench.locality): their λ̂_i is no per-sample LLC estimate, so they "
-         "are left out of the table above and shown here, each with its own values and 95 % bootstrap intervals.")
+APART = ("Runs that are not healthy (llcbench.health: chains not mixed or still spreading, or a posterior that is not "
+         "local): their λ̂_i is no per-sample LLC estimate, so they are left out of the table above and shown here, "
+         "each with its reason, its own values and 95 % bootstrap intervals.")
 
 
 def _headers(det: dict) -> list[str]:
@@ -159,8 +161,9 @@ INTRO = ("Per-sample detection: for cases whose memorised training samples are k
 
 
 def _apart_note(det: dict) -> str:
-    n = det.get("non_local_runs") or 0
-    return f"{n} non-local run{'s' if n != 1 else ''} apart. {APART}"
+    n = det.get("unhealthy_runs", det.get("non_local_runs")) or 0  # older scores.json: non-local ones only
+    far = det.get("non_local_runs") or 0
+    return f"{n} unhealthy run{'s' if n != 1 else ''} apart ({far} not local). {APART}"
 
 
 def detection_html(scores: dict, table) -> str:

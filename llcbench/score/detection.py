@@ -22,9 +22,11 @@ both). Hand-written here with numpy/scipy (scikit-learn is not a dependency
 of llcbench); tests/test_detection.py checks them against hand-computed
 values (and against scikit-learn where it is installed).
 
-A run whose posterior is not local (``llcbench.locality.is_local`` is False)
-is no per-sample LLC estimate: its row is kept apart (``apart``), counted
-(``non_local_runs``) and left out of the per-setting summary.
+A run that is not healthy (``llcbench.health``: its chains did not mix, are
+still spreading, diverged, or its posterior is not local) is no per-sample
+LLC estimate: its row is kept apart (``apart``, with the reason), counted
+(``unhealthy_runs``; of them ``non_local_runs`` not local) and left out of
+the per-setting summary.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Optional
 import numpy as np
 from scipy.stats import rankdata
 
+from ..health import healthy, reason
 from ..locality import is_local
 from ..store import Store
 
@@ -155,6 +158,7 @@ def run_row(record: dict) -> Optional[dict]:
         "config_hash": _config_hash(record.get("config") or {}),
         "probe": len(labels), "memorised": int(sum(labels)),
         "lambda_hat": _finite(record.get("lambda_hat")), "local": is_local(record),
+        "healthy": healthy(record), "problem": reason(record),
         "methods": {m: method_scores(col, labels, seed) for m, col in columns.items()},
         "histogram": histogram(ps["lambda"], labels),
     }
@@ -193,7 +197,7 @@ def summary_rows(runs: list[dict]) -> list[dict]:
 
 def detection_scores(store: Store, version: Optional[str] = None, estimators: Optional[list] = None) -> dict:
     """The ``detection`` block of scores.json: one row per run with per-sample ground truth (the
-    non-local ones apart), and a summary per setting (means over its local runs)."""
+    unhealthy ones, non-local among them, apart), and a summary per setting (means over its healthy runs)."""
     runs, apart = [], []
     for record in store.records_with("per_sample"):
         if version is not None and record.get("llcbench_version") != version:
@@ -202,9 +206,10 @@ def detection_scores(store: Store, version: Optional[str] = None, estimators: Op
             continue
         row = run_row(record)
         if row is not None:
-            (apart if row["local"] is False else runs).append(row)
+            (runs if row["healthy"] else apart).append(row)
     order = lambda r: (r["estimator"], r["config_hash"], r["case"], r["seed"])  # noqa: E731
     runs.sort(key=order)
     apart.sort(key=order)
     return {"methods": dict(METHODS), "bootstrap": {"replicates": BOOTSTRAP, "level": LEVEL},
-            "runs": runs, "settings": summary_rows(runs), "non_local_runs": len(apart), "apart": apart}
+            "runs": runs, "settings": summary_rows(runs), "unhealthy_runs": len(apart),
+            "non_local_runs": sum(r["local"] is False for r in apart), "apart": apart}

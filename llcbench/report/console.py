@@ -206,8 +206,8 @@ def run_summary(records: list[dict], db, skipped: list, torch_version: str) -> s
 def detection_summary(records: list) -> str:
     """One line for runs whose targets know their memorised samples: the mean AUROC of λ̂_i at finding
     them, beside the baselines (at w*, and under the localisation's noise where recorded), over the
-    runs whose posterior is not judged non-local; those are counted (``llcbench report`` has the
-    intervals, curves and the runs apart)."""
+    healthy runs (``llcbench.health``); the others are counted, the non-local among them named
+    (``llcbench report`` has the intervals, curves and the runs apart)."""
     from ..health import healthy
     from ..locality import is_local
     from ..score.detection import auroc

@@ -21,7 +21,7 @@ from . import plan
 from .errors import UserError
 from .estimators import ESTIMATORS, get_estimator
 from .estimators.base import make_config
-from .execute import run_specs, train_anchors
+from .execute import run_specs, supports_in_workers
 from .references import with_best_reference
 from .store import DEFAULT_DB, Store, open_existing
 
@@ -69,10 +69,10 @@ def run(estimator: str, *, cases: Optional[Sequence[str]] = None, family: Option
     spec = get_estimator(estimator)
     cfg = make_config(spec.config_cls, plan.suite_overrides(suite, spec.name) + plan.overrides(config))
     chosen = plan.load_cases(cases, family, suite, files, builtin)
-    # trained anchors in the worker processes, jobs at a time, before planning builds the targets
-    prepare = (lambda kept: train_anchors(kept, jobs)) if executor == "local" and jobs > 1 else None
+    # targets with trained anchors are built (and their anchors trained) jobs at a time in worker processes
+    answered = (lambda kept: supports_in_workers(kept, spec.name, jobs)) if executor == "local" and jobs > 1 else None
     runnable, skipped = plan.runnable_cases(chosen, spec, explicit=bool(cases), named=bool(cases or family or suite),
-                                            prepare=prepare)
+                                            answered=answered)
     specs = plan.run_specs(spec, cfg, runnable, seeds)
     db = Path(db) if db is not None else DEFAULT_DB
     records = []

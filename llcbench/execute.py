@@ -96,30 +96,32 @@ def _import_before_fork() -> None:
     import arviz  # noqa: F401
 
 
-def _build_quietly(case) -> None:
+def _supports(case, estimator_name: str) -> tuple[bool, Optional[str]]:
     from .catalogue import build_target
+    from .estimators import get_estimator
 
-    try:
-        build_target(case)  # trains the anchor into the cache; the target itself is not needed here
-    except Exception:  # noqa: BLE001 - planning builds the case again and reports its error as always
-        pass
+    try:  # building the target trains its anchor into the cache
+        return True, get_estimator(estimator_name).supports(build_target(case))
+    except Exception:  # noqa: BLE001 - planning builds the case itself and reports its error as always
+        return False, None
 
 
-def train_anchors(cases: list, jobs: int) -> None:
-    """Train the anchors of the cases whose family trains one (``Family.trains_anchor``), ``jobs``
-    at a time in worker processes, into the anchor cache. Planning builds every target to ask the
-    estimator whether it supports it, and would otherwise train them one after another while the
-    workers wait. Training is deterministic and the cache written atomically, so only *when* an
-    anchor is trained changes, never what it is."""
+def supports_in_workers(cases: list, estimator_name: str, jobs: int) -> dict[str, Optional[str]]:
+    """{case id: why the estimator does not support it, or None} for the cases whose family trains its
+    anchor (``Family.trains_anchor``), their targets built ``jobs`` at a time in worker processes.
+    Planning asks the estimator about every target, and would otherwise train the anchors one after
+    another while the workers wait; built here, each anchor is trained once and cached for the runs.
+    Training is deterministic and the cache written atomically, so only *when* an anchor is trained
+    changes, never what it is. A case whose build fails is left out (planning builds it and says why)."""
     from .families import FAMILIES
 
     todo = [c for c in cases if FAMILIES[c.family].trains_anchor]
     workers = min(jobs, len(todo), os.cpu_count() or 1)
     if workers <= 1:
-        return
+        return {}
     with cf.ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        for future in [pool.submit(_build_quietly, c) for c in todo]:
-            future.result()
+        answers = [(c.id, pool.submit(_supports, c, estimator_name)) for c in todo]
+        return {cid: reason for cid, (built, reason) in ((cid, f.result()) for cid, f in answers) if built}
 
 
 def run_specs(specs: Iterable[RunSpec], store: Store, device: str = "cpu", force: bool = False, jobs: int = 1,

@@ -80,12 +80,13 @@ def load_cases(cases: Optional[Sequence[str]] = None, family: Optional[str] = No
 
 
 def runnable_cases(cases: list, spec: EstimatorSpec, *, explicit: bool, named: bool,
-                   prepare: Optional[Callable[[list], None]] = None) -> tuple[list, list]:
+                   answered: Optional[Callable[[list], dict]] = None) -> tuple[list, list]:
     """(the cases to run, [(case id, why skipped)]). A truth the case asserts runs (labelled, scored
     apart); other non-exact kinds (trained anchors, theory values) run only when named (``named``:
     by case, family or suite). A case the estimator does not support is skipped, or an error when
-    the request names it (``explicit``). ``prepare`` gets the cases of the kinds that run before
-    any of their targets is built (``execute.train_anchors``)."""
+    the request names it (``explicit``). ``answered`` gets the cases of the kinds that run and may
+    answer the support question for some of them ({id: reason or None}, e.g.
+    ``execute.supports_in_workers``); the others' targets are built here."""
     runnable, skipped, kept = [], [], []
     for case in cases:
         truth = case_truth(case)
@@ -93,10 +94,9 @@ def runnable_cases(cases: list, spec: EstimatorSpec, *, explicit: bool, named: b
             skipped.append((case.id, f"truth kind is {truth.kind}"))
         else:
             kept.append(case)
-    if prepare is not None:
-        prepare(kept)
+    known = answered(kept) if answered is not None else {}
     for case in kept:
-        reason = spec.supports(build_target(case))
+        reason = known[case.id] if case.id in known else spec.supports(build_target(case))
         if reason:
             if explicit:
                 raise UserError(f"--case {case.id}: estimator {spec.name} does not support it: {reason}")

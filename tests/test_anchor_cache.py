@@ -73,15 +73,16 @@ def test_the_family_trains_once_and_a_corrupt_anchor_is_retrained(monkeypatch):
 
 
 def test_planning_trains_the_anchors_in_worker_processes(tmp_path, monkeypatch):
-    """With jobs > 1 the anchors of trained-anchor cases are trained in the pool, one per worker at
-    a time, before planning builds the targets; the planning process then loads them from the cache
-    and the same anchors come out as when it trains them itself."""
+    """With jobs > 1 the targets of trained-anchor cases are built in the pool, one per worker at a
+    time, which answers planning's support question and trains each anchor once into the cache; the
+    same anchors come out as when this process trains them itself."""
     import os
 
     from llcbench import plan
     from llcbench.case import Case
+    from llcbench.catalogue import build_target
     from llcbench.estimators import get_estimator
-    from llcbench.execute import train_anchors
+    from llcbench.execute import supports_in_workers
     from llcbench.families import memorisation
 
     params = {"inputs": 8, "rule": "threshold", "rule_bits": 3, "memorised": 4, "hidden": [12]}
@@ -95,11 +96,14 @@ def test_planning_trains_the_anchors_in_worker_processes(tmp_path, monkeypatch):
         return train(*a)
 
     monkeypatch.setattr(memorisation, "_train", recorded)
+    built_here = []
+    monkeypatch.setattr(plan, "build_target", lambda case: built_here.append(case) or build_target(case))
     runnable, skipped = plan.runnable_cases(cases, get_estimator("sgld"), explicit=True, named=True,
-                                            prepare=lambda kept: train_anchors(kept, 2))
+                                            answered=lambda kept: supports_in_workers(kept, "sgld", 2))
     trainers = [int(x) for x in pids.read_text().split()]
     assert [c.id for c in runnable] == [c.id for c in cases] and not skipped
     assert len(trainers) == 2 and os.getpid() not in trainers  # trained in the workers, once each
+    assert not built_here  # the workers answered whether sgld supports them: no target built twice
     served = [memorisation.MemorisationFamily().target(c).w_star for c in cases]
     monkeypatch.setenv("LLCBENCH_CACHE", str(tmp_path / "fresh"))
     here = [memorisation.MemorisationFamily().target(c).w_star for c in cases]  # trained in this process

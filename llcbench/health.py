@@ -126,17 +126,11 @@ def dimension(record: dict) -> Optional[int]:
     return None
 
 
-def problems(record: dict) -> list[str]:
-    """Why the run is unhealthy by the rule in the module doc, short; empty for a healthy run."""
+def mixing_problems(record: dict) -> list[str]:
+    """The problems a longer run can cure — R-hat, ESS, outlier chains, still spreading — short, in the
+    order :func:`problems` lists them (the SG-MCMC driver's adaptive length runs on while any holds)."""
     diag = record.get("diagnostics") or {}
     out: list[str] = []
-    k = divergent_chains(record)
-    if k:
-        n = _chains(record, diag)
-        out.append(f"{k} of {n} chains diverged" if n else f"{k} chain{'s' if k > 1 else ''} diverged")
-    lam_hat = _num(record.get("lambda_hat"))
-    if lam_hat is None or not math.isfinite(lam_hat):
-        out.append("λ̂ not finite")
     r = rhat(record)
     if r is not None and (math.isnan(r) or r > RHAT_MAX):
         out.append(f"R-hat {r:.2f} > {RHAT_MAX:g}")
@@ -152,6 +146,21 @@ def problems(record: dict) -> list[str]:
     spread = spread_growth(record)
     if spread is not None and spread[1] > SPREAD_Z_MAX and spread[0] > SPREAD_GROWTH_MIN:
         out.append(f"still spreading: E‖w − w*‖² {spread[0]:+.0%} over the draws (z {spread[1]:.1f})")
+    return out
+
+
+def problems(record: dict) -> list[str]:
+    """Why the run is unhealthy by the rule in the module doc, short; empty for a healthy run."""
+    diag = record.get("diagnostics") or {}
+    out: list[str] = []
+    k = divergent_chains(record)
+    if k:
+        n = _chains(record, diag)
+        out.append(f"{k} of {n} chains diverged" if n else f"{k} chain{'s' if k > 1 else ''} diverged")
+    lam_hat = _num(record.get("lambda_hat"))
+    if lam_hat is None or not math.isfinite(lam_hat):
+        out.append("λ̂ not finite")
+    out.extend(mixing_problems(record))
     d = dimension(record)
     if lam_hat is not None and math.isfinite(lam_hat) and d is not None and lam_hat > d:
         out.append(f"λ̂ {lam_hat:.4g} > d = {d}")

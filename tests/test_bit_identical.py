@@ -5,7 +5,8 @@ tests/test_bit_identical.py`` prints the table). A change to the sampling loop t
 be a pure refactor must keep every one of them; a change that moves any is a change of behaviour
 and re-records the table in the same commit, saying why. Short runs (a few hundred steps): the
 point is the arithmetic and the random draws, not the accuracy. Every config names ``extrapolate``
-so that a change of its default does not move the pins.
+and ``max_doublings`` (0: the planned length; these short runs would all double) so that a change of
+their defaults does not move the pins; tests/test_settle.py checks that a doubled run is the longer run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from llcbench.catalogue import build_target, load_catalogue
 from llcbench.estimators import get_estimator
 from llcbench.estimators.base import make_config
 
-SHORT = ["steps=300", "burn_in=100", "chains=3", "hessian_iters=10", "adapt_iters=5"]
+SHORT = ["steps=300", "burn_in=100", "chains=3", "hessian_iters=10", "adapt_iters=5", "max_doublings=0"]
 
 # id: (estimator, case, seed, config overrides); a list of overrides per point is a grid run
 RUNS = {

@@ -53,6 +53,11 @@ class SGMCMCConfig(TemperatureConfig):
     steps: int = doc(6000, "sampler steps per chain, burn-in included")
     burn_in: int = doc(2000, "initial steps excluded from every average")
     thin: int = doc(1, "keep every thin-th post-burn-in draw")
+    max_doublings: int = doc(
+        2, "adaptive length: while the draws show a problem a longer run can cure (split R-hat > 1.1, bulk "
+        "ESS < 100, an outlier chain, chains still spreading: llcbench.health.mixing_problems), double steps "
+        "and burn_in and run on from where the chains are, at most this many times (2: up to 4× steps); "
+        "0: exactly steps (llcbench.estimators.sgmcmc.settle)")
     dtype: str = doc("float32", "sampling precision: float32 or float64 (L_n(w*) is always float64)")
     curvature_floor: float = doc(1.0, "lower bound on h in the step-size rule (h = 0 at quartic minima)")
     hessian_iters: int = doc(30, "power iterations for h in the step-size rule")
@@ -120,6 +125,8 @@ class SGMCMCConfig(TemperatureConfig):
             raise ValueError("adapt_growth must be >= 1")
         if self.adapt_rounds < 0:
             raise ValueError("adapt_rounds must be >= 0")
+        if self.max_doublings < 0:
+            raise ValueError("max_doublings must be >= 0")
         _optional_positive(self, "step_size", "divergence_threshold")
         _at_least(self, 1, "batch_size", "chains", "steps", "thin", "hessian_iters", "hessian_points", "adapt_iters",
                   "check_every", "trace_points", "probe_samples", "noise_draws")

@@ -33,6 +33,7 @@ from .accuracy import AccuracyProbe
 from .extrapolate import richardson
 from .pilot import annotate, applies, configured
 from .grid import extrapolated, shareable
+from .settle import run_until_settled, window
 
 
 def prior_problem(target: Target) -> Optional[str]:
@@ -83,6 +84,13 @@ class Run:
     accuracy: Optional[AccuracyProbe] = None  # the chains' train accuracy, for classifiers (accuracy.py)
     chance_loss: Optional[float] = None  # L_n of a chance-level predictor (Target.chance_loss)
 
+    def grow_aux(self, steps: int) -> None:
+        """Room for ``steps`` steps of the sampler's per-step values (the adaptive length, settle.py)."""
+        if self.aux is not None:
+            aux = torch.empty(steps, *self.aux.shape[1:], dtype=self.aux.dtype, device=self.aux.device)
+            aux[: self.aux.shape[0]] = self.aux
+            self.aux = aux
+
 
 def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
                progress: Optional[Callable[[int, int], None]] = None) -> Estimate:
@@ -94,15 +102,16 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
         estimate.seconds = time.perf_counter() - t_start
     else:
         run = _setup(target, config, seed, device, sampler)
-        _sample(run, config, progress)
-        (estimate,) = _estimates(run, [config], time.perf_counter() - t_start)
+        doublings, settling = _run_until_settled(run, [config], progress)
+        (estimate,) = _estimates(run, [config], time.perf_counter() - t_start, doublings, settling)
     annotate(estimate, pilot)
     return estimate
 
 
-def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampler: Sampler) -> list[Estimate]:
+def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampler: Sampler,
+                    judge: Optional[Callable] = None) -> list[Estimate]:
     """Run every config of ``configs`` (:func:`.grid.shareable`) in one chain tensor (a shared-chain grid
-    run, :mod:`.grid`); one Estimate each."""
+    run, :mod:`.grid`); one Estimate each. ``judge``: what the adaptive length reads (settle.py)."""
     if any(extrapolated(c) for c in configs):
         return [run_sgmcmc(target, c, seed, device, sampler) for c in configs]  # one grid run each
     why = shareable(configs)
@@ -123,9 +132,9 @@ def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampl
         pilots.append(done[key])
     points = [c for c, _ in pilots]
     run = _setup(target, points[0], seed, device, sampler, points=points)
-    _sample(run, points[0], None)
+    doublings, settling = _run_until_settled(run, points, None, judge)
     seconds = time.perf_counter() - t_start
-    estimates = _estimates(run, points, seconds)
+    estimates = _estimates(run, points, seconds, doublings, settling)
     for k, (e, (_, pilot)) in enumerate(zip(estimates, pilots)):
         e.extra["shared_chains"] = {"points": len(points), "point": k, "rows": len(points) * int(points[0].chains),
                                     "seconds": seconds}
@@ -295,12 +304,39 @@ def per_point(value, chains: int, points: int) -> list:
     return value[::chains, 0].tolist() if isinstance(value, torch.Tensor) else [float(value)] * points
 
 
+def _run_until_settled(run: Run, configs: list, progress, judge: Optional[Callable] = None) -> tuple[int, Optional[dict]]:
+    """The loop for the planned steps, then on while the draws have not settled (settle.py)."""
+    def sample(start: int, stop: int, total: int) -> None:
+        _sample(run, configs[0], progress, start, stop, total)
+
+    def summarise_points(windows: list) -> list:
+        traces = run.trace.to_numpy()
+        return [_summary(run, c, k, traces) for k, c in enumerate(windows)]
+
+    return run_until_settled(run, configs, sample, summarise_points, judge)
+
+
+def _summary(run: Run, config, k: int, traces) -> dict:
+    """:func:`.trace.summarise` of point k (config: its window) from ``traces`` = run.trace.to_numpy()."""
+    trace_np, r2 = traces
+    chains = int(config.chains)
+    cols = slice(k * chains, (k + 1) * chains)
+    alive = run.monitor.alive.cpu().numpy()
+    divergence = {r - k * chains: s for r, s in run.monitor.divergence_step.items() if cols.start <= r < cols.stop}
+    return summarise(trace_np[:, cols], None if r2 is None else r2[:, cols], alive[cols], run.rule.nbetas[k],
+                     run.rule.gammas[k], int(config.burn_in), int(config.thin), run.trace.loc_from, run.threshold,
+                     divergence)
+
+
 def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]], start: int = 0,
-            stop: Optional[int] = None) -> None:
-    """Steps start, ..., stop − 1 (default: all) of the loop; the asv suite times single steps."""
+            stop: Optional[int] = None, total: Optional[int] = None) -> None:
+    """Steps start, ..., stop − 1 (default: all) of a loop ``total`` steps long (default config.steps;
+    more where the adaptive length runs on, settle.py); the asv suite times single steps."""
     ctx, state, sampler, tgt, rows, trace = run.ctx, run.state, run.sampler, run.target, run.rows, run.trace
     w, w_star, chains = ctx.positions, ctx.w_star, ctx.chains
     steps, check_every, burn_in = int(config.steps), int(config.check_every), int(config.burn_in)
+    if total is not None:
+        steps = int(total)
     has_prior = tgt.has_prior
     step_fn = sampler.step
     grad_mode = torch.is_grad_enabled()
@@ -382,24 +418,27 @@ def locality(run: Run, lambda_hat: float, nbeta: float, gamma: float, diagnostic
                   chance_accuracy=None if acc is None else run.target.chance_accuracy())
 
 
-def _estimates(run: Run, configs: list, seconds: float) -> list[Estimate]:
-    """What the run recorded, as one Estimate per point (one point: an independent run)."""
+def _estimates(run: Run, configs: list, seconds: float, doublings: int = 0,
+               settling: Optional[dict] = None) -> list[Estimate]:
+    """What the run recorded, as one Estimate per point (one point: an independent run); ``doublings``:
+    how often the adaptive length doubled the run (settle.py), ``settling`` its record."""
     rule, ctx, chains = run.rule, run.ctx, int(configs[0].chains)
-    trace_np, r2 = run.trace.to_numpy()
+    traces = run.trace.to_numpy()
     aux_np = None if run.aux is None else run.aux.to(torch.float64).cpu().numpy()
     alive = run.monitor.alive.cpu().numpy()
     eps = per_point(ctx.eps, chains, len(configs))
     out = []
-    for k, config in enumerate(configs):
+    for k, planned in enumerate(configs):
+        config = window(planned, doublings)  # the steps and burn-in the run took
         cols = slice(k * chains, (k + 1) * chains)
         nbeta, gamma = rule.nbetas[k], rule.gammas[k]
         mine = _mask(alive, cols)
-        divergence = {r - k * chains: s for r, s in run.monitor.divergence_step.items() if cols.start <= r < cols.stop}
-        s = summarise(trace_np[:, cols], None if r2 is None else r2[:, cols], alive[cols], nbeta, gamma,
-                      int(config.burn_in), int(config.thin), run.trace.loc_from, run.threshold, divergence)
+        s = _summary(run, config, k, traces)
         loss_trace, stride = loss_trace_points(s["draws_loss"], config.trace_points)
         init = None if rule.eps_rule_init is None else rule.eps_rule_init[k]
         extra = record_extra(run, config, nbeta, gamma, eps[k], init, rule.adapt_logs[k], rule.heat_logs[k], stride)
+        if settling is not None:
+            extra["settling"] = settling
         extra.update(run.sampler.summary(_rows_view(run.state, cols, ctx.chains, run.sampler.point_fields),
                                          None if aux_np is None else aux_np[:, cols],
                                          _rows_view(ctx, cols, ctx.chains, CONTEXT_POINT_FIELDS, chains=chains,

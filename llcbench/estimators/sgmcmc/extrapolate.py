@@ -46,6 +46,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...health import mixing_problems
 from ..base import Estimate
 
 COARSE_FACTOR = 2.0  # the coarse point's step_scale relative to the run's
@@ -77,11 +78,7 @@ def combine(coarse: Estimate, fine: Estimate) -> Estimate:
     locality = fine.locality
     if coarse.locality is not None and coarse.locality.get("local") is False:
         locality = coarse.locality
-    diagnostics = dict(fine.diagnostics)
-    for key in ("rhat", "ess_bulk", "ess_mean"):  # the worse of the two points
-        a, b = coarse.diagnostics.get(key), fine.diagnostics.get(key)
-        if a is not None and b is not None:
-            diagnostics[key] = max(a, b) if key == "rhat" else min(a, b)
+    diagnostics = combined_diagnostics(fine.diagnostics, coarse.diagnostics)
     diagnostics["mcse_mean"] = se
     return Estimate(lambda_hat=lam, lambda_hat_chains=chains, se=se, loss_trace=trace, diagnostics=diagnostics,
                     grad_evals=coarse.grad_evals + fine.grad_evals, seconds=coarse.seconds + fine.seconds,
@@ -89,9 +86,33 @@ def combine(coarse: Estimate, fine: Estimate) -> Estimate:
                     nbeta=fine.nbeta, gamma=fine.gamma)
 
 
+def combined_diagnostics(fine: dict, coarse: dict) -> dict:
+    """The extrapolated run's diagnostics: the fine point's, with the worse of the two points' R-hat
+    and ESS."""
+    diagnostics = dict(fine)
+    for key in ("rhat", "ess_bulk", "ess_mean"):  # the worse of the two points
+        a, b = coarse.get(key), fine.get(key)
+        if a is not None and b is not None:
+            diagnostics[key] = max(a, b) if key == "rhat" else min(a, b)
+    return diagnostics
+
+
+def settling_problems(summaries: list) -> list[str]:
+    """What the adaptive length (settle.py) reads in a Richardson run: the problems of the record it
+    will make, [fine, coarse] → the combination's, or the fine point's alone where a chain diverged
+    at 2ε (then the run reports λ̂(ε))."""
+    fine, coarse = summaries
+    if fine["diagnostics"].get("divergent_chains"):
+        return []  # unhealthy however long it runs
+    diagnostics = fine["diagnostics"]
+    if not coarse["diagnostics"].get("divergent_chains"):
+        diagnostics = combined_diagnostics(fine["diagnostics"], coarse["diagnostics"])
+    return mixing_problems({"diagnostics": diagnostics, "lambda_hat": fine["lambda_hat"]})
+
+
 def richardson(target, config, seed: int, device: str, sampler, run_grid: Callable) -> Estimate:
     """The extrapolated Estimate of ``config`` (its γ already set by the pilot where one applies)."""
-    fine, coarse = run_grid(target, points(config), seed, device, sampler)
+    fine, coarse = run_grid(target, points(config), seed, device, sampler, judge=settling_problems)
     diverged = coarse.diagnostics.get("divergent_chains") or []
     if diverged or not _finite(coarse.lambda_hat, coarse.se):
         # a mean over the surviving chains at 2ε is a biased one: no extrapolation, λ̂(ε) as it is

@@ -66,6 +66,14 @@ class LambdaTrace:
         self.filled = upto
         return block
 
+    def grow(self, steps: int) -> None:
+        """Room for ``steps`` steps in all (the adaptive length, :mod:`.settle`); call after a flush."""
+        if self.pending:
+            raise RuntimeError("grow() with values pending: flush first")
+        raw = torch.empty(steps, self.raw.shape[1], dtype=self.raw.dtype, device=self.raw.device)
+        raw[: self.filled] = self.raw[: self.filled]
+        self.raw = raw
+
     def to_numpy(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """(steps × chains excess in float64, k × chains ‖w − w*‖² or None): one transfer each."""
         trace = self.excess(self.raw.to(torch.float64)).cpu().numpy()
@@ -96,6 +104,9 @@ def summarise(trace_np: np.ndarray, r2: Optional[np.ndarray], alive: np.ndarray,
     diagnostics["frac_below_init"] = float((draws_loss[alive] < 0).mean()) if good.size else None
     if r2 is not None:
         at = np.arange(loc_from, steps, LOCALISATION_STRIDE)[: r2.shape[0]]
+        kept = at >= burn_in  # all of them but where the adaptive length moved the burn-in on (settle.py)
+        at, r2 = at[kept], r2[: len(kept)][kept]
+    if r2 is not None and r2.shape[0]:
         diagnostics.update(localisation(nbeta * trace_np[at][:, alive], r2[:, alive], gamma, lambda_hat))
         diagnostics.update(spread_growth(r2[:, alive]))
     diagnostics["divergent_chains"] = divergent

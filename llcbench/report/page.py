@@ -164,11 +164,13 @@ def _health(scores) -> str:
            f"<p>{scores['unhealthy_runs']} of {scores['runs']} runs unhealthy.</p>"]
     if sick:
         rows = [[g["estimator"], g["label"], *health_cells(h)] for g, h in sick]
-        values = [[None, None, None, h["seed"], h["rhat"], h["ess"], h["divergent_chains"], None, None] for _, h in sick]
+        values = [[None, None, None, h["seed"], h["rhat"], h["ess"], h["divergent_chains"], h.get("steps"), None, None]
+                  for _, h in sick]
         out.append(_table(["estimator", "config", *HEALTH_HEADERS], rows, sortable=True, values=values))
     for g in sorted(groups, key=lambda g: not g["headline"]):
         rows = [health_cells(h) for h in g["run_health"]]
-        values = [[None, h["seed"], h["rhat"], h["ess"], h["divergent_chains"], None, None] for h in g["run_health"]]
+        values = [[None, h["seed"], h["rhat"], h["ess"], h["divergent_chains"], h.get("steps"), None, None]
+                  for h in g["run_health"]]
         out.append(f"<details><summary>Every run of {_e(g['estimator'])} · {_e(g['label'])} ({len(rows)} runs, "
                    f"{g['unhealthy_runs']} unhealthy)</summary>"
                    + _table(HEALTH_HEADERS, rows, sortable=True, values=values) + "</details>")

@@ -135,11 +135,14 @@ def health_cells(h: dict) -> list[str]:
     """One row of the per-run health table."""
     div = f"{h['divergent_chains']} of {h['chains']}" if h["chains"] else str(h["divergent_chains"])
     local = {True: "local", False: "not local", None: "—"}[h["local"]]
+    steps, doublings = h.get("steps"), h.get("doublings")
+    length = "—" if steps is None else f"{steps:,}" + (f" (doubled ×{doublings})" if doublings else "")
     return [h["case"], "—" if h["seed"] is None else str(h["seed"]), num(h["rhat"], "{:.3f}"), num(h["ess"], "{:.0f}"),
-            div, local, "; ".join(h["problems"]) or "healthy"]
+            div, length, local, "; ".join(h["problems"]) or "healthy"]
 
 
-HEALTH_HEADERS = ["case", "seed", "R-hat", "bulk ESS", "divergent chains", "locality", "problems"]
+# steps: what the run took, burn-in included (the adaptive length doubles them while the draws have not settled)
+HEALTH_HEADERS = ["case", "seed", "R-hat", "bulk ESS", "divergent chains", "steps", "locality", "problems"]
 
 
 def skipped_rows(scores: dict) -> list[list[str]]:

@@ -176,8 +176,17 @@ def run_health(rec: dict) -> dict:
             "rhat": _finite_or_none(rhat(rec)), "ess": _finite_or_none(ess_bulk(rec)),
             "divergent_chains": divergent_chains(rec),
             "chains": chains if isinstance(chains, int) and not isinstance(chains, bool) else None,
-            "local": is_local(rec), "problems": problems(rec),
+            "local": is_local(rec), "problems": problems(rec), **_length(rec),
             "reported": sorted(k for k in ("rhat", "ess_bulk", "divergent_chains", "divergences") if k in diag)}
+
+
+def _length(rec: dict) -> dict:
+    """The steps an SG-MCMC run took and how often its adaptive length doubled them (None: not reported)."""
+    extra = rec.get("extra") or {}
+    steps = extra.get("steps")
+    settling = extra.get("settling") or {}
+    return {"steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
+            "doublings": settling.get("doublings") if isinstance(settling.get("doublings"), int) else None}
 
 
 def _finite_or_none(x):

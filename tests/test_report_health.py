@@ -195,3 +195,24 @@ def test_two_definitions_of_one_case_id_are_never_pooled(tmp_path):
         store.put(new)
         g = sgld(build_scores(store))
     assert sorted(r["lambda_hat"] for r in g["cases"]) == [0.5, 1.0]  # two rows, not one mean of 0.75
+
+
+def test_run_health_says_how_long_a_run_took_and_how_often_it_doubled():
+    from llcbench.report.text import HEALTH_HEADERS, health_cells
+    from llcbench.score.scores import run_health
+
+    rec = record("syn/p0", "polynomial", 0.5, "sgld", C, 0, 0.51)
+    rec["extra"] = dict(rec.get("extra") or {}, steps=24000,
+                        settling={"doublings": 2, "settled": True, "history": []})
+    h = run_health(rec)
+    assert (h["steps"], h["doublings"]) == (24000, 2)
+    cells = dict(zip(HEALTH_HEADERS, health_cells(h)))
+    assert cells["steps"] == "24,000 (doubled ×2)"
+    # a record that reports neither (an older record, another estimator): a dash, not a number
+    plain = run_health(record("syn/p1", "polynomial", 1.0, "hmc", {"nbeta": None}, 0, 1.0))
+    assert (plain["steps"], plain["doublings"]) == (None, None)
+    assert dict(zip(HEALTH_HEADERS, health_cells(plain)))["steps"] == "—"
+    # planned length, never doubled: the steps alone
+    rec["extra"]["settling"]["doublings"] = 0
+    rec["extra"]["steps"] = 6000
+    assert dict(zip(HEALTH_HEADERS, health_cells(run_health(rec))))["steps"] == "6,000"

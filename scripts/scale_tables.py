@@ -1,0 +1,82 @@
+"""The tables of docs/scale.md: sgld and rmsprop_sgld on a scale tier, at llcbench's defaults and at
+the protocol's settings, scored against each teacher's local truth.
+
+    python scripts/scale_tables.py --db scale1k.sqlite --tier scale-1k
+
+One row per estimator × settings ("defaults": no sampler table; "protocol": the suite's table, γ = 1),
+then one row per case. Medians are over certified teachers (truth kind exact); "healthy" is
+llcbench.health's rule; the last median is over the certified runs whose only problem is that their
+chains are still spreading (a rule that flags runs that have not shown equilibrium, docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+from collections import defaultdict
+
+from llcbench import health
+
+
+def settings(config: dict) -> str:
+    return "protocol" if config.get("gamma") == 1.0 else "defaults"
+
+
+def pct(xs: list) -> str:
+    return f"{100 * statistics.median(xs):.1f} % ({len(xs)})" if xs else "—"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--db", required=True)
+    p.add_argument("--tier", required=True, help="case-id prefix, e.g. scale-1k")
+    args = p.parse_args(argv)
+    con = sqlite3.connect(args.db)
+    groups: dict = defaultdict(dict)
+    versions, commits = set(), set()
+    for est, cid, rec in con.execute("SELECT estimator, case_id, record FROM runs WHERE case_id LIKE ? "
+                                     "ORDER BY case_id", (args.tier + "/%",)):
+        r = json.loads(rec)
+        groups[(est, settings(r["config"]))][cid] = r
+        versions.add(r.get("llcbench_version"))
+        commits.add((r.get("git_commit") or "")[:7])
+    print(f"llcbench {', '.join(sorted(map(str, versions)))}, commit {', '.join(sorted(commits))}, tier {args.tier}\n")
+    print("| sampler, settings | runs | split R-hat ≤ 1.1 | doubled (twice) | healthy | median \\|rel. err.\\| "
+          "(healthy, certified) | median \\|rel. err.\\| (certified, only still spreading) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for (est, label), runs in sorted(groups.items()):
+        rh = sum(1 for r in runs.values() if r.get("rhat") is not None and r["rhat"] <= health.RHAT_MAX)
+        st = [((r.get("extra") or {}).get("settling") or {}).get("doublings", 0) for r in runs.values()]
+        healthy = [r for r in runs.values() if not health.problems(r)]
+        cert = [r for r in runs.values() if r.get("truth_kind") == "exact"]
+        only_spread = [r for r in cert if health.problems(r)
+                       and all(x.startswith("still spreading") for x in health.problems(r))]
+        print(f"| {est}, {label} | {len(runs)} | {rh} | {sum(k > 0 for k in st)} ({sum(k == 2 for k in st)}) | "
+              f"{len(healthy)} | {pct([abs(r['rel_error']) for r in healthy if r in cert])} | "
+              f"{pct([abs(r['rel_error']) for r in only_spread])} |")
+    keys = sorted(groups)
+    print("\n| case | truth | " + " | ".join(f"{e}, {s}" for e, s in keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    cases = sorted({c for g in groups.values() for c in g})
+    for cid in cases:
+        any_r = next(g[cid] for g in groups.values() if cid in g)
+        truth = f"{any_r['lambda']}" + ("" if any_r.get("truth_kind") == "exact" else " (asserted)")
+        cells = []
+        for k in keys:
+            r = groups[k].get(cid)
+            if r is None:
+                cells.append("—")
+                continue
+            probs = health.problems(r)
+            flag = "" if not probs else (" s" if all(x.startswith("still spreading") for x in probs) else " ⚠")
+            cells.append(f"{r['lambda_hat']:.4g} ({100 * r['rel_error']:+.1f}%) R {r['rhat']:.2f}{flag}")
+        print(f"| `{cid}` | {truth} | " + " | ".join(cells) + " |")
+    print("\n(s: unhealthy only because the chains are still spreading; ⚠: unhealthy for another reason too; "
+          "R: split R-hat)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -128,3 +128,20 @@ def test_a_diverged_coarse_point_leaves_the_plain_estimate_with_a_warning():
     assert est.extra["extrapolation"]["applied"] is False
     assert any("not applied" in w for w in est.warnings)
     assert math.isfinite(est.lambda_hat) and est.extra["step_size"] == pytest.approx(plain.extra["step_size"])
+
+
+def test_the_coarse_step_is_twice_the_fine_one_after_adaptation():
+    # poly/w1^4 at the defaults: the rule's curvature, re-measured at the chains during the burn-in, is a
+    # maximum over noisy chains; measured on each point's own chains it left "2ε" at 1.81ε here and at
+    # 1.03ε at the default length (seed 0). Both points now take the fine point's curvature: 2 to rounding.
+    from llcbench.catalogue import build_target, load_catalogue
+    from llcbench.estimators import get_estimator
+    from llcbench.estimators.base import make_config
+
+    (case,) = [c for c in load_catalogue() if c.id == "poly/w1^4"]
+    spec = get_estimator("sgld")
+    e = spec.estimate(build_target(case), make_config(spec.config_cls, ["max_doublings=0", "steps=2000",
+                                                                       "burn_in=1000"]), 0, "cpu")
+    fine, coarse = e.extra["extrapolation"]["points"]
+    assert len(e.extra["adaptation"]) == 4  # the rule did re-measure
+    assert coarse["step_size"] / fine["step_size"] == pytest.approx(2.0, rel=1e-6)

@@ -158,7 +158,9 @@ class StepSizeRule:
     The curvature h at w* and the minibatch-gradient variance v there do not
     depend on nβ, γ or step_scale, so they are measured once for all points;
     adaptation measures h and v per row and takes, per point, the largest over
-    its live chains.
+    the live chains of its leader, the first point of the same nβ and γ
+    (:meth:`leader`: its own chains where nβ or γ differ, as in a sweep over
+    them), so points that differ only in step_scale keep their steps' ratio.
     """
 
     points: list  # the configs (only step_scale, nβ, γ differ between them)
@@ -216,10 +218,19 @@ class StepSizeRule:
             if log:
                 log[-1]["step_size"] = s
 
+    def leader(self, k: int) -> int:
+        """The point whose chains set point k's curvature and heat in :meth:`adapt`: the first point with
+        k's nβ and γ. Points of one posterior that differ only in step_scale (Richardson's ε and 2ε, a
+        sweep's step axis) so keep the ratio of their steps equal to that of their step_scales; each
+        measuring its own chains, a maximum over 8 chains' noisy curvatures set each step, and
+        Richardson's "2ε" ranged from 0.1ε to 2ε."""
+        return next(j for j in range(len(self.points))
+                    if self.nbetas[j] == self.nbetas[k] and self.gammas[j] == self.gammas[k])
+
     def adapt(self, target: Target, positions: torch.Tensor, alive: torch.Tensor, t: int) -> bool:
-        """Re-apply each point's rule at its live chains before step t (``eps_rule``; points with no
-        live chain keep theirs); whether any changed. Needs autograd enabled (Hessian-vector
-        products)."""
+        """Re-apply each point's rule at the live chains of its :meth:`leader` before step t
+        (``eps_rule``; points whose leader has no live chain keep theirs); whether any changed. Needs
+        autograd enabled (Hessian-vector products)."""
         self.schedule.pop(0)
         rows = alive.nonzero().flatten()
         if rows.numel() == 0:
@@ -232,13 +243,14 @@ class StepSizeRule:
         finite = torch.isfinite(h_rows).tolist()
         changed = False
         for k, c in enumerate(self.points):
-            mine = [i for i, p in enumerate(point_of) if p == k]
+            lead = self.leader(k)
+            mine = [i for i, p in enumerate(point_of) if p == lead]
             hs = h_rows[[i for i in mine if finite[i]]]
             if hs.numel() == 0:
                 continue
             h_top = float(hs.max())
             heat = 0.0
-            if self.minibatch:  # the noisiest live chain of the point (as an independent run's rule)
+            if self.minibatch:  # the noisiest live chain of the leader (as an independent run's rule)
                 v = None if v_rows is None else float(v_rows[mine].max())
                 heat = minibatch_heat(c, self.nbetas[k], h_top, v)
                 self.heat_logs[k].append({"step": t, "heat": heat, "grad_variance": v})

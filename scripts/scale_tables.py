@@ -1,7 +1,7 @@
 """The tables of docs/scale.md: sgld and rmsprop_sgld on a scale tier, at llcbench's defaults and at
 the protocol's settings, scored against each teacher's local truth.
 
-    python scripts/scale_tables.py --db scale1k.sqlite --tier scale-1k
+    python scripts/scale_tables.py --db scale1k.sqlite [more.sqlite ...] --tier scale-1k
 
 One row per estimator × settings ("defaults": no sampler table; "protocol": the suite's table, γ = 1),
 then one row per case. Medians are over certified teachers (truth kind exact); "healthy" is
@@ -30,18 +30,22 @@ def pct(xs: list) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, nargs="+", help="stores; a run in several: the first store's")
     p.add_argument("--tier", required=True, help="case-id prefix, e.g. scale-1k")
     args = p.parse_args(argv)
-    con = sqlite3.connect(args.db)
     groups: dict = defaultdict(dict)
     versions, commits = set(), set()
-    for est, cid, rec in con.execute("SELECT estimator, case_id, record FROM runs WHERE case_id LIKE ? "
-                                     "ORDER BY case_id", (args.tier + "/%",)):
-        r = json.loads(rec)
-        groups[(est, settings(r["config"]))][cid] = r
-        versions.add(r.get("llcbench_version"))
-        commits.add((r.get("git_commit") or "")[:7])
+    for db in args.db:
+        con = sqlite3.connect(db)
+        for est, cid, rec in con.execute("SELECT estimator, case_id, record FROM runs WHERE case_id LIKE ? "
+                                         "ORDER BY case_id", (args.tier + "/%",)):
+            r = json.loads(rec)
+            group = groups[(est, settings(r["config"]))]
+            if cid in group:
+                continue
+            group[cid] = r
+            versions.add(r.get("llcbench_version"))
+            commits.add((r.get("git_commit") or "")[:7])
     print(f"llcbench {', '.join(sorted(map(str, versions)))}, commit {', '.join(sorted(commits))}, tier {args.tier}\n")
     print("| sampler, settings | runs | split R-hat ≤ 1.1 | doubled (twice) | healthy | median \\|rel. err.\\| "
           "(healthy, certified) | median \\|rel. err.\\| (certified, only still spreading) |")

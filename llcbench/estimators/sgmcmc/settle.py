@@ -11,7 +11,7 @@ problems holds and ``max_doublings`` allows, doubles ``steps`` and
 Markov chain throughout, the draws of the new window [2·burn_in, 2·steps)
 are the later part of it, and everything before is burn-in. Doubling both
 keeps the burn-in's share and lets the window grow with the run, as the
-slow directions need (Stan's warm-up grows its windows the same way).
+slow directions need.
 
 What does not change: the kernel. The step-size rule adapts only in the
 first half of the planned burn-in, and RMSProp freezes its preconditioner

@@ -110,7 +110,9 @@ HEALTH = ("A run is unhealthy when a chain diverged, split R-hat > 1.1, bulk ESS
           "chance), λ̂ is not finite or "
           "above the parameter count d, or its posterior is not local (llcbench.health; a diagnostic the estimator does not report, such as the R-hat "
           "of the exact estimator, is not held against it). An unhealthy run's λ̂ is no LLC estimate: it is "
-          "attributed 'unhealthy', left out of every score and counted beside it.")
+          "attributed 'unhealthy', left out of every score and counted beside it. The SG-MCMC samplers run on "
+          "while the first four fail (R-hat, ESS, an outlier chain, spreading), doubling their steps up to "
+          "max_doublings times: the steps column says how long each run took.")
 
 CASE_HEADERS = ["case", "family", "λ", "λ̂ ± se", "rel. err.", "λ_nβ,γ", "estimand part", "sampler part",
                 "attribution", "health"]

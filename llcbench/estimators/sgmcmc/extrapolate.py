@@ -12,9 +12,10 @@ removes the O(ε) term (Richardson extrapolation; Durmus, Şimşekli,
 Moulines, Badeau & Richard 2016, "Stochastic gradient Richardson-Romberg
 Markov chain Monte Carlo", NeurIPS). Both steps run as ONE shared-chain grid
 run (:mod:`.grid`): the rows of the two points in one tensor, the same
-minibatches, each point its own step-size rule, ``step_scale`` doubled for
-the coarse one (2ε for SGLD and RMSProp-SGLD's ε; 2ε_s, √2·h, for SGNHT,
-whose position bias is O(h²)).
+minibatches, ``step_scale`` doubled for the coarse one (2ε for SGLD and
+RMSProp-SGLD's ε; 2ε_s, √2·h, for SGNHT, whose position bias is O(h²)),
+and the step rule's re-measurement during the burn-in taken from the fine
+point's chains for both (``StepSizeRule.leader``), so the ratio stays 2.
 
 Why ε and 2ε, not ε/2 and ε: with the same number of steps a chain at ε/2
 covers half the time, and where the burn-in is short for the slowest

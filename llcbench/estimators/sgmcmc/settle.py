@@ -27,7 +27,7 @@ sum over the planned window. A shared-chain grid run (sweeps, Richardson's
 ε and 2ε) extends while any of its points has a problem, so its points
 stay one tensor.
 
-Caveat, said in the record: the stop rule reads the same diagnostics the
+Caveat (docs/defaults.md says it too): the stop rule reads the same diagnostics the
 run is judged on, so a run that stops at a doubling has passed them on its
 final window once; a borderline run can pass by chance where the next
 window would not.

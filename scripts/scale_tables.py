@@ -4,9 +4,8 @@ the protocol's settings, scored against each teacher's local truth.
     python scripts/scale_tables.py --db scale1k.sqlite [more.sqlite ...] --tier scale-1k
 
 One row per estimator × settings ("defaults": no sampler table; "protocol": the suite's table, γ = 1),
-then one row per case. Medians are over certified teachers (truth kind exact); "healthy" is
-llcbench.health's rule; the last median is over the certified runs whose only problem is that their
-chains are still spreading (a rule that flags runs that have not shown equilibrium, docs/scale.md).
+then one row per case. The median is over healthy runs on certified teachers (truth kind exact;
+"healthy" is llcbench.health's rule): unhealthy runs are counted, flagged in the case rows, never scored.
 """
 
 from __future__ import annotations
@@ -48,18 +47,15 @@ def main(argv=None) -> int:
             commits.add((r.get("git_commit") or "")[:7])
     print(f"llcbench {', '.join(sorted(map(str, versions)))}, commit {', '.join(sorted(commits))}, tier {args.tier}\n")
     print("| sampler, settings | runs | split R-hat ≤ 1.1 | doubled (twice) | healthy | median \\|rel. err.\\| "
-          "(healthy, certified) | median \\|rel. err.\\| (certified, only still spreading) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "(healthy, certified) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for (est, label), runs in sorted(groups.items()):
         rh = sum(1 for r in runs.values() if r.get("rhat") is not None and r["rhat"] <= health.RHAT_MAX)
         st = [((r.get("extra") or {}).get("settling") or {}).get("doublings", 0) for r in runs.values()]
         healthy = [r for r in runs.values() if not health.problems(r)]
         cert = [r for r in runs.values() if r.get("truth_kind") == "exact"]
-        only_spread = [r for r in cert if health.problems(r)
-                       and all(x.startswith("still spreading") for x in health.problems(r))]
         print(f"| {est}, {label} | {len(runs)} | {rh} | {sum(k > 0 for k in st)} ({sum(k == 2 for k in st)}) | "
-              f"{len(healthy)} | {pct([abs(r['rel_error']) for r in healthy if r in cert])} | "
-              f"{pct([abs(r['rel_error']) for r in only_spread])} |")
+              f"{len(healthy)} | {pct([abs(r['rel_error']) for r in healthy if r in cert])} |")
     keys = sorted(groups)
     print("\n| case | truth | " + " | ".join(f"{e}, {s}" for e, s in keys) + " |")
     print("|---|---|" + "---|" * len(keys))

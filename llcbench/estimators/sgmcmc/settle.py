@@ -74,24 +74,19 @@ def run_until_settled(run, configs: list, sample: Callable, summarise_points: Ca
     limit = int(config.max_doublings)
     if run.per_sample is not None or run.accuracy is not None:
         limit = 0  # those probes sum over the planned window
-    sample(0, int(config.steps), int(config.steps))
-    history = []
-    k = 0
+    steps, burn_in = int(config.steps), int(config.burn_in)
+    sample(0, steps, steps)
+    if limit == 0:
+        return 0, None
+    history, k = [], 0
     while True:
-        if limit == 0:
-            break
         found = (judge or problems)(summarise_points([window(c, k) for c in configs]))
-        history.append({"steps": int(config.steps) * 2 ** k, "problems": found})
+        history.append({"steps": steps * 2 ** k, "problems": found})
         if not found or k == limit:
             break
         k += 1
-        total = int(config.steps) * 2 ** k
-        run.trace.grow(total)
-        run.grow_aux(total)
-        sample(int(config.steps) * 2 ** (k - 1), total, total)
-    settling = None
-    if limit > 0:
-        final = history[-1]["problems"] if history else []
-        settling = {"max_doublings": limit, "doublings": k, "steps": int(config.steps) * 2 ** k,
-                    "burn_in": int(config.burn_in) * 2 ** k, "settled": not final, "history": history}
-    return k, settling
+        run.trace.grow(steps * 2 ** k)
+        run.grow_aux(steps * 2 ** k)
+        sample(steps * 2 ** (k - 1), steps * 2 ** k, steps * 2 ** k)
+    return k, {"max_doublings": limit, "doublings": k, "steps": steps * 2 ** k, "burn_in": burn_in * 2 ** k,
+               "settled": not found, "history": history}

@@ -36,7 +36,11 @@ apart — when any of these holds:
   tiny, significant drift from counting. The test is conservative: a run
   whose λ̂ does not feel those directions (the 1K protocol teachers: λ̂
   within 1.1 % of the truth while the spread doubles) is flagged too — it
-  has not shown equilibrium;
+  has not shown equilibrium. The same bars the other way (z below −3.09,
+  a fall of more than 5 %: "still contracting") flag chains that started
+  wider than their stationary spread — the tempered start
+  (``llcbench.estimators.sgmcmc.tempered_start``) can overshoot; together
+  the two sides raise a stationary run's false alarms to 2·10⁻³;
 - the posterior is not local (``llcbench.locality.is_local`` False, today's
   thresholds on the record's ``locality``) ("not local: …").
 
@@ -146,6 +150,8 @@ def mixing_problems(record: dict) -> list[str]:
     spread = spread_growth(record)
     if spread is not None and spread[1] > SPREAD_Z_MAX and spread[0] > SPREAD_GROWTH_MIN:
         out.append(f"still spreading: E‖w − w*‖² {spread[0]:+.0%} over the draws (z {spread[1]:.1f})")
+    elif spread is not None and spread[1] < -SPREAD_Z_MAX and spread[0] < -SPREAD_GROWTH_MIN:
+        out.append(f"still contracting: E‖w − w*‖² {spread[0]:+.0%} over the draws (z {spread[1]:.1f})")
     return out
 
 

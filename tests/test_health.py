@@ -38,7 +38,11 @@ def test_each_problem_has_its_reason():
         "still spreading: E‖w − w*‖² +82% over the draws (z 6.5)"]
     assert problems(rec(diagnostics={"spread_growth": 0.82, "spread_growth_z": 3.0})) == []  # within chance
     assert problems(rec(diagnostics={"spread_growth": 0.04, "spread_growth_z": 9.0})) == []  # below the floor
-    assert problems(rec(diagnostics={"spread_growth": -0.5, "spread_growth_z": -9.0})) == []  # shrinking
+    # the other side: a run that started wider than its stationary spread (the tempered start can)
+    assert problems(rec(diagnostics={"spread_growth": -0.5, "spread_growth_z": -9.0})) == [
+        "still contracting: E‖w − w*‖² -50% over the draws (z -9.0)"]
+    assert problems(rec(diagnostics={"spread_growth": -0.5, "spread_growth_z": -3.0})) == []  # within chance
+    assert problems(rec(diagnostics={"spread_growth": -0.04, "spread_growth_z": -9.0})) == []  # below the floor
 
 
 def test_a_diagnostic_not_reported_is_not_held_against_a_run():

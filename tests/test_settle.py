@@ -32,8 +32,9 @@ def test_a_run_that_doubles_is_the_longer_run():
     assert settling["doublings"] == 1, settling  # 200 draws of 3 chains: not settled (ESS < 100)
     assert settling["history"][0]["problems"] and settling["history"][0]["steps"] == 300
     assert (doubled.extra["steps"], doubled.extra["burn_in"]) == (600, 200)
-    assert doubled.grad_evals == 600 * 3
-    longer = _run(target, FIXED + ["steps=600", "burn_in=200", "max_doublings=0"])
+    assert doubled.extra["tempered_start"]["steps"] == 100  # the planned burn-in's, the same in both runs
+    assert doubled.grad_evals == (600 + 100) * 3
+    longer = _run(target, FIXED + ["steps=600", "burn_in=200", "max_doublings=0", "tempered_start=100"])
     assert "settling" not in longer.extra
     assert doubled.lambda_hat == longer.lambda_hat  # bit for bit
     assert doubled.se == longer.se
@@ -60,7 +61,7 @@ def test_the_richardson_run_doubles_its_two_points_together():
                       "extrapolate=richardson"])
     assert e.extra["extrapolation"]["applied"] is True
     assert e.extra["settling"]["doublings"] == 1
-    assert e.grad_evals == 2 * 600 * 3  # both points, doubled
+    assert e.grad_evals == 2 * (600 + 100) * 3  # both points, doubled, after the tempered start
 
 
 def _summary(rhat=1.0, ess=500.0, outliers=(), divergent=(), lam=1.0):

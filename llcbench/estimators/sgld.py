@@ -93,7 +93,8 @@ def park(state: SGLDState, dead: torch.Tensor, ctx: Context) -> None:
     """Nothing beyond w (reset to w* by the driver) is per-chain state."""
 
 
-SAMPLER = Sampler(name="sgld", init=init, step=step, park=park, per_row=True)
+SAMPLER = Sampler(name="sgld", init=init, step=step, park=park, per_row=True,
+                  langevin_step=lambda ctx: ctx.eps)  # the rule's ε or the given one
 
 
 def estimate(target: Target, config: SGLDConfig, seed: int, device: str = "cpu",

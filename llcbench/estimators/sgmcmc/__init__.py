@@ -11,6 +11,7 @@ explicit state (BlackJAX-like); ONE driver loop (``driver.py``,
   ONE ``target.loss_and_grad`` call per step (autograd, or the family's
   closed form), never a Python loop over chains;
 - the step-size rule and its adaptation in the burn-in (``stepsize.py``);
+- the tempered start (``tempered_start.py``) and the adaptive length (``settle.py``);
 - the chain monitor: divergence detection and parking (``monitor.py``);
 - the per-draw λ trace and what is read off it: λ̂, ArviZ diagnostics, the
   localisation sensitivity ∂λ̂/∂log γ = −(γ/2)·Cov(nβL, ‖w − w*‖²) from the
@@ -44,7 +45,9 @@ Defaults users can trust (each is a documented config field, ``config.py``):
 - step-size extrapolation by ``extrapolate`` (``extrapolate.py``: 2·λ̂(ε) − λ̂(2ε)
   from one shared-chain run): ``"auto"`` (sgld, rmsprop_sgld) applies it where the
   rule sets the step, ``"none"`` (sgnht, the ladder's rungs, sweeps) never;
-- chains start at w*; a chain whose loss becomes NaN/inf or whose
+- chains start at w*, then take ``tempered_start`` (default: the burn-in's
+  length) steps of SGLD at a lower nβ with γ kept, which fill the directions
+  only the localisation confines (``tempered_start.py``); a chain whose loss becomes NaN/inf or whose
   nβ·(L − L*) exceeds ``divergence_threshold`` is flagged, parked at w* and
   excluded from λ̂; if every chain diverges λ̂ is NaN with a warning.
 

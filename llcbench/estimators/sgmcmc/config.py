@@ -58,6 +58,11 @@ class SGMCMCConfig(TemperatureConfig):
         "ESS < 100, an outlier chain, chains still spreading: llcbench.health.mixing_problems), double steps "
         "and burn_in and run on from where the chains are, at most this many times (2: up to 4× steps); "
         "0: exactly steps (llcbench.estimators.sgmcmc.settle)")
+    tempered_start: Optional[int] = doc(
+        None, "steps of SGLD at a lower nβ (γ kept) before the first step, which fill the directions only the "
+        "localisation confines (5 relaxation times 1/(εγ)) so that the draws do not start still spreading "
+        "from w* (llcbench.estimators.sgmcmc.tempered_start; not on trained anchors); None: burn_in steps; "
+        "0: start at w*")
     dtype: str = doc("float32", "sampling precision: float32 or float64 (L_n(w*) is always float64)")
     curvature_floor: float = doc(1.0, "lower bound on h in the step-size rule (h = 0 at quartic minima)")
     hessian_iters: int = doc(30, "power iterations for h in the step-size rule")
@@ -109,6 +114,10 @@ class SGMCMCConfig(TemperatureConfig):
             return "richardson" if self.step_size is None and per_row else "none"
         return self.extrapolate
 
+    def tempered_steps(self) -> int:
+        """The tempered start's steps: ``tempered_start``, or the planned burn-in where it is None."""
+        return int(self.burn_in if self.tempered_start is None else self.tempered_start)
+
     def validate(self) -> None:
         self.validate_temperature()
         if self.localisation not in LOCALISATIONS:
@@ -127,6 +136,8 @@ class SGMCMCConfig(TemperatureConfig):
             raise ValueError("adapt_rounds must be >= 0")
         if self.max_doublings < 0:
             raise ValueError("max_doublings must be >= 0")
+        if self.tempered_start is not None and self.tempered_start < 0:
+            raise ValueError("tempered_start must be >= 0")
         _optional_positive(self, "step_size", "divergence_threshold")
         _at_least(self, 1, "batch_size", "chains", "steps", "thin", "hessian_iters", "hessian_points", "adapt_iters",
                   "check_every", "trace_points", "probe_samples", "noise_draws")

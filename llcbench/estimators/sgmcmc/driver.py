@@ -34,6 +34,7 @@ from .extrapolate import richardson
 from .pilot import annotate, applies, configured
 from .grid import extrapolated, shareable
 from .settle import run_until_settled, window
+from .tempered_start import run_tempered_start
 
 
 def prior_problem(target: Target) -> Optional[str]:
@@ -83,6 +84,7 @@ class Run:
     per_sample: Optional[PerSampleAccumulator] = None  # per-sample losses at λ̂'s draws (per_sample.py)
     accuracy: Optional[AccuracyProbe] = None  # the chains' train accuracy, for classifiers (accuracy.py)
     chance_loss: Optional[float] = None  # L_n of a chance-level predictor (Target.chance_loss)
+    tempered: Optional[dict] = None  # the tempered start's record (tempered_start.py)
 
     def grow_aux(self, steps: int) -> None:
         """Room for ``steps`` steps of the sampler's per-step values (the adaptive length, settle.py)."""
@@ -203,6 +205,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     if minibatch:
         noise_gen = generator("grad_noise", seed, dev)
         ctx.grad_noise = lambda w, k=8: minibatch_gradient_variance(tgt, w, int(config.batch_size), k, noise_gen)
+    tempered = run_tempered_start(tgt, ctx, sampler.langevin_step(ctx), config.tempered_steps(), seed)
     state = sampler.init(ctx)
     _check_positions(state, ctx, sampler)
     threshold = (float(config.divergence_threshold) if config.divergence_threshold is not None
@@ -221,7 +224,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
                monitor=ChainMonitor(chains, limit, dev), rule=rule, aux=aux, threshold=threshold,
                init_loss=init_loss, trace_mode=mode, trace_gen=trace_gen, batch_size=int(config.batch_size),
                per_sample=PerSampleAccumulator.for_run(target, tgt, config, seed, dev, rows=chains),
-               accuracy=accuracy, chance_loss=chance_loss)
+               accuracy=accuracy, chance_loss=chance_loss, tempered=tempered)
 
 
 def trace_mode(target: Target, config, minibatch: bool) -> str:
@@ -391,6 +394,7 @@ def record_extra(run: Run, config, nbeta: float, gamma: float, step: float, rule
         "chains": int(config.chains),
         "steps": int(config.steps),
         "burn_in": int(config.burn_in),
+        "tempered_start": run.tempered,
         "thin": int(config.thin),
         "batch_size": (int(config.batch_size) if batches is not None else None),
         "batches_per_epoch": (batches.per_epoch if batches is not None else None),
@@ -445,7 +449,8 @@ def _estimates(run: Run, configs: list, seconds: float, doublings: int = 0,
                                                     points=1, config=config)))
         out.append(Estimate(
             lambda_hat=s["lambda_hat"], lambda_hat_chains=s["per_chain"], se=s["se"], loss_trace=loss_trace,
-            diagnostics=s["diagnostics"], grad_evals=int(config.steps) * chains, seconds=seconds / len(configs),
+            diagnostics=s["diagnostics"],
+            grad_evals=(int(config.steps) + int(run.tempered["steps"])) * chains, seconds=seconds / len(configs),
             warnings=s["warnings"], extra=extra, nbeta=nbeta, gamma=gamma,
             per_sample=None if run.per_sample is None else run.per_sample.result(mine, nbeta, gamma),  # its nβ, γ
             locality=locality(run, s["lambda_hat"], nbeta, gamma, s["diagnostics"], mine)))

@@ -75,6 +75,8 @@ class Sampler:
     on_burn_in_end(state, ctx): called once, after the last burn-in step (e.g. to freeze an
         adaptive preconditioner so that the draws come from a time-homogeneous chain).
     uses_rule(config): whether the step-size rule (and its adaptation) runs.
+    langevin_step(ctx): the run's SGLD step ε (a number, or a (rows, 1) column in a grid run) that
+        the tempered start (tempered_start.py) scales; default the rule's ε_s (None without the rule).
     per_row: whether ``step`` also takes ctx.eps, ctx.nbeta, ctx.gamma (and ctx.eps_rule) as
         (rows, 1) columns, one value per chain: then configs that differ only in them can share
         one chain tensor (:mod:`.grid`); ``point_fields`` names the state's fields that are then
@@ -91,6 +93,7 @@ class Sampler:
     on_step_size: Callable[[Any, "Context", int], None] = _noop
     on_burn_in_end: Callable[[Any, "Context"], None] = _noop
     uses_rule: Callable[[Any], bool] = lambda config: config.step_size is None
+    langevin_step: Callable[["Context"], Any] = lambda ctx: ctx.eps_rule
     per_row: bool = False
     point_fields: tuple = ()  # state fields that a grid run holds as per-point (rows, 1) columns
 

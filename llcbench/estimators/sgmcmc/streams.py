@@ -25,6 +25,8 @@ STREAMS = {
     "adapt": (1, 7_919),  # the start vectors of the rule's power iterations during adaptation
     "probe": (7_919, 2_003),  # the per-sample LLC's probe set (per_sample.py; on the CPU)
     "noise_draws": (6_151, 4_241),  # the per-sample noise baseline's ξ_k (per_sample.py; on the CPU)
+    "tempered": (1, 52_711),  # the tempered start's Gaussian noise (tempered_start.py)
+    "tempered_batches": (1_000_003, 60_013),  # the tempered start's minibatches (tempered_start.py)
 }
 
 

@@ -1,0 +1,139 @@
+"""Where the chains start: a tempered start that fills the directions only the localisation confines.
+
+An SG-MCMC run's chains start at w*. In directions the loss does not
+confine — the rescalings (W_l, W_{l+1}) → (A·W_l, W_{l+1}·A⁻¹) of a deep
+linear network, any direction along the set of minimisers — only the
+localisation γ·(w − w*) pulls, and SGLD at the step ε that the stiffest
+direction allows fills them in ≈ 1/(εγ) steps: 2·10⁴–10⁶ on the deep linear
+networks of the catalogue and the scale tiers, against 6,000 planned steps.
+Until then E‖w − w*‖² grows over the draws (the spread test of
+:mod:`llcbench.health`) and λ̂ is on its way (on dln/4-4-4/r2/generic at
+seed 0: 8.23 from w*, 7.37 after 1.2·10⁵ steps of burn-in).
+
+So before the sampler's first step the chains take ``tempered_start``
+steps of SGLD with γ kept and nβ lowered to nβ' = nβ·ε/ε_t, where
+ε_t = RELAXATIONS/(tempered_start·γ): RELAXATIONS = 5 relaxation times of
+those directions pass (e⁻⁵ < 1 % of the variance they lack at w* is left),
+and ε_t is the step-size rule's step at nβ' (the rule's ε scales as 1/nβ
+where nβ·h dominates; its heat term, ∝ nβ², falls faster, so ε_t is within
+the rule's bound). Why a lower nβ leaves the slow directions right: along
+an exactly flat direction the localised posterior is N(w*, 1/γ) at every
+nβ, and along the orbit of a symmetry the transverse directions add
+½·log det of their Hessian, which in the Laplace approximation does not
+depend on nβ — so the tempered chains end near the target's law there,
+and the stiff directions (≈ 1/step_scale steps at nβ) settle in the
+sampler's own burn-in. That they did is measured, not assumed: the spread
+test is two-sided (a run still contracting is flagged like one still
+spreading).
+
+Not run (the record says why): where γ = 0 (nothing bounds those
+directions), where the run's own step already passes RELAXATIONS
+relaxation times in ``tempered_start`` steps, where the sampler has no
+Langevin step to scale (SGNHT at a given step), and on trained anchors
+(classifiers whose γ the pilot chooses from chains started at w*; not
+measured there). The start draws from streams of its own ("tempered",
+"tempered_batches"), so the sampler's noise and minibatches are those of
+the run without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Optional
+
+import torch
+
+from .sampler import Context, potential_gradient
+from .streams import generator
+
+RELAXATIONS = 5.0  # relaxation times 1/(ε_t·γ) of the localisation-only directions the start lasts
+CHECK_EVERY = 100  # steps between checks for non-finite chains (a host sync each)
+
+
+def skip_reason(target, ctx: Context, langevin_step, steps: int) -> Optional[str]:
+    """Why the tempered start does not run for this run, or None if it does."""
+    if steps == 0:
+        return "tempered_start = 0"
+    if target.trained_anchor:
+        return "a trained anchor (not measured there; its γ comes from the pilot's chains started at w*)"
+    if langevin_step is None:
+        return "the sampler has no Langevin step to scale (a given step)"
+    gamma = ctx.gamma
+    if (float(gamma.min()) if isinstance(gamma, torch.Tensor) else float(gamma)) <= 0:
+        return "γ = 0: nothing bounds the directions the loss does not confine"
+    return None
+
+
+def run_tempered_start(target, ctx: Context, langevin_step, steps: int, seed: int) -> dict:
+    """Move ``ctx.positions`` (every row w* on entry) by the tempered start; return the record's
+    ``tempered_start`` object. ``langevin_step``: the run's SGLD step ε (a number, or a (rows, 1)
+    column in a shared-chain grid run), None if it has none."""
+    why = skip_reason(target, ctx, langevin_step, steps)
+    if why is not None:
+        return {"steps": 0, "skipped": why}
+    eps_t = RELAXATIONS / (steps * ctx.gamma)
+    ratio = langevin_step / eps_t  # nβ'/nβ, at most 1
+    if isinstance(ratio, torch.Tensor):
+        ratio = ratio.clamp(max=1.0)
+        if bool((ratio >= 1.0).all()):
+            return {"steps": 0, "skipped": "the run's own step fills those directions in tempered_start steps"}
+    elif ratio >= 1.0:
+        return {"steps": 0, "skipped": "the run's own step fills those directions in tempered_start steps"}
+    else:
+        ratio = float(ratio)
+    eps = langevin_step / ratio
+    tctx = copy.copy(ctx)
+    tctx.nbeta = ctx.nbeta * ratio
+    w, w_star = ctx.positions, ctx.w_star
+    noise_gen = generator("tempered", seed, ctx.device)
+    batch_gen = generator("tempered_batches", seed, ctx.device)
+    batch = int(ctx.config.batch_size)
+    minibatch = target.num_data > 0 and batch < target.num_data
+    drift, noise = torch.empty_like(w), torch.empty_like(w)
+    column = isinstance(eps, torch.Tensor)
+    sqrt_eps = eps.sqrt() if column else math.sqrt(eps)
+    restarted = 0
+    grad_mode = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    try:
+        for t in range(steps):
+            idx = (torch.randint(target.num_data, (batch,), generator=batch_gen, device=w.device)
+                   if minibatch else None)
+            _, g = target.loss_and_grad(w, idx)
+            pg = _prior_gradient(target, w)
+            potential_gradient(w, g, pg, tctx, out=drift)  # nβ'·∇L_B + γ·(w − w*) − ∇log φ
+            noise.normal_(generator=noise_gen)
+            if column:
+                w.addcmul_(drift, eps, value=-0.5).addcmul_(noise, sqrt_eps)
+            else:
+                w.add_(drift, alpha=-eps / 2).add_(noise, alpha=sqrt_eps)
+            if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
+                bad = ~torch.isfinite(w).all(dim=1)
+                if bool(bad.any()):  # a chain that blew up starts from w* instead
+                    restarted += int(bad.sum())
+                    w[bad] = w_star
+    finally:
+        torch.set_grad_enabled(grad_mode)
+    r2 = ((w.double() - w_star.double()) ** 2).sum(dim=1)
+    points = ctx.points
+    per = ctx.chains // points
+    return {"steps": int(steps), "relaxations": RELAXATIONS,
+            "nbeta": _per_point(tctx.nbeta, per, points), "step_size": _per_point(eps, per, points),
+            "restarted_chains": restarted,
+            "mean_sq_distance": [float(r2[k * per:(k + 1) * per].mean()) for k in range(points)]}
+
+
+def _prior_gradient(target, w: torch.Tensor) -> Optional[torch.Tensor]:
+    if not target.has_prior:
+        return None
+    with torch.enable_grad():
+        wl = w.detach().requires_grad_(True)
+        (pg,) = torch.autograd.grad(target.log_prior(wl).sum(), wl)
+    return pg
+
+
+def _per_point(value, per: int, points: int) -> list:
+    if isinstance(value, torch.Tensor):
+        return [float(v) for v in value[::per, 0].tolist()]
+    return [float(value)] * points

@@ -7,11 +7,12 @@ localisation γ·(w − w*) pulls, and SGLD at the step ε that the stiffest
 direction allows fills them in ≈ 1/(εγ) steps: 2·10⁴–10⁶ on the deep linear
 networks of the catalogue and the scale tiers, against 6,000 planned steps.
 Until then E‖w − w*‖² grows over the draws (the spread test of
-:mod:`llcbench.health`) and λ̂ is on its way (on dln/4-4-4/r2/generic at
-seed 0: 8.23 from w*, 7.37 after 1.2·10⁵ steps of burn-in).
+:mod:`llcbench.health`; dln/4-4-4/r2/generic, seed 0, 6,000 steps of plain
+sgld from w*: +108 %, z 5.1) and λ̂ is on its way.
 
 So before the sampler's first step the chains take ``tempered_start``
-steps of SGLD with γ kept and nβ lowered to nβ' = nβ·ε/ε_t, where
+steps (default: the planned burn-in's length; on the same run the spread
+then moves +1 %, z 0.1) of SGLD with γ kept and nβ lowered to nβ' = nβ·ε/ε_t, where
 ε_t = RELAXATIONS/(tempered_start·γ): RELAXATIONS = 5 relaxation times of
 those directions pass (e⁻⁵ < 1 % of the variance they lack at w* is left),
 and ε_t is the step-size rule's step at nβ' (the rule's ε scales as 1/nβ

@@ -57,7 +57,7 @@ def estimate_seconds(target, estimator: str, chains: int, batch: int, steps: int
     spec = get_estimator(estimator)
     fields = {"step_size": step_size, "chains": chains, "batch_size": batch, "steps": steps,
               "burn_in": steps // 10, "dtype": "float32", "max_doublings": 0,
-              "tempered_start": 0}  # exactly `steps`: the marginal cost
+              "start": "w_star"}  # exactly `steps`: the marginal cost
     if estimator == "rmsprop_sgld":
         fields.update(eps_precond=1.0, warmup=1)  # no step-size rule: nothing but steps to time
     cfg = make_config(spec.config_cls, fields)

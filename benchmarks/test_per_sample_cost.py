@@ -45,7 +45,7 @@ def largest_case():
 def seconds(target, per_sample: bool, steps: int) -> tuple[float, object]:
     spec = get_estimator("sgld")
     cfg = make_config(spec.config_cls, {"per_sample": per_sample, "steps": steps, "burn_in": steps // 3,
-                                        "max_doublings": 0, "tempered_start": 0})  # both runs exactly `steps` long
+                                        "max_doublings": 0, "start": "w_star"})  # both runs exactly `steps` long
     start = time.perf_counter()
     est = spec.estimate(target, cfg, 0, "cpu")
     return time.perf_counter() - start, est
@@ -62,7 +62,7 @@ target = build_target(case)
 spec = get_estimator("sgld")
 cfg = make_config(spec.config_cls, {"per_sample": sys.argv[2] == "1", "steps": int(sys.argv[3]),
                                     "burn_in": int(sys.argv[3]) // 3, "max_doublings": 0,
-                                    "tempered_start": 0})
+                                    "start": "w_star"})
 spec.estimate(target, cfg, 0, "cpu")
 print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """

@@ -73,7 +73,7 @@ def sgld_seconds(target, steps: int, trace_batch: str = "auto") -> float:
     cfg = make_config(spec.config_cls, {"step_size": STEP_SIZE, "chains": CHAINS, "batch_size": BATCH,
                                         "steps": steps, "burn_in": steps // 10, "dtype": "float32",
                                         "trace_batch": trace_batch, "max_doublings": 0,
-                                        "tempered_start": 0})  # the steps asked for, from w*
+                                        "start": "w_star"})  # the steps asked for, from w*
     t0 = time.perf_counter()
     spec.estimate(target, cfg, seed=0, device="cpu")
     return time.perf_counter() - t0

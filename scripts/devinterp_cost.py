@@ -55,7 +55,7 @@ def main(argv=None) -> int:
                                                f"steps={args.steps}", f"burn_in={args.burn_in}",
                                                f"batch_size={kw['batch_size']}", "trace_batch=same",
                                                "control_variate=false", "per_sample=false",
-                                               "max_doublings=0", "tempered_start=0"])  # exactly the steps timed
+                                               "max_doublings=0", "start=w_star"])  # exactly the steps timed
     t0, c0 = time.perf_counter(), time.process_time()
     est = spec.estimate(target, config, 0, "cpu")
     sec, cpu = time.perf_counter() - t0, time.process_time() - c0

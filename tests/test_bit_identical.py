@@ -22,7 +22,7 @@ from llcbench.estimators import get_estimator
 from llcbench.estimators.base import make_config
 
 SHORT = ["steps=300", "burn_in=100", "chains=3", "hessian_iters=10", "adapt_iters=5", "max_doublings=0",
-         "tempered_start=0"]
+         "start=w_star"]
 
 # id: (estimator, case, seed, config overrides); a list of overrides per point is a grid run
 RUNS = {

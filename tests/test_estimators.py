@@ -146,9 +146,8 @@ def test_quadratic_lambda_within_tolerance(name):
     # sgld and rmsprop_sgld extrapolate by default: their run is two points, ε and 2ε, on shared chains
     points = 2 if (est.extra.get("extrapolation") or {}).get("applied") else 1
     assert points == (2 if name in ("sgld", "rmsprop_sgld") else 1)
-    start = est.extra["tempered_start"]["steps"]  # the tempered start's steps count too
-    assert start == 700  # the burn-in's steps
-    assert est.grad_evals == points * (2500 + start) * est.extra["chains"]
+    assert est.extra["tempered_start"]["steps"] == 0  # start 'auto': a quadratic does not keep spreading
+    assert est.grad_evals == points * 2500 * est.extra["chains"]
     assert len(est.lambda_hat_chains) == est.extra["chains"]
 
 
@@ -319,10 +318,10 @@ def test_one_batched_loss_call_per_step_and_without_replacement_batches():
     base = linear_data(n=1000)
     target = Counting(**{k: getattr(base, k) for k in ("id", "family", "dim", "n", "w_star", "truth", "num_data",
                                                           "x", "y", "out")})
-    chains, steps, b = 5, 120, 64  # max_doublings=0, tempered_start=0 below: the planned steps, counted exactly
+    chains, steps, b = 5, 120, 64  # max_doublings=0, start=w_star below: the planned steps, counted exactly
     # the gradient's own batch as trace: one call per step for all chains at once (+ the w* row)
     est = run("sgld", target, step_size=1e-4, steps=steps, burn_in=20, chains=chains, batch_size=b,
-              trace_batch="same", max_doublings=0, tempered_start=0)
+              trace_batch="same", max_doublings=0, start="w_star")
     loop = [s for s in target.shapes if s[0] > 1]  # not the 1-row L_n(w*) evaluation
     assert len(loop) == steps  # one call per step ...
     assert all(s[0] == chains + 1 for s in loop)  # ... for all chains at once (+ the w* row)
@@ -332,13 +331,13 @@ def test_one_batched_loss_call_per_step_and_without_replacement_batches():
     # without the control variate: exactly `chains` rows per call
     target.shapes.clear()
     run("sgld", target, step_size=1e-4, steps=50, burn_in=10, chains=chains, batch_size=b, control_variate=False,
-        trace_batch="same", tempered_start=0)
+        trace_batch="same", start="w_star")
     assert all(s[0] == chains for s in target.shapes if s[0] > 1)
     # the default for a target without a full-data excess loss: per step one gradient call for the
     # chains, and one graph-free trace call (chains + w*) on an independent batch of the same size
     target.shapes.clear()
     est = run("sgld", target, step_size=1e-4, steps=steps, burn_in=20, chains=chains, batch_size=b, max_doublings=0,
-              tempered_start=0)
+              start="w_star")
     assert est.extra["trace_batch"] == "independent"
     loop = [s for s in target.shapes if s[0] > 1]
     grads = [s for s in loop if s[2]]
@@ -381,8 +380,8 @@ def test_burn_in_is_excluded():
     # (steps − burn_in) / thin.
     base = quadratic(d=3)
     fields_ = {k: getattr(base, k) for k in ("id", "family", "dim", "n", "w_star", "truth", "a")}
-    # the planned window, from w* (the tempered start's loss calls would count as sampling calls)
-    kw = dict(step_size=1e-4, steps=500, burn_in=200, chains=3, thin=3, max_doublings=0, tempered_start=0)
+    # the planned window, from w* (a tempered start's loss calls would count as sampling calls)
+    kw = dict(step_size=1e-4, steps=500, burn_in=200, chains=3, thin=3, max_doublings=0, start="w_star")
     plain = run("sgld", Quadratic(**fields_), **kw)
     shifted = run("sgld", Offset(**fields_, until=200), **kw)
     assert shifted.lambda_hat == plain.lambda_hat

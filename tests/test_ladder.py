@@ -126,7 +126,7 @@ def test_end_to_end_on_a_small_polynomial_and_its_record():
     assert math.isfinite(rec["lambda_hat"]) and rec["se"] > 0
     assert abs(rec["lambda_hat"] - 1.0) <= 4 * rec["se"], (rec["lambda_hat"], rec["se"])
     assert estimates_lambda(rec) and rec["extra"]["base"] == "sgld"
-    assert len(rec["extra"]["ladder"]["rungs"]) == 5 and rec["grad_evals"] == 5 * 4 * (500 + 200)  # + the tempered start (burn_in steps)
+    assert len(rec["extra"]["ladder"]["rungs"]) == 5 and rec["grad_evals"] == 5 * 4 * 500
     assert rec["lambda_ref"] is None and rec["sampler_bias"] is None
     assert with_best_reference(None, rec)["lambda_ref"] is None
 

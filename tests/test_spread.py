@@ -46,7 +46,7 @@ def test_too_few_draws_say_nothing():
     assert spread_growth(np.ones((30, 0))) == {}
 
 
-@pytest.mark.parametrize("case, start, flagged", [("dln/5-5-5-5/r2", "tempered_start=0", True),
+@pytest.mark.parametrize("case, start, flagged", [("dln/5-5-5-5/r2", "start=w_star", True),
                                                   ("dln/5-5-5-5/r2", None, False),
                                                   ("regular/linear-5x4", None, False)])
 def test_the_dln_spreads_from_w_star_and_not_after_the_tempered_start(cli, tmp_path, case, start, flagged):

@@ -1,14 +1,14 @@
-"""The tempered start (llcbench.estimators.sgmcmc.tempered_start): the chains begin the run with the
-directions only the localisation confines already filled, so that the draws do not keep spreading."""
+"""The tempered start (llcbench.estimators.sgmcmc.tempered_start): chains that keep spreading from w*
+start again with the directions only the localisation confines already filled."""
 
 from types import SimpleNamespace
 
 import pytest
 
 from llcbench.catalogue import build_target, load_catalogue
+from llcbench.errors import UserError
 from llcbench.estimators import get_estimator
 from llcbench.estimators.base import make_config
-from llcbench.errors import UserError
 from llcbench.estimators.sgmcmc.tempered_start import RELAXATIONS, skip_reason
 from llcbench.health import SPREAD_Z_MAX
 
@@ -25,52 +25,101 @@ def _run(target, overrides, seed=0, estimator="sgld"):
     return spec.estimate(target, make_config(spec.config_cls, overrides), seed, "cpu")
 
 
-def test_the_start_ends_the_spreading_on_a_deep_linear_network():
-    # dln/4-4-4/r2/generic at seed 0, 6,000 steps, no doubling: from w* its rescalings fill in
-    # 1/(εγ) ≈ 4·10⁴ steps, so E‖w − w*‖² doubles over the draws (z ≈ 5, beyond the health rule's
-    # 3.09); after the tempered start the spread is flat (|z| < 1 at this seed). The bar is the health
-    # rule's own: the test fails if the start stops filling those directions.
+PLAIN = ["max_doublings=0", "extrapolate=none"]  # 6,000 planned steps, nothing else moving
+
+
+@pytest.fixture(scope="module")
+def dln_runs():
     target = _target("dln/4-4-4/r2/generic")
-    plain = ["max_doublings=0", "extrapolate=none"]
-    from_w_star = _run(target, plain + ["tempered_start=0"])
-    started = _run(target, plain)
+    return {start: _run(target, PLAIN + [f"start={start}"]) for start in ("w_star", "tempered", "auto")}
+
+
+def test_the_start_ends_the_spreading_on_a_deep_linear_network(dln_runs):
+    # dln/4-4-4/r2/generic at seed 0: from w* its rescalings fill in 1/(εγ) ≈ 4·10⁴ steps, so
+    # E‖w − w*‖² doubles over the draws (measured +108 %, z 5.1; the health rule's bar is 3.09);
+    # after the tempered start the spread is flat (measured +1 %, z 0.1). The bar is the health
+    # rule's own: the test fails if the start stops filling those directions.
+    from_w_star, started = dln_runs["w_star"], dln_runs["tempered"]
     assert from_w_star.diagnostics["spread_growth_z"] > SPREAD_Z_MAX
     assert from_w_star.diagnostics["spread_growth"] > 0.5
     assert abs(started.diagnostics["spread_growth_z"]) < SPREAD_Z_MAX
     assert abs(started.diagnostics["spread_growth"]) < 0.05
     rec = started.extra["tempered_start"]
     assert rec["steps"] == 2000 and rec["restarted_chains"] == 0  # None: the burn-in's 2,000 steps
-    gamma, eps = started.gamma, started.extra["step_size"]
-    # ε_t = RELAXATIONS/(steps·γ), nβ' = nβ·ε/ε_t, with ε the step at w* (before the burn-in adapts it)
-    assert rec["step_size"][0] == pytest.approx(RELAXATIONS / (2000 * gamma), rel=1e-6)
+    # ε_t = RELAXATIONS/(steps·γ), nβ' = nβ·ε/ε_t, with ε the rule's step at w*
+    assert rec["step_size"][0] == pytest.approx(RELAXATIONS / (2000 * started.gamma), rel=1e-6)
     assert rec["nbeta"][0] == pytest.approx(started.nbeta * started.extra["rule_step_size_init"] / rec["step_size"][0],
                                             rel=1e-5)
-    assert rec["nbeta"][0] < started.nbeta / 50 and eps < rec["step_size"][0]
+    assert rec["nbeta"][0] < started.nbeta / 20
     assert started.grad_evals == (6000 + 2000) * started.extra["chains"]
+    assert from_w_star.extra["tempered_start"] == {"steps": 0, "skipped": "start = 'w_star'"}
 
 
-def test_a_skipped_start_leaves_the_run_as_it_was():
+def test_auto_starts_again_from_the_tempered_start_where_the_chains_keep_spreading(dln_runs):
+    auto, started = dln_runs["auto"], dln_runs["tempered"]
+    rec = auto.extra["tempered_start"]
+    assert rec["after"]["steps"] == 6000
+    assert any(p.startswith("still spreading") for p in rec["after"]["problems"])
+    # the run it starts again is the tempered run, bit for bit (the start's streams are its own)
+    assert auto.lambda_hat == started.lambda_hat and auto.se == started.se
+    assert auto.grad_evals == (6000 + 2000 + 6000) * auto.extra["chains"]  # the run from w* counts too
+
+
+def test_auto_leaves_a_run_that_does_not_spread_as_it_was():
+    # a quadratic's chains settle from w* within the burn-in: no restart, the run from w* to the bit
+    target = quadratic(d=3)
+    kw = ["step_size=1e-4", "steps=600", "burn_in=200", "chains=3", "max_doublings=0"]
+    auto, w_star = _run(target, kw), _run(target, kw + ["start=w_star"])
+    assert auto.extra["tempered_start"]["steps"] == 0 and "not still spreading" in auto.extra["tempered_start"]["skipped"]
+    assert auto.lambda_hat == w_star.lambda_hat and auto.grad_evals == w_star.grad_evals
+
+
+def test_a_start_the_run_does_not_need_is_skipped():
     # ε·γ·steps ≥ RELAXATIONS: the run's own step fills the localisation-only directions in
     # tempered_start steps, so no start runs and nothing else moves (its streams are its own)
     target = quadratic(d=3)
     kw = ["step_size=1e-3", "steps=400", "burn_in=100", "chains=3", "max_doublings=0"]
-    assert _run(target, kw).extra["tempered_start"]["steps"] == 100  # None: burn_in steps
-    skipped = _run(target, kw + ["tempered_start=10000"])  # ε·γ·steps = 1e-3 · 1.09 · 10⁴ ≈ 11 ≥ 5
-    off = _run(target, kw + ["tempered_start=0"])
+    skipped = _run(target, kw + ["start=tempered", "tempered_start=10000"])  # ε·γ·steps = 1e-3·1.09·10⁴ ≈ 11
+    w_star = _run(target, kw + ["start=w_star"])
     assert skipped.extra["tempered_start"]["steps"] == 0
     assert "own step" in skipped.extra["tempered_start"]["skipped"]
-    assert skipped.lambda_hat == off.lambda_hat and skipped.grad_evals == off.grad_evals
-    ran = _run(target, kw + ["tempered_start=100"])  # ε·γ·steps ≈ 0.1 < 5: it runs, and moves the chains
+    assert skipped.lambda_hat == w_star.lambda_hat and skipped.grad_evals == w_star.grad_evals
+    ran = _run(target, kw + ["start=tempered"])  # 100 steps (burn_in): ε·γ·steps ≈ 0.1 < 5, so it runs
     assert ran.extra["tempered_start"]["steps"] == 100 and ran.extra["tempered_start"]["mean_sq_distance"][0] > 0
 
 
-def test_where_the_start_does_not_run():
+def test_where_the_start_does_not_run_and_bad_values():
     ctx = SimpleNamespace(gamma=1.0)
     plain = SimpleNamespace(trained_anchor=False)
     assert skip_reason(plain, ctx, 1e-4, 2000) is None
-    assert skip_reason(plain, ctx, 1e-4, 0) == "tempered_start = 0"
     assert "trained anchor" in skip_reason(SimpleNamespace(trained_anchor=True), ctx, 1e-4, 2000)
     assert "no Langevin step" in skip_reason(plain, ctx, None, 2000)
     assert "γ = 0" in skip_reason(plain, SimpleNamespace(gamma=0.0), 1e-4, 2000)
-    with pytest.raises(UserError, match="tempered_start must be >= 0"):
-        make_config(get_estimator("sgld").config_cls, ["tempered_start=-1"])
+    sgld = get_estimator("sgld").config_cls
+    with pytest.raises(UserError, match="tempered_start must be >= 1"):
+        make_config(sgld, ["tempered_start=0"])
+    with pytest.raises(UserError, match="start must be one of auto, w_star, tempered"):
+        make_config(sgld, ["start=anywhere"])
+
+
+def test_a_start_too_hot_is_not_taken():
+    # the rule's ε far below ε_t = 5/(steps·γ) would need nβ' < nβ/MAX_TEMPERING: refused before any step
+    from llcbench.estimators.sgmcmc.tempered_start import MAX_TEMPERING, run_tempered_start
+
+    ctx = SimpleNamespace(gamma=1.0)
+    rec = run_tempered_start(SimpleNamespace(trained_anchor=False), ctx, 1e-9, 2000, 0)  # nβ/4·10⁵
+    assert rec["steps"] == 0 and f"below nβ/{MAX_TEMPERING:g}" in rec["skipped"]
+
+
+def test_a_start_that_draws_the_localisations_gaussian_is_undone():
+    # L = ½·10⁻⁶·‖w‖²: at nβ' ≈ 87 the loss confines nothing (nβ'·a ≪ γ ≈ 1.09), so the tempered chains
+    # draw N(w*, I/γ): E‖w − w*‖² = 99.3 % of d/γ after 5 relaxations, ± 2.5 % over 8 chains × 400
+    # coordinates, so above the 90 % bar by 3.7 sd: the start is undone, the run starts at w*
+    target = quadratic(d=400, a=1e-6)
+    kw = ["steps=400", "burn_in=100", "chains=8", "max_doublings=0", "extrapolate=none", "tempered_start=2000"]
+    undone = _run(target, kw + ["start=tempered"])
+    w_star = _run(target, kw + ["start=w_star"])
+    rec = undone.extra["tempered_start"]
+    assert rec["steps"] == 0 and "undone" in rec["skipped"] and rec["tried"]["steps"] == 2000
+    assert undone.lambda_hat == w_star.lambda_hat  # positions back at w*, the run's streams untouched
+    assert undone.grad_evals == w_star.grad_evals + 2000 * 8  # the try is paid for

@@ -32,7 +32,7 @@ CHAINS = 8
 BATCH = 500
 BURN_IN = 30
 CAPACITY = 20_000
-RUN_FIELDS = ("adapt_rounds=0", "tempered_start=0", f"steps={BURN_IN + CAPACITY}", f"burn_in={BURN_IN}",
+RUN_FIELDS = ("adapt_rounds=0", "start=w_star", f"steps={BURN_IN + CAPACITY}", f"burn_in={BURN_IN}",
               f"chains={CHAINS}", f"batch_size={BATCH}", "gamma=1.0")
 
 

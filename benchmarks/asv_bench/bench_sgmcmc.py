@@ -24,7 +24,7 @@ CAPACITY = 20_000  # trace rows after the burn-in: more steps than asv times in 
 # the step-size rule at w* only (no adaptation rounds: they would cost more than the steps timed, and a
 # step costs the same at any step size)
 # (not named SETUP: asv reads module attributes case-insensitively, and would take it for setup)
-RUN_FIELDS = ("adapt_rounds=0", "tempered_start=0", f"steps={BURN_IN + CAPACITY}", f"burn_in={BURN_IN}")
+RUN_FIELDS = ("adapt_rounds=0", "start=w_star", f"steps={BURN_IN + CAPACITY}", f"burn_in={BURN_IN}")
 
 
 class StepSuite:

@@ -82,7 +82,7 @@ EXPLAIN = {
              "are kept out of every bias, ordering and coverage score above.",
     "leaderboard": "One row per estimator × config (the same estimator with another config is another row), "
                    "every number over its healthy runs only (unhealthy: runs with a divergent chain, split R-hat "
-                   "> 1.1, bulk ESS < 100, an outlier chain, chains still spreading from w* after the burn-in, no "
+                   "> 1.1, bulk ESS < 100, an outlier chain, chains still spreading (or contracting) over the draws, no "
                    "finite λ̂ or one above d, or a posterior that is not local, counted and left out). "
                    "Rows are ranked by the median |rel. err.| over the common cases, the cases every row scored "
                    "(how many in brackets), so a config run on one family is compared on that family only; "

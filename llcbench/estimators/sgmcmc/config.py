@@ -20,7 +20,8 @@ EXTRAPOLATIONS = ("none", "richardson", "auto")  # extrapolate.py; auto: SGMCMCC
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
 
-LOCALISATIONS = ("auto", "scale")  # how γ is chosen when gamma is None (pilot.py)
+LOCALISATIONS = ("auto", "scale")
+STARTS = ("auto", "w_star", "tempered")  # where the chains start (tempered_start.py)  # how γ is chosen when gamma is None (pilot.py)
 
 
 def extrapolate_field(default: str):
@@ -58,11 +59,13 @@ class SGMCMCConfig(TemperatureConfig):
         "ESS < 100, an outlier chain, chains still spreading: llcbench.health.mixing_problems), double steps "
         "and burn_in and run on from where the chains are, at most this many times (2: up to 4× steps); "
         "0: exactly steps (llcbench.estimators.sgmcmc.settle)")
-    tempered_start: Optional[int] = doc(
-        None, "steps of SGLD at a lower nβ (γ kept) before the first step, which fill the directions only the "
-        "localisation confines (5 relaxation times 1/(εγ)) so that the draws do not start still spreading "
-        "from w* (llcbench.estimators.sgmcmc.tempered_start; not on trained anchors); None: burn_in steps; "
-        "0: start at w*")
+    start: str = doc(
+        "auto", "where the chains start: 'w_star'; 'tempered' (after the tempered start: tempered_start steps of "
+        "SGLD at a lower nβ, γ kept, which fill the directions only the localisation confines; "
+        "llcbench.estimators.sgmcmc.tempered_start; not on trained anchors); 'auto': at w*, and a run whose "
+        "chains are still spreading after its planned steps starts again from the tempered start")
+    tempered_start: Optional[int] = doc(None, "steps of the tempered start (5 relaxation times 1/(εγ) of those "
+                                              "directions); None: burn_in steps")
     dtype: str = doc("float32", "sampling precision: float32 or float64 (L_n(w*) is always float64)")
     curvature_floor: float = doc(1.0, "lower bound on h in the step-size rule (h = 0 at quartic minima)")
     hessian_iters: int = doc(30, "power iterations for h in the step-size rule")
@@ -136,8 +139,10 @@ class SGMCMCConfig(TemperatureConfig):
             raise ValueError("adapt_rounds must be >= 0")
         if self.max_doublings < 0:
             raise ValueError("max_doublings must be >= 0")
-        if self.tempered_start is not None and self.tempered_start < 0:
-            raise ValueError("tempered_start must be >= 0")
+        if self.tempered_start is not None and self.tempered_start < 1:
+            raise ValueError("tempered_start must be >= 1 (start='w_star' starts at w*)")
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
         _optional_positive(self, "step_size", "divergence_threshold")
         _at_least(self, 1, "batch_size", "chains", "steps", "thin", "hessian_iters", "hessian_points", "adapt_iters",
                   "check_every", "trace_points", "probe_samples", "noise_draws")

@@ -104,7 +104,8 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
         estimate.seconds = time.perf_counter() - t_start
     else:
         run = _setup(target, config, seed, device, sampler)
-        doublings, settling = _run_until_settled(run, [config], progress)
+        restart = lambda: _setup(target, config, seed, device, sampler, tempered=True)  # noqa: E731
+        doublings, settling = _run_until_settled(run, [config], progress, restart=restart)
         (estimate,) = _estimates(run, [config], time.perf_counter() - t_start, doublings, settling)
     annotate(estimate, pilot)
     return estimate
@@ -134,7 +135,8 @@ def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampl
         pilots.append(done[key])
     points = [c for c, _ in pilots]
     run = _setup(target, points[0], seed, device, sampler, points=points)
-    doublings, settling = _run_until_settled(run, points, None, judge)
+    restart = lambda: _setup(target, points[0], seed, device, sampler, points=points, tempered=True)  # noqa: E731
+    doublings, settling = _run_until_settled(run, points, None, judge, restart)
     seconds = time.perf_counter() - t_start
     estimates = _estimates(run, points, seconds, doublings, settling)
     for k, (e, (_, pilot)) in enumerate(zip(estimates, pilots)):
@@ -149,10 +151,12 @@ def column(values: list, chains: int, dtype, device) -> torch.Tensor:
     return torch.tensor(values, dtype=dtype, device=device).repeat_interleave(chains)[:, None]
 
 
-def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, points: Optional[list] = None) -> Run:
+def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, points: Optional[list] = None,
+           tempered: bool = False) -> Run:
     """The run's state. ``points``: the configs of a shared-chain grid run (:mod:`.grid`; ``config``
     is then the first of them), whose rows are ``config.chains`` chains per point and whose nβ, γ
-    and ε are (rows, 1) columns instead of numbers."""
+    and ε are (rows, 1) columns instead of numbers. ``tempered``: take the tempered start whatever
+    ``config.start`` says (the restart of start = 'auto')."""
     config.validate()
     problem = prior_problem(target)
     if problem is not None:
@@ -205,7 +209,10 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     if minibatch:
         noise_gen = generator("grad_noise", seed, dev)
         ctx.grad_noise = lambda w, k=8: minibatch_gradient_variance(tgt, w, int(config.batch_size), k, noise_gen)
-    tempered = run_tempered_start(tgt, ctx, sampler.langevin_step(ctx), config.tempered_steps(), seed)
+    if tempered or config.start == "tempered":
+        start = run_tempered_start(tgt, ctx, sampler.langevin_step(ctx), config.tempered_steps(), seed)
+    else:
+        start = {"steps": 0, "skipped": STARTED_AT_W_STAR[config.start]}
     state = sampler.init(ctx)
     _check_positions(state, ctx, sampler)
     threshold = (float(config.divergence_threshold) if config.divergence_threshold is not None
@@ -224,7 +231,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
                monitor=ChainMonitor(chains, limit, dev), rule=rule, aux=aux, threshold=threshold,
                init_loss=init_loss, trace_mode=mode, trace_gen=trace_gen, batch_size=int(config.batch_size),
                per_sample=PerSampleAccumulator.for_run(target, tgt, config, seed, dev, rows=chains),
-               accuracy=accuracy, chance_loss=chance_loss, tempered=tempered)
+               accuracy=accuracy, chance_loss=chance_loss, tempered=start)
 
 
 def trace_mode(target: Target, config, minibatch: bool) -> str:
@@ -307,8 +314,34 @@ def per_point(value, chains: int, points: int) -> list:
     return value[::chains, 0].tolist() if isinstance(value, torch.Tensor) else [float(value)] * points
 
 
-def _run_until_settled(run: Run, configs: list, progress, judge: Optional[Callable] = None) -> tuple[int, Optional[dict]]:
-    """The loop for the planned steps, then on while the draws have not settled (settle.py)."""
+def _start_steps(start: dict) -> int:
+    """The steps taken before the run's own: the tempered start's (or one tried and undone), and those of
+    a run from w* it replaced."""
+    tried = int((start.get("tried") or {}).get("steps", 0))
+    return int(start["steps"]) + tried + int((start.get("after") or {}).get("steps", 0))
+
+
+STARTED_AT_W_STAR = {"w_star": "start = 'w_star'",
+                     "auto": "start = 'auto': the chains were not still spreading from w* after the planned steps"}
+
+
+def _restart(run: Run, setup: Callable[[], Run], found: list, steps: int) -> bool:
+    """start = 'auto': replace the run by one from the tempered start (``setup()``), unless the start does
+    not apply to it; its record says after what (steps from w*, the problems found)."""
+    fresh = setup()
+    if not fresh.tempered["steps"]:  # not taken (or tried and undone, whose steps count): the run from w* goes on
+        run.tempered = {**fresh.tempered, "skipped": f"still spreading from w* after {steps} steps, but not "
+                                                     f"started again: {fresh.tempered['skipped']}"}
+        return False
+    fresh.tempered["after"] = {"steps": steps, "problems": found}
+    vars(run).update(vars(fresh))
+    return True
+
+
+def _run_until_settled(run: Run, configs: list, progress, judge: Optional[Callable] = None,
+                       restart: Optional[Callable[[], Run]] = None) -> tuple[int, Optional[dict]]:
+    """The loop for the planned steps, then on while the draws have not settled (settle.py); ``restart``:
+    builds the run from the tempered start, for start = 'auto'."""
     def sample(start: int, stop: int, total: int) -> None:
         _sample(run, configs[0], progress, start, stop, total)
 
@@ -316,7 +349,10 @@ def _run_until_settled(run: Run, configs: list, progress, judge: Optional[Callab
         traces = run.trace.to_numpy()
         return [_summary(run, c, k, traces) for k, c in enumerate(windows)]
 
-    return run_until_settled(run, configs, sample, summarise_points, judge)
+    again = None
+    if restart is not None and configs[0].start == "auto":
+        again = lambda found: _restart(run, restart, found, int(configs[0].steps))  # noqa: E731
+    return run_until_settled(run, configs, sample, summarise_points, judge, again)
 
 
 def _summary(run: Run, config, k: int, traces) -> dict:
@@ -450,7 +486,7 @@ def _estimates(run: Run, configs: list, seconds: float, doublings: int = 0,
         out.append(Estimate(
             lambda_hat=s["lambda_hat"], lambda_hat_chains=s["per_chain"], se=s["se"], loss_trace=loss_trace,
             diagnostics=s["diagnostics"],
-            grad_evals=(int(config.steps) + int(run.tempered["steps"])) * chains, seconds=seconds / len(configs),
+            grad_evals=(int(config.steps) + _start_steps(run.tempered)) * chains, seconds=seconds / len(configs),
             warnings=s["warnings"], extra=extra, nbeta=nbeta, gamma=gamma,
             per_sample=None if run.per_sample is None else run.per_sample.result(mine, nbeta, gamma),  # its nβ, γ
             locality=locality(run, s["lambda_hat"], nbeta, gamma, s["diagnostics"], mine)))

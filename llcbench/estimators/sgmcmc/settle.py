@@ -64,18 +64,26 @@ def problems(summaries: list) -> list[str]:
 
 
 def run_until_settled(run, configs: list, sample: Callable, summarise_points: Callable,
-                      judge: Optional[Callable[[list], list]] = None) -> tuple[int, Optional[dict]]:
+                      judge: Optional[Callable[[list], list]] = None,
+                      restart: Optional[Callable[[list], bool]] = None) -> tuple[int, Optional[dict]]:
     """Run the planned steps of ``configs`` (the points of one chain tensor), then double while the
     draws have a curable problem. ``sample(start, stop, total)`` runs steps start … stop − 1 of a run
     ``total`` steps long; ``summarise_points(configs)`` summarises every point's window; ``judge``
     turns the summaries into the problems (default :func:`problems`; Richardson's judges its
-    combination). Returns (doublings, the record's ``settling`` object, None at max_doublings = 0)."""
+    combination); ``restart(problems)``: where the chains are still spreading after the planned
+    steps, replaces the run by one from the tempered start and says whether it did (start = 'auto',
+    tempered_start.py) — the planned steps then run again from there. Returns (doublings, the
+    record's ``settling`` object, None at max_doublings = 0)."""
     config = configs[0]
     limit = int(config.max_doublings)
     if run.per_sample is not None or run.accuracy is not None:
         limit = 0  # those probes sum over the planned window
     steps, burn_in = int(config.steps), int(config.burn_in)
     sample(0, steps, steps)
+    if restart is not None:
+        found = (judge or problems)(summarise_points(configs))
+        if any(p.startswith("still spreading") for p in found) and restart(found):
+            sample(0, steps, steps)
     if limit == 0:
         return 0, None
     history, k = [], 0

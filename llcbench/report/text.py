@@ -106,13 +106,15 @@ EXPLAIN = {
 
 HEALTH = ("A run is unhealthy when a chain diverged, split R-hat > 1.1, bulk ESS < 100, one chain's mean is "
           "beyond the others' by more than their standard errors allow (an outlier chain), the chains are still "
-          "spreading from w* (their mean ‖w − w*‖² grows from the first to the last third of the draws beyond "
-          "chance), λ̂ is not finite or "
+          "spreading (their mean ‖w − w*‖² grows, or shrinks, from the first to the last third of the draws "
+          "beyond chance), λ̂ is not finite or "
           "above the parameter count d, or its posterior is not local (llcbench.health; a diagnostic the estimator does not report, such as the R-hat "
           "of the exact estimator, is not held against it). An unhealthy run's λ̂ is no LLC estimate: it is "
           "attributed 'unhealthy', left out of every score and counted beside it. The SG-MCMC samplers run on "
           "while the first four fail (R-hat, ESS, an outlier chain, spreading), doubling their steps up to "
-          "max_doublings times: the steps column says how long each run took.")
+          "max_doublings times: the steps column says how long each run took; a run whose chains were still "
+          "spreading from w* after its planned steps started again after a tempered start, which the column "
+          "names too.")
 
 CASE_HEADERS = ["case", "family", "λ", "λ̂ ± se", "rel. err.", "λ_nβ,γ", "estimand part", "sampler part",
                 "attribution", "health"]
@@ -138,7 +140,9 @@ def health_cells(h: dict) -> list[str]:
     div = f"{h['divergent_chains']} of {h['chains']}" if h["chains"] else str(h["divergent_chains"])
     local = {True: "local", False: "not local", None: "—"}[h["local"]]
     steps, doublings = h.get("steps"), h.get("doublings")
-    length = "—" if steps is None else f"{steps:,}" + (f" (doubled ×{doublings})" if doublings else "")
+    notes = ([f"doubled ×{doublings}"] if doublings else []) + (
+        [f"after a {h['tempered_start']:,}-step tempered start"] if h.get("tempered_start") else [])
+    length = "—" if steps is None else f"{steps:,}" + (f" ({'; '.join(notes)})" if notes else "")
     return [h["case"], "—" if h["seed"] is None else str(h["seed"]), num(h["rhat"], "{:.3f}"), num(h["ess"], "{:.0f}"),
             div, length, local, "; ".join(h["problems"]) or "healthy"]
 

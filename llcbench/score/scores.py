@@ -181,12 +181,15 @@ def run_health(rec: dict) -> dict:
 
 
 def _length(rec: dict) -> dict:
-    """The steps an SG-MCMC run took and how often its adaptive length doubled them (None: not reported)."""
+    """The steps an SG-MCMC run took, how often its adaptive length doubled them, and the steps of the
+    tempered start it began with (None: not reported; 0: started at w*)."""
     extra = rec.get("extra") or {}
     steps = extra.get("steps")
     settling = extra.get("settling") or {}
+    start = (extra.get("tempered_start") or {}).get("steps")
     return {"steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
-            "doublings": settling.get("doublings") if isinstance(settling.get("doublings"), int) else None}
+            "doublings": settling.get("doublings") if isinstance(settling.get("doublings"), int) else None,
+            "tempered_start": start if isinstance(start, int) and not isinstance(start, bool) else None}
 
 
 def _finite_or_none(x):

@@ -45,7 +45,7 @@ def test_the_start_ends_the_spreading_on_a_deep_linear_network(dln_runs):
     assert abs(started.diagnostics["spread_growth_z"]) < SPREAD_Z_MAX
     assert abs(started.diagnostics["spread_growth"]) < 0.05
     rec = started.extra["tempered_start"]
-    assert rec["steps"] == 2000 and rec["restarted_chains"] == 0  # None: the burn-in's 2,000 steps
+    assert rec["steps"] == 2000 and rec["reset_chains"] == 0  # None: the burn-in's 2,000 steps
     # ε_t = RELAXATIONS/(steps·γ), nβ' = nβ·ε/ε_t, with ε the rule's step at w*
     assert rec["step_size"][0] == pytest.approx(RELAXATIONS / (2000 * started.gamma), rel=1e-6)
     assert rec["nbeta"][0] == pytest.approx(started.nbeta * started.extra["rule_step_size_init"] / rec["step_size"][0],
@@ -91,10 +91,10 @@ def test_a_start_the_run_does_not_need_is_skipped():
 def test_where_the_start_does_not_run_and_bad_values():
     ctx = SimpleNamespace(gamma=1.0)
     plain = SimpleNamespace(trained_anchor=False)
-    assert skip_reason(plain, ctx, 1e-4, 2000) is None
-    assert "trained anchor" in skip_reason(SimpleNamespace(trained_anchor=True), ctx, 1e-4, 2000)
-    assert "no Langevin step" in skip_reason(plain, ctx, None, 2000)
-    assert "γ = 0" in skip_reason(plain, SimpleNamespace(gamma=0.0), 1e-4, 2000)
+    assert skip_reason(plain, ctx, 1e-4) is None
+    assert "trained anchor" in skip_reason(SimpleNamespace(trained_anchor=True), ctx, 1e-4)
+    assert "no Langevin step" in skip_reason(plain, ctx, None)
+    assert "γ = 0" in skip_reason(plain, SimpleNamespace(gamma=0.0), 1e-4)
     sgld = get_estimator("sgld").config_cls
     with pytest.raises(UserError, match="tempered_start must be >= 1"):
         make_config(sgld, ["tempered_start=0"])

@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from llcbench.catalogue import build_target, load_catalogue
 from llcbench.errors import UserError
 from llcbench.estimators import get_estimator
 from llcbench.estimators.base import make_config
@@ -13,16 +12,7 @@ from llcbench.estimators.sgmcmc.tempered_start import RELAXATIONS, skip_reason
 from llcbench.health import SPREAD_Z_MAX
 
 from test_estimators import quadratic
-
-
-def _target(case_id):
-    (case,) = [c for c in load_catalogue() if c.id == case_id]
-    return build_target(case)
-
-
-def _run(target, overrides, seed=0, estimator="sgld"):
-    spec = get_estimator(estimator)
-    return spec.estimate(target, make_config(spec.config_cls, overrides), seed, "cpu")
+from test_settle import _run, _target
 
 
 PLAIN = ["max_doublings=0", "extrapolate=none"]  # 6,000 planned steps, nothing else moving

@@ -113,3 +113,13 @@ def test_a_start_that_draws_the_localisations_gaussian_is_undone():
     assert rec["steps"] == 0 and "undone" in rec["skipped"] and rec["tried"]["steps"] == 2000
     assert undone.lambda_hat == w_star.lambda_hat  # positions back at w*, the run's streams untouched
     assert undone.grad_evals == w_star.grad_evals + 2000 * 8  # the try is paid for
+
+
+def test_a_start_whose_chains_blow_up_is_undone():
+    # ε_t·nβ'·a = ε·nβ·a = 6 on L = Σ w_i² (a = 2): SGLD's factor 1 − 3 per step, so every chain
+    # overflows within 200 steps; the start is undone and the run goes on from w*
+    target = quadratic(d=3)
+    eps = 6 / (target.nbeta_star * 2.0)
+    kw = [f"step_size={eps}", "steps=300", "burn_in=100", "chains=3", "max_doublings=0", "tempered_start=200"]
+    rec = _run(target, kw + ["start=tempered"]).extra["tempered_start"]
+    assert rec["steps"] == 0 and "blow-ups" in rec["skipped"] and rec["tried"]["reset_chains"] >= 3

@@ -35,7 +35,8 @@ taken: nβ' may not fall below nβ/MAX_TEMPERING (100; the catalogue's runs
 need up to nβ/94). And a start whose chains end as spread as the
 localisation's Gaussian alone (E‖w − w*‖² above the locality rule's 90 %
 of d/γ) is undone, the run starting at w* (the record keeps what was
-tried).
+tried); so is one in which a chain blew up (ε_t unstable where the chains
+went: on the scale-10k teacher that needed only nβ/40, 320 blow-ups).
 
 When: with ``start = "tempered"`` on every run; with ``start = "auto"``
 (the default) only on a run whose chains are still spreading after its
@@ -135,7 +136,7 @@ def run_tempered_start(target, ctx: Context, langevin_step, steps: int, seed: in
                 w.add_(drift, alpha=-eps / 2).add_(noise, alpha=sqrt_eps)
             if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
                 bad = ~torch.isfinite(w).all(dim=1)
-                if bool(bad.any()):  # a chain that blew up starts from w* instead
+                if bool(bad.any()):  # a chain that blew up goes back to w* (and the start is undone below)
                     reset += int(bad.sum())
                     w[bad] = w_star
     finally:
@@ -147,6 +148,12 @@ def run_tempered_start(target, ctx: Context, langevin_step, steps: int, seed: in
               "nbeta": _per_point(tctx.nbeta, per, points), "step_size": _per_point(eps, per, points),
               "reset_chains": reset,
               "mean_sq_distance": [float(r2[k * per:(k + 1) * per].mean()) for k in range(points)]}
+    if reset:
+        # ε_t is unstable somewhere the chains went (the curvature grew away from w*): a start whose
+        # chains blew up is no start; undo it (on a scale-10k teacher at nβ/40: 320 blow-ups in 2,000 steps)
+        w.copy_(w_star.expand_as(w))
+        return {"steps": 0, "skipped": f"{reset} chain blow-ups at ε_t = {min(record['step_size']):.3g} (unstable away "
+                                       "from w*), undone", "tried": record}
     prior = [ctx.dim / g for g in _per_point(ctx.gamma, per, points)]  # E‖w − w*‖² of the localisation alone
     worst = max(r / p for r, p in zip(record["mean_sq_distance"], prior))
     if worst > SPREAD_FRACTION_MAX:

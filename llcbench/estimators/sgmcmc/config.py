@@ -20,8 +20,8 @@ EXTRAPOLATIONS = ("none", "richardson", "auto")  # extrapolate.py; auto: SGMCMCC
 # Diverged: nβ·(L − L_n(w*)) above this many units per parameter (see the config doc).
 DIVERGENCE_PER_DIM = 1e4
 
-LOCALISATIONS = ("auto", "scale")
-STARTS = ("auto", "w_star", "tempered")  # where the chains start (tempered_start.py)  # how γ is chosen when gamma is None (pilot.py)
+LOCALISATIONS = ("auto", "scale")  # how γ is chosen when gamma is None (pilot.py)
+STARTS = ("auto", "w_star", "tempered")  # where the chains start (tempered_start.py)
 
 
 def extrapolate_field(default: str):

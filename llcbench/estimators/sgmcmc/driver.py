@@ -24,7 +24,7 @@ from .batches import BATCH_DRAWS, EpochBatches
 from .config import DIVERGENCE_PER_DIM, DTYPES
 from .monitor import ChainMonitor
 from .per_sample import PerSampleAccumulator
-from .sampler import Context, Sampler
+from .sampler import Context, Sampler, prior_gradient
 from .streams import generator
 from .stepsize import StepSizeRule, minibatch_gradient_variance
 from .trace import LambdaTrace, loss_trace_points, summarise
@@ -393,12 +393,7 @@ def _sample(run: Run, config, progress: Optional[Callable[[int, int], None]], st
                 run.per_sample.record(w)  # the same w_t as the trace value
             if run.accuracy is not None and run.accuracy.due(t):
                 run.accuracy.record(w)
-            pg = None
-            if has_prior:
-                with torch.enable_grad():
-                    wl = rows.detach().requires_grad_(True)
-                    (pg_all,) = torch.autograd.grad(tgt.log_prior(wl).sum(), wl)
-                pg = pg_all[:chains]
+            pg = prior_gradient(tgt, rows)[:chains] if has_prior else None  # all rows, as the forward pass
             trace.record_distance(t, w, w_star)
             step_fn(state, g, pg, ctx, t, None if run.aux is None else run.aux[t])
             if state.w is not w:

@@ -98,6 +98,17 @@ class Sampler:
     point_fields: tuple = ()  # state fields that a grid run holds as per-point (rows, 1) columns
 
 
+def prior_gradient(target, w: torch.Tensor) -> Optional[torch.Tensor]:
+    """∇log φ at every row of w (None for a flat prior), by autograd; the driver's loop and the tempered
+    start both add it to the drift."""
+    if not target.has_prior:
+        return None
+    with torch.enable_grad():
+        wl = w.detach().requires_grad_(True)
+        (pg,) = torch.autograd.grad(target.log_prior(wl).sum(), wl)
+    return pg
+
+
 def potential_gradient(w: torch.Tensor, g: torch.Tensor, pg: Optional[torch.Tensor], ctx: Context,
                        out: torch.Tensor) -> torch.Tensor:
     """out ← ∇U(w) = nβ·∇L_B(w) + γ·(w − w*) − ∇log φ(w), the drift of the tempered localised

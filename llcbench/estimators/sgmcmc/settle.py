@@ -79,20 +79,25 @@ def run_until_settled(run, configs: list, sample: Callable, summarise_points: Ca
     if run.per_sample is not None or run.accuracy is not None:
         limit = 0  # those probes sum over the planned window
     steps, burn_in = int(config.steps), int(config.burn_in)
+    judge = judge or problems
     sample(0, steps, steps)
+    found = None  # the problems of the current window, once judged
     if restart is not None:
-        found = (judge or problems)(summarise_points(configs))
+        found = judge(summarise_points(configs))
         if any(p.startswith("still spreading") for p in found) and restart(found):
             sample(0, steps, steps)
+            found = None  # another run: judged afresh
     if limit == 0:
         return 0, None
     history, k = [], 0
     while True:
-        found = (judge or problems)(summarise_points([window(c, k) for c in configs]))
+        if found is None:
+            found = judge(summarise_points([window(c, k) for c in configs]))
         history.append({"steps": steps * 2 ** k, "problems": found})
         if not found or k == limit:
             break
         k += 1
+        found = None
         run.trace.grow(steps * 2 ** k)
         run.grow_aux(steps * 2 ** k)
         sample(steps * 2 ** (k - 1), steps * 2 ** k, steps * 2 ** k)

@@ -43,8 +43,8 @@ When: with ``start = "tempered"`` on every run; with ``start = "auto"``
 planned steps from w*, which the driver then starts again from here (its
 run from w* discarded and paid for). Started on every run, it cost three
 valley polynomials of the catalogue their health under sgld: their chains
-begin the burn-in spread along the valleys, and the rule's adapted step
-came out 4–24× smaller than from w*.
+began the burn-in spread out, and the rule's adapted step came out 4–24×
+smaller than from w*.
 
 Not run (the record says why): where γ = 0 (nothing bounds those
 directions), where the run's own step already passes RELAXATIONS
@@ -65,7 +65,7 @@ from typing import Optional
 import torch
 
 from ...locality import SPREAD_FRACTION_MAX
-from .sampler import Context, potential_gradient
+from .sampler import Context, potential_gradient, prior_gradient
 from .streams import generator
 
 RELAXATIONS = 5.0  # relaxation times 1/(ε_t·γ) of the localisation-only directions the start lasts
@@ -127,7 +127,7 @@ def run_tempered_start(target, ctx: Context, langevin_step, steps: int, seed: in
             idx = (torch.randint(target.num_data, (batch,), generator=batch_gen, device=w.device)
                    if minibatch else None)
             _, g = target.loss_and_grad(w, idx)
-            pg = _prior_gradient(target, w)
+            pg = prior_gradient(target, w)
             potential_gradient(w, g, pg, tctx, out=drift)  # nβ'·∇L_B + γ·(w − w*) − ∇log φ
             noise.normal_(generator=noise_gen)
             if column:
@@ -164,15 +164,6 @@ def run_tempered_start(target, ctx: Context, langevin_step, steps: int, seed: in
                                        f"{worst:.0%} of d/γ at nβ' = {min(record['nbeta']):.3g}), undone",
                 "tried": record}
     return record
-
-
-def _prior_gradient(target, w: torch.Tensor) -> Optional[torch.Tensor]:
-    if not target.has_prior:
-        return None
-    with torch.enable_grad():
-        wl = w.detach().requires_grad_(True)
-        (pg,) = torch.autograd.grad(target.log_prior(wl).sum(), wl)
-    return pg
 
 
 def _per_point(value, per: int, points: int) -> list:

@@ -34,7 +34,7 @@ from .extrapolate import richardson
 from .pilot import annotate, applies, configured
 from .grid import extrapolated, shareable
 from .settle import run_until_settled, window
-from .tempered_start import run_tempered_start
+from .tempered_start import run_tempered_start, skip_reason
 
 
 def prior_problem(target: Target) -> Optional[str]:
@@ -328,10 +328,12 @@ STARTED_AT_W_STAR = {"w_star": "start = 'w_star'",
 def _restart(run: Run, setup: Callable[[], Run], found: list, steps: int) -> bool:
     """start = 'auto': replace the run by one from the tempered start (``setup()``), unless the start does
     not apply to it; its record says after what (steps from w*, the problems found)."""
-    fresh = setup()
-    if not fresh.tempered["steps"]:  # not taken (or tried and undone, whose steps count): the run from w* goes on
-        run.tempered = {**fresh.tempered, "skipped": f"still spreading from w* after {steps} steps, but not "
-                                                     f"started again: {fresh.tempered['skipped']}"}
+    why = skip_reason(run.target, run.ctx, run.sampler.langevin_step(run.ctx))  # before building a run for nothing
+    fresh = None if why is not None else setup()
+    start = {"steps": 0, "skipped": why} if fresh is None else fresh.tempered
+    if not start["steps"]:  # not taken (or tried and undone, whose steps count): the run from w* goes on
+        run.tempered = {**start, "skipped": f"still spreading from w* after {steps} steps, but not "
+                                            f"started again: {start['skipped']}"}
         return False
     fresh.tempered["after"] = {"steps": steps, "problems": found}
     vars(run).update(vars(fresh))

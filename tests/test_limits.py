@@ -179,12 +179,12 @@ def test_dln_memory_terms_are_the_documented_copies():
     """Each term written out from the docstring's formula (a term dropped or miscounted changes a number)."""
     from llcbench.families.dln import memory_terms, run_data_bytes
 
-    n, k = 10**6, 200  # widths [200, 150, 200], noiseless: the product path, k = H_0
+    n, k = 10**6, 200  # widths [200, 150, 200], noiseless: x alone (labels are T x), k = H_0
     count = -(-n // 1024)  # 977 batches, each of >= 1023 rows >= k: an epoch plan
-    want = {"data": 8 * n * (200 + 200), "build": 9 * n * 200, "rule": 8 * n + 8 * 4096 * k,
-            "sampling copy": 4 * n * (200 + 200), "epoch moments": 8 * n + 4 * n * k + 4 * count * k * k}
+    want = {"data": 8 * n * 200, "build": 0, "rule": 8 * n + 8 * 4096 * k,
+            "sampling copy": 4 * n * 200, "epoch moments": 8 * n + 4 * n * k + 4 * count * k * k}
     assert memory_terms(n, [200, 150, 200], False, batch_size=1024, dtype="float32") == want
-    assert run_data_bytes(n, [200, 150, 200], False, batch_size=1024, dtype="float32") == 5_764_320_000
+    assert run_data_bytes(n, [200, 150, 200], False, batch_size=1024, dtype="float32") == 3_364_320_000
     # noisy labels, float64 (no sampling copy), i.i.d. batches: count × b rows, k = H_0 + H_M
     n, k, count = 500_000, 300, 1000
     t = memory_terms(n, [150, 100, 150], True, batch_size=500, dtype="float64", batch_draw="iid")
@@ -192,10 +192,10 @@ def test_dln_memory_terms_are_the_documented_copies():
                  "epoch moments": 8 * count * 500 + 8 * count * 500 * k + 8 * count * k * k}
     assert run_data_bytes(n, [150, 100, 150], True, batch_size=500, dtype="float64", batch_draw="iid") == \
         t["data"] + t["epoch moments"]
-    # labels layer by layer (a narrow first layer): x and the activations 60 + 30 wide at once, more than
-    # x, y, e and its mask (1000 + 2·30 float64 and 30 bytes a row)
-    t = memory_terms(n, [1000, 20, 60, 30], False)
-    assert t["build"] == 8 * n * (1000 + 90) - t["data"] and t["epoch moments"] == 0  # full batch
+    # noisy labels layer by layer (a narrow first layer): the build peaks at x, y, e and [x | e], one
+    # e (30 wide) beyond the data, more than x and the activations 60 + 30 wide; full batch: no epoch
+    t = memory_terms(n, [1000, 20, 60, 30], True)
+    assert t["build"] == 8 * n * 30 and t["data"] == 8 * n * 2 * 1030 and t["epoch moments"] == 0
     # batches shorter than k: no epoch plan, one batch's rows per step
     assert memory_terms(n, [200, 150, 200], False, batch_size=100, dtype="float32")["epoch moments"] == \
         8 * n + 4 * 100 * 200
@@ -219,16 +219,18 @@ def test_a_dln_run_beyond_the_memory_is_refused_by_its_config(write_toml, monkey
     default = [RunSpec(case, spec, make_config(spec.config_cls, []), 0)]
     run_need = limits.run_size_bytes(default[0].config, case_dim(case)) + run_data_bytes(
         10**6, [200, 150, 200], False, batch_size=1024, dtype="float32")
-    # twice the build: the build fits, and so do a full-batch float64 run and the default float32 run alone
-    monkeypatch.setattr(limits, "available_memory", lambda: 2 * (build + 2**26))
+    # the default float32 run alone takes 70 % of the memory: it fits, as do the build (under half) and a
+    # full-batch float64 run
+    assert build < 0.5 * run_need / 0.7
+    monkeypatch.setattr(limits, "available_memory", lambda: int(run_need / 0.7))
     _check_sizes([RunSpec(case, spec, make_config(spec.config_cls, ["dtype=float64", "batch_size=1000000"]), 0)])
     _check_sizes(default)
-    # two worker processes hold two such runs at once: 2 × 5.37 GiB is more than 80 % of 2 × the build
+    # two worker processes hold two such runs at once: 2 × 3.13 GiB is more than 80 % of it
     with pytest.raises(UserError) as err:
         _check_sizes(default, at_once=2)
     text = str(err.value)
     assert text.startswith(f"{path}: case 'm/big': steps × chains = ") and "\n" not in text, text
-    assert "with its data (≈ 5.37 GiB at the run's peak), 2 runs at once," in text and "--force-size" in text, text
+    assert "with its data (≈ 3.13 GiB at the run's peak), 2 runs at once," in text and "--force-size" in text, text
     # the bar is 80 % of what is available
     monkeypatch.setattr(limits, "available_memory", lambda: int(run_need / 0.79))
     _check_sizes(default)
@@ -269,7 +271,7 @@ print(json.dumps({"grown": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmRSS from /proc (Linux)")
 def test_a_dln_run_stays_within_its_memory_bound(write_toml):
     """Peak RSS of a real run (a subprocess, ≈ 15 s) over its resident set after a tiny run: above the
-    float64 data alone (the old count) and within run_data_bytes at the run's config (float32, batch 1024)."""
+    float64 data alone and within run_data_bytes at the run's config (float32, batch 1024)."""
     from llcbench.estimators import get_estimator
     from llcbench.estimators.base import make_config
     from llcbench.families.dln import data_bytes, dln_dim, run_data_bytes
@@ -284,10 +286,10 @@ def test_a_dln_run_stays_within_its_memory_bound(write_toml):
     grown = json.loads(proc.stdout.strip().splitlines()[-1])["grown"]
     config = make_config(get_estimator("sgld").config_cls, ["steps=200", "burn_in=100"])
     need = run_data_bytes(n, widths, False, batch_size=1024, dtype="float32") + limits.run_size_bytes(
-        config, dln_dim(widths))  # what the check counts: 1.09 GiB
+        config, dln_dim(widths))  # what the check counts: 0.64 GiB
     # the process's own working memory beyond what the check counts (Python objects, the 31 MB batch
     # moments below glibc's 32 MiB mmap threshold, kept after they are freed): 17 MiB here, up to 78 MiB
     # through the CLI, varying by 65 MiB between identical runs (scripts/dln_memory.py at 0.6.0); a term
-    # dropped from the need takes at least 184 MiB (the epoch moments) off it. The float64 data alone are
-    # 0.55 of the need, with the sampling copy 0.82.
+    # dropped from the need takes at least 184 MiB (the epoch moments) off it. The float64 data (x alone:
+    # noiseless labels are T x) are 0.46 of the need, with the sampling copy 0.70.
     assert data_bytes(n, widths, False) * 1.5 < grown <= need + 128 * 2**20, (grown, need)

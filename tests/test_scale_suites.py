@@ -136,6 +136,6 @@ def test_bad_protocol_field_on_the_command_line(cli, write_toml):
 
 def test_data_beyond_the_memory_is_refused_before_allocating(write_toml, monkeypatch):
     case = load_file(write_toml(CASE.format(tag="c").replace("n = 500", "n = 9000000")))[0]
-    monkeypatch.setattr(limits, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(limits, "available_memory", lambda: 2**29)  # x alone: 0.40 GiB, over half of it
     with pytest.raises(UserError, match=r"case 'p/c': n = 9,000,000 data points .* GiB.*--force-size"):
         build_target(case)

@@ -6,7 +6,12 @@ y = f*(x) + σ·ξ with ξ ~ N(0, I_{H_M}). Loss (mean per-sample NLL, the const
 ½·H_M·log 2πσ² dropped): L_n(w) = mean ‖y − f_w(x)‖² / (2σ²).
 noise_std = 0 (the default) gives noiseless labels; the loss is then scaled
 with σ = 1, so L_n(w) = mean ‖f*(x) − f_w(x)‖²/2 is the empirical K_n(w) ≥ 0,
-minimised exactly at the teacher.
+minimised exactly at the teacher. Noiseless labels are y = T x with T the
+teacher's product map as the student computes it (``product_matrix`` at
+w*), so L_n(w*) = 0 exactly, and the target holds no labels at all: the loss
+reads only the moments of x (``moments.py``). (Labels computed layer by
+layer through the data differ from T x by rounding, ~10⁻¹⁴; that residual
+used to be kept as [x | e], doubling the data a protocol teacher holds.)
 
 Why noiseless by default: the anchor w* is the teacher itself (a true
 parameter). With σ > 0 it is not the empirical minimum of L_n, and even a
@@ -327,7 +332,7 @@ class DLNTarget(Target):
 
     widths: tuple = ()
     x: Optional[torch.Tensor] = None  # (num_data, H_0)
-    y: Optional[torch.Tensor] = None  # (num_data, H_M)
+    y: Optional[torch.Tensor] = None  # (num_data, H_M); None for noiseless labels (y = T x)
     sigma: float = 1.0  # σ used in the loss scale 1/(2σ²)
     teacher: Optional[torch.Tensor] = None  # T = W*_M ⋯ W*_1, (H_M, H_0)
     z: Optional[torch.Tensor] = None  # [x | y − T x], or None for noiseless labels
@@ -394,6 +399,14 @@ class DLNTarget(Target):
         grads[0].copy_(back)
         return loss, grad, full
 
+    def labels(self, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """y of the rows idx (all rows when None): the stored noisy labels, or T x for noiseless
+        ones (computed on demand, never held)."""
+        x = self.x if idx is None else self.x.index_select(0, idx)
+        if self.y is None:
+            return x @ self.teacher.to(x.dtype).T
+        return self.y if idx is None else self.y.index_select(0, idx)
+
     def product(self, w: torch.Tensor) -> torch.Tensor:
         """W_M ⋯ W_1 for each chain (chains, H_M, H_0)."""
         return product_matrix(w, self.widths)
@@ -415,9 +428,9 @@ def _sigma(case, default: float) -> tuple[float, float]:
 
 
 def data_bytes(n: int, widths: Sequence[int], noisy: bool) -> int:
-    """Bytes of the float64 data a DLN target holds: x, y, and [x | e] with noisy labels."""
+    """Bytes of the float64 data a DLN target holds: x; with noisy labels also y and [x | e]."""
     h0, hm = int(widths[0]), int(widths[-1])
-    return 8 * n * (h0 + hm + ((h0 + hm) if noisy else 0))
+    return 8 * n * (2 * (h0 + hm) if noisy else h0)
 
 
 DTYPE_BYTES = {"float32": 4, "float64": 8}
@@ -429,18 +442,18 @@ def memory_terms(n: int, widths: Sequence[int], noisy: bool, batch_size: Optiona
     the SG-MCMC driver and ``moments.epoch_moments``); k = H_0 (+ H_M with noisy labels), the
     width of the rows a batch moment is taken of, s = 4 or 8 bytes for ``dtype``.
 
-    - ``data``: x, y and [x | e] in float64 (:func:`data_bytes`), held by the target for the
-      whole run;
-    - ``build``: the most the build holds beyond the data: the residual e = y − T x (n × H_M,
-      with its boolean mask e ≠ 0 while it is tested, n × H_M bytes, before [x | e] exists), or
-      the two widest consecutive activations n × (H_j + H_{j+1}) beside x when the labels are
-      computed layer by layer (:func:`goes_through`); the label noise (n × H_M) is held only
-      before e, as large;
+    - ``data``: x in float64, and with noisy labels y and [x | e] (:func:`data_bytes`), held by
+      the target for the whole run (noiseless labels are T x: none are held);
+    - ``build`` (noisy labels only): the most the build holds beyond the data: the residual
+      e = y − T x (n × H_M, with its boolean mask e ≠ 0 while it is tested, n × H_M bytes, before
+      [x | e] exists), or the two widest consecutive activations n × (H_j + H_{j+1}) beside x
+      when the labels are computed layer by layer (:func:`goes_through`); the label noise
+      (n × H_M) is held only before e, as large;
     - ``rule``: the step-size rule's fixed subset (when n > ``hessian_points``): a permutation of
       all n indices (int64, freed at once), then the subset's rows (``hessian_points`` × k,
       float64); bounded by their sum;
-    - ``sampling copy``: the run's own copy of the data in float32 (x, y, [x | e] at 4 bytes;
-      none in float64, where the run samples on the target itself);
+    - ``sampling copy``: the run's own copy of the data in float32 (the data at 4 bytes; none in
+      float64, where the run samples on the target itself);
     - ``epoch moments`` (minibatches, ``batch_size`` < n): while an epoch's batch moments are
       made, the index permutation (n' int64, n' = n for 'epoch' draws, count × b for 'iid'),
       the gathered rows (n' × k) and the count = ceil(n / b) moment matrices (count × k × k,
@@ -460,8 +473,8 @@ def memory_terms(n: int, widths: Sequence[int], noisy: bool, batch_size: Optiona
         # the labels layer by layer: x and two consecutive activations
         8 * n * (h0 + max(a + b for a, b in zip(hidden, hidden[1:]))) if goes_through(widths, n) else 0,
         8 * n * (h0 + 2 * hm) + n * hm,  # x, y, e and the boolean copy e ≠ 0 that e.any() reads
-        8 * n * (2 * h0 + 3 * hm) if noisy else 0,  # x, y, e and [x | e]
-    ) - data
+        8 * n * (2 * h0 + 3 * hm),  # x, y, e and [x | e]
+    ) - data if noisy else 0  # noiseless: x is all the build draws
     rule = 8 * n + 8 * int(hessian_points) * k if n > hessian_points else 0
     copy = data // 2 if s == 4 else 0
     epoch = 0
@@ -539,11 +552,12 @@ def build_dln_target(case, family: str, widths: Sequence[int], r: int, variant: 
         x = torch.rand(n, widths[0], generator=gen, dtype=torch.float64).mul_(2 * UNIFORM_BOUND).sub_(UNIFORM_BOUND)
     else:
         x = torch.randn(n, widths[0], generator=gen, dtype=torch.float64)
-    y = forward(w_star[None], widths, x)[0]
-    if noise > 0:  # in place (the same numbers as f + noise·ξ): one n × H_M block less at the peak
-        y.add_(torch.randn(n, widths[-1], generator=gen, dtype=torch.float64).mul_(noise))
     teacher = product_matrix(w_star[None], widths)[0]
-    z = moments.residual_data(x, y, teacher)
+    y = z = None  # noiseless: y = T x, e ≡ 0, nothing held beyond x
+    if noise > 0:
+        y = forward(w_star[None], widths, x)[0]
+        y.add_(torch.randn(n, widths[-1], generator=gen, dtype=torch.float64).mul_(noise))  # in place: one n × H_M block less
+        z = moments.residual_data(x, y, teacher)
     return DLNTarget(
         id=case.id, family=family, dim=dln_dim(widths), n=n, w_star=w_star, truth=truth,
         num_data=n, info=info, widths=widths, x=x, y=y, sigma=scale, teacher=teacher, z=z,

@@ -416,13 +416,23 @@ def case_run_data_bytes(case: Case, config, device: str = "cpu") -> int:
 
 def build_target(case: Case) -> Target:
     """Build the target of a case (generates its data from ``case.seed``); truth cross-checked."""
+    return _built(case, lambda family: family.target(case))
+
+
+def support_target(case: Case) -> Target:
+    """The target an estimator's ``supports`` is asked about when runs are planned
+    (``Family.support_target``: for deep linear networks, everything but the data)."""
+    return _built(case, lambda family: family.support_target(case))
+
+
+def _built(case: Case, build) -> Target:
     truth = case_truth(case)
     # the family's target() asks its own truth(): a copy answers the checked one (asserted where the
     # engine refuses), so that the target carries it without computing it again
     family = copy.copy(FAMILIES[case.family])
     family.truth = lambda params: truth
     try:
-        return family.target(case)
+        return build(family)
     except TruthError as exc:
         raise TruthError(f"{_where(case.file, case.id)}: {exc}") from None
 

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import torch
 
-from .catalogue import build_target, case_truth, load_catalogue, select, suite_config, suite_file
+from .catalogue import case_truth, load_catalogue, select, suite_config, suite_file, support_target
 from .errors import UserError
 from .estimators.base import EstimatorSpec, config_dict, make_config
 from .execute import EXECUTORS
@@ -86,7 +86,7 @@ def runnable_cases(cases: list, spec: EstimatorSpec, *, explicit: bool, named: b
     by case, family or suite). A case the estimator does not support is skipped, or an error when
     the request names it (``explicit``). ``answered`` gets the cases of the kinds that run and may
     answer the support question for some of them ({id: reason or None}, e.g.
-    ``execute.supports_in_workers``); the others' targets are built here."""
+    ``execute.supports_in_workers``); the others are asked here of ``catalogue.support_target``."""
     runnable, skipped, kept = [], [], []
     for case in cases:
         truth = case_truth(case)
@@ -96,7 +96,7 @@ def runnable_cases(cases: list, spec: EstimatorSpec, *, explicit: bool, named: b
             kept.append(case)
     known = answered(kept) if answered is not None else {}
     for case in kept:
-        reason = known[case.id] if case.id in known else spec.supports(build_target(case))
+        reason = known[case.id] if case.id in known else spec.supports(support_target(case))
         if reason:
             if explicit:
                 raise UserError(f"--case {case.id}: estimator {spec.name} does not support it: {reason}")
@@ -192,7 +192,7 @@ def sweep_cases(cases: list, spec: EstimatorSpec, explicit: bool) -> tuple[list,
     for c in cases:
         kind = case_truth(c).kind
         reason = None if explicit or kind == "exact" else f"truth kind is {kind}"
-        reason = reason or spec.supports(build_target(c))
+        reason = reason or spec.supports(support_target(c))
         if reason:
             skipped.append((c.id, reason))
         else:

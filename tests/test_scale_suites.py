@@ -139,3 +139,33 @@ def test_data_beyond_the_memory_is_refused_before_allocating(write_toml, monkeyp
     monkeypatch.setattr(limits, "available_memory", lambda: 2**29)  # x alone: 0.40 GiB, over half of it
     with pytest.raises(UserError, match=r"case 'p/c': n = 9,000,000 data points .* GiB.*--force-size"):
         build_target(case)
+
+
+def test_planning_asks_supports_of_a_target_without_its_data(monkeypatch):
+    """Planning (``plan.runnable_cases``) asks each estimator's ``supports`` about a DLN target built
+    without its data (the scale-100k teachers hold up to 3.7 GiB of x), and every shipped estimator
+    answers it as it answers the whole target."""
+    from llcbench import catalogue, plan
+    from llcbench.estimators import ESTIMATORS, get_estimator
+    from llcbench.families import dln
+
+    small = [c for c in catalogue.load_catalogue() if c.family in ("dln", "rrr")][:8]
+    small += catalogue.load_file(suite_file("scale-1k"))[:3]
+    for case in small:
+        view, whole = catalogue.support_target(case), build_target(case)
+        assert view.x is None and whole.x is not None
+        assert torch.equal(view.w_star, whole.w_star) and torch.equal(view.teacher, whole.teacher)
+        assert (view.dim, view.n, view.truth) == (whole.dim, whole.n, whole.truth)
+        for name in ESTIMATORS:
+            spec = get_estimator(name)
+            assert spec.supports(view) == spec.supports(whole), (name, case.id)
+    with pytest.raises(RuntimeError, match="without its data"):
+        view.loss(view.w_star[None])
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("planning drew a target's data")
+
+    monkeypatch.setattr(dln, "check_data_memory", drawn)  # the first thing a build with data does
+    cases = catalogue.load_file(suite_file("scale-100k"))
+    runnable, skipped = plan.runnable_cases(cases, get_estimator("sgld"), explicit=False, named=True)
+    assert [c.id for c in runnable] == [c.id for c in cases] and not skipped

@@ -74,7 +74,10 @@ class EstimatorSpec:
     """A registered estimator.
 
     supports(target) returns None if the estimator can run on the target,
-    else a short reason (used to pick the default catalogue for it).
+    else a short reason (used to pick the default catalogue for it). It decides
+    from what the target declares (family, d, n, prior, quadratic form, trained
+    anchor), not from its data: planning asks it of ``catalogue.support_target``,
+    which for deep linear networks holds no data.
     estimate_grid(target, configs, seed, device) -> [Estimate]: optional; runs
     configs that differ only in ε, nβ, γ in one chain tensor (sweeps use it).
     """

@@ -75,3 +75,9 @@ class Family(ABC):
     @abstractmethod
     def target(self, case) -> Target:
         """Build the target (data generated deterministically from ``case.seed``)."""
+
+    def support_target(self, case) -> Target:
+        """The target as planning asks an estimator's ``supports`` about it: by default the target
+        itself; a family whose data are large may leave them out (deep linear networks do), since
+        ``supports`` decides from what a target declares, not from its data."""
+        return self.target(case)

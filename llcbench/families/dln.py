@@ -343,6 +343,8 @@ class DLNTarget(Target):
             raise ValueError(f"w must have shape (chains, {self.dim}), got {tuple(w.shape)}")
 
     def _moments(self, idx, like: torch.Tensor) -> torch.Tensor:
+        if self.x is None:
+            raise RuntimeError(f"{self.id}: a target built without its data (DLNFamily.support_target) has no loss")
         m = self.full_moments if idx is None else moments.batch_moments(self.x, self.z, idx)
         return _like(m, like)
 
@@ -529,10 +531,14 @@ def config_data_bytes(case, widths: Sequence[int], default_noise: float, config,
 
 
 def build_dln_target(case, family: str, widths: Sequence[int], r: int, variant: str, truth: Truth,
-                     default_noise: float, keep: Sequence[int] = (), inputs: str = "normal") -> DLNTarget:
+                     default_noise: float, keep: Sequence[int] = (), inputs: str = "normal",
+                     data: bool = True) -> DLNTarget:
+    """The target of a case; ``data=False``: everything but the data (w*, the teacher, truth, info),
+    what an estimator's ``supports`` reads (:meth:`DLNFamily.support_target`); its losses refuse."""
     widths = tuple(int(h) for h in widths)
     noise, scale = _sigma(case, default_noise)
-    check_data_memory(case, widths, noise > 0)
+    if data:
+        check_data_memory(case, widths, noise > 0)
     x_text = "x ~ N(0, I)" if inputs == "normal" else f"x ~ U[-{UNIFORM_BOUND:g}, {UNIFORM_BOUND:g}]^H_0"
     info = {"widths": list(widths), "rank": r, "variant": variant, "noise_std": noise,
             "loss_sigma": scale, "seed": case.seed,
@@ -546,8 +552,12 @@ def build_dln_target(case, family: str, widths: Sequence[int], r: int, variant: 
         layers, extra = generic_layers(widths, r, case.seed)
         info.update(extra)
     w_star = torch.cat([m.reshape(-1) for m in layers])
-    gen = torch.Generator().manual_seed(int(case.seed))
     n = int(case.n)
+    if not data:
+        return DLNTarget(id=case.id, family=family, dim=dln_dim(widths), n=n, w_star=w_star, truth=truth,
+                         num_data=n, info=info, widths=widths, sigma=scale,
+                         teacher=product_matrix(w_star[None], widths)[0])
+    gen = torch.Generator().manual_seed(int(case.seed))
     if inputs == "uniform":
         x = torch.rand(n, widths[0], generator=gen, dtype=torch.float64).mul_(2 * UNIFORM_BOUND).sub_(UNIFORM_BOUND)
     else:
@@ -697,9 +707,14 @@ class DLNFamily(Family):
             return protocol_truth(widths, params["keep"])
         return canonical_truth(widths, r)
 
-    def target(self, case) -> DLNTarget:
+    def target(self, case, data: bool = True) -> DLNTarget:
         self.check(case.params)
         widths, r, variant = self._spec(case.params)
         return build_dln_target(case, self.name, widths, r, variant, self.truth(case.params),
                                 self.default_noise_std, keep=case.params.get("keep") or (),
-                                inputs=case.params.get("inputs", "normal"))
+                                inputs=case.params.get("inputs", "normal"), data=data)
+
+    def support_target(self, case) -> DLNTarget:
+        """The target without its data: n × H_0 numbers (GiBs on the scale tiers) that no estimator's
+        ``supports`` reads."""
+        return self.target(case, data=False)

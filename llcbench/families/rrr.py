@@ -54,8 +54,8 @@ class RRRFamily(DLNFamily):
         return Truth(t.lam, t.multiplicity, "exact",
                      f"{t.source}; anchor: canonical block factorisation, where the local value equals the global one")
 
-    def target(self, case) -> DLNTarget:
+    def target(self, case, data: bool = True) -> DLNTarget:
         self.check(case.params)
         widths, r, variant = self._spec(case.params)
         return build_dln_target(case, self.name, widths, r, variant, self.truth(case.params),
-                                self.default_noise_std)
+                                self.default_noise_std, data=data)

@@ -36,6 +36,27 @@ class PolynomialForm:
     prior_exponents: Optional[torch.Tensor] = None
 
 
+@dataclass(frozen=True)
+class Rescaling:
+    """A hidden vertex of a chain of linear maps, x ↦ W_out·W_in·x, whose rescalings
+    (W_in, W_out) → (A·W_in, W_out·A⁻¹), A ∈ GL(width), leave the loss unchanged: W_in is
+    width × fan_in, W_out is fan_out × width, each row-major at its offset in w."""
+
+    width: int
+    fan_in: int
+    fan_out: int
+    in_offset: int
+    out_offset: int
+
+    def incoming(self, w: torch.Tensor) -> torch.Tensor:
+        """W_in of every row of w (rows, dim), a view (rows, width, fan_in)."""
+        return w[:, self.in_offset:self.in_offset + self.width * self.fan_in].unflatten(1, (self.width, self.fan_in))
+
+    def outgoing(self, w: torch.Tensor) -> torch.Tensor:
+        """W_out of every row of w, a view (rows, fan_out, width)."""
+        return w[:, self.out_offset:self.out_offset + self.fan_out * self.width].unflatten(1, (self.fan_out, self.width))
+
+
 @dataclass
 class Target(ABC):
     """Base class of every target.
@@ -158,6 +179,12 @@ class Target(ABC):
     def chance_accuracy(self) -> Optional[float]:
         """Train accuracy of the chance-level predictor of ``chance_loss``; None for non-classifiers."""
         return None
+
+    def rescalings(self) -> list:
+        """The :class:`Rescaling` symmetries of the loss (hidden vertices of linear layers), which the
+        orbit start moves the chains along (``llcbench.estimators.sgmcmc.orbit_start``); [] where the
+        family declares none."""
+        return []
 
     @property
     def trained_anchor(self) -> bool:

@@ -146,7 +146,7 @@ def test_quadratic_lambda_within_tolerance(name):
     # sgld and rmsprop_sgld extrapolate by default: their run is two points, ε and 2ε, on shared chains
     points = 2 if (est.extra.get("extrapolation") or {}).get("applied") else 1
     assert points == (2 if name in ("sgld", "rmsprop_sgld") else 1)
-    assert est.extra["tempered_start"]["steps"] == 0  # start 'auto': a quadratic does not keep spreading
+    assert est.extra["start"]["steps"] == 0  # start 'auto': a quadratic does not keep spreading
     assert est.grad_evals == points * 2500 * est.extra["chains"]
     assert len(est.lambda_hat_chains) == est.extra["chains"]
 

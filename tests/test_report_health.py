@@ -208,11 +208,18 @@ def test_run_health_says_how_long_a_run_took_and_how_often_it_doubled():
     assert (h["steps"], h["doublings"]) == (24000, 2)
     cells = dict(zip(HEALTH_HEADERS, health_cells(h)))
     assert cells["steps"] == "24,000 (doubled ×2)"
-    # started again after a tempered start (start = 'auto' on chains still spreading from w*)
+    # started again after a tempered start (start = 'auto' on chains still spreading from w*; a 0.9 record)
     rec["extra"]["tempered_start"] = {"steps": 2000, "after": {"steps": 6000, "problems": []}}
     h = run_health(rec)
-    assert h["tempered_start"] == 2000
+    assert (h["start"], h["start_steps"]) == ("tempered", 2000)
     assert dict(zip(HEALTH_HEADERS, health_cells(h)))["steps"] == "24,000 (doubled ×2; after a 2,000-step tempered start)"
+    # after an orbit start (a deep linear network's run, llcbench 0.10)
+    rec["extra"]["start"] = {"kind": "orbit", "steps": 2000, "after": {"steps": 6000, "problems": []}}
+    h = run_health(rec)
+    assert (h["start"], h["start_steps"]) == ("orbit", 2000)
+    assert dict(zip(HEALTH_HEADERS, health_cells(h)))["steps"] == "24,000 (doubled ×2; after a 2,000-step orbit start)"
+    rec["extra"]["start"] = {"kind": "w_star", "steps": 0, "skipped": "start = 'w_star'"}
+    assert (run_health(rec)["start"], run_health(rec)["start_steps"]) == (None, 0)
     # a record that reports neither (an older record, another estimator): a dash, not a number
     plain = run_health(record("syn/p1", "polynomial", 1.0, "hmc", {"nbeta": None}, 0, 1.0))
     assert (plain["steps"], plain["doublings"]) == (None, None)

@@ -1,5 +1,8 @@
-"""The tempered start (llcbench.estimators.sgmcmc.tempered_start): chains that keep spreading from w*
-start again with the directions only the localisation confines already filled."""
+"""Where the chains start: the tempered start (llcbench.estimators.sgmcmc.tempered_start) and the orbit
+start (orbit_start): chains that keep spreading from w* start again with the directions only the
+localisation confines already filled."""
+
+import math
 
 from types import SimpleNamespace
 
@@ -21,7 +24,7 @@ PLAIN = ["max_doublings=0", "extrapolate=none"]  # 6,000 planned steps, nothing 
 @pytest.fixture(scope="module")
 def dln_runs():
     target = _target("dln/4-4-4/r2/generic")
-    return {start: _run(target, PLAIN + [f"start={start}"]) for start in ("w_star", "tempered", "auto")}
+    return {start: _run(target, PLAIN + [f"start={start}"]) for start in ("w_star", "tempered", "orbit", "auto")}
 
 
 def test_the_start_ends_the_spreading_on_a_deep_linear_network(dln_runs):
@@ -34,7 +37,7 @@ def test_the_start_ends_the_spreading_on_a_deep_linear_network(dln_runs):
     assert from_w_star.diagnostics["spread_growth"] > 0.5
     assert abs(started.diagnostics["spread_growth_z"]) < SPREAD_Z_MAX
     assert abs(started.diagnostics["spread_growth"]) < 0.05
-    rec = started.extra["tempered_start"]
+    rec = started.extra["start"]
     assert rec["steps"] == 2000 and rec["reset_chains"] == 0  # None: the burn-in's 2,000 steps
     # ε_t = RELAXATIONS/(steps·γ), nβ' = nβ·ε/ε_t, with ε the rule's step at w*
     assert rec["step_size"][0] == pytest.approx(RELAXATIONS / (2000 * started.gamma), rel=1e-6)
@@ -42,15 +45,27 @@ def test_the_start_ends_the_spreading_on_a_deep_linear_network(dln_runs):
                                             rel=1e-5)
     assert rec["nbeta"][0] < started.nbeta / 20
     assert started.grad_evals == (6000 + 2000) * started.extra["chains"]
-    assert from_w_star.extra["tempered_start"] == {"steps": 0, "skipped": "start = 'w_star'"}
+    assert from_w_star.extra["start"] == {"kind": "w_star", "steps": 0, "skipped": "start = 'w_star'"}
 
 
-def test_auto_starts_again_from_the_tempered_start_where_the_chains_keep_spreading(dln_runs):
-    auto, started = dln_runs["auto"], dln_runs["tempered"]
-    rec = auto.extra["tempered_start"]
-    assert rec["after"]["steps"] == 6000
+def test_the_orbit_start_ends_the_spreading_on_a_deep_linear_network(dln_runs):
+    # the same run after the orbit start: Metropolis moves along the GL(4) rescalings at the hidden
+    # vertex with the run's own SGLD step; measured spread −2.5 % (z −0.2), the bar is the health rule's
+    started = dln_runs["orbit"]
+    assert abs(started.diagnostics["spread_growth_z"]) < SPREAD_Z_MAX
+    assert abs(started.diagnostics["spread_growth"]) < 0.05
+    rec = started.extra["start"]
+    assert rec["kind"] == "orbit" and rec["steps"] == 2000 and rec["reset_chains"] == 0
+    assert 0.15 < rec["acceptance"][0] < 0.45  # the scale adapted toward 30 % in the first half
+    assert started.grad_evals == (6000 + 2000) * started.extra["chains"]
+
+
+def test_auto_starts_again_from_the_orbit_start_where_the_chains_keep_spreading(dln_runs):
+    auto, started = dln_runs["auto"], dln_runs["orbit"]
+    rec = auto.extra["start"]
+    assert rec["kind"] == "orbit" and rec["after"]["steps"] == 6000
     assert any(p.startswith("still spreading") for p in rec["after"]["problems"])
-    # the run it starts again is the tempered run, bit for bit (the start's streams are its own)
+    # the run it starts again is the orbit-started run, bit for bit (the start's streams are its own)
     assert auto.lambda_hat == started.lambda_hat and auto.se == started.se
     assert auto.grad_evals == (6000 + 2000 + 6000) * auto.extra["chains"]  # the run from w* counts too
 
@@ -60,7 +75,7 @@ def test_auto_leaves_a_run_that_does_not_spread_as_it_was():
     target = quadratic(d=3)
     kw = ["step_size=1e-4", "steps=600", "burn_in=200", "chains=3", "max_doublings=0"]
     auto, w_star = _run(target, kw), _run(target, kw + ["start=w_star"])
-    assert auto.extra["tempered_start"]["steps"] == 0 and "not still spreading" in auto.extra["tempered_start"]["skipped"]
+    assert auto.extra["start"]["steps"] == 0 and "not still spreading" in auto.extra["start"]["skipped"]
     assert auto.lambda_hat == w_star.lambda_hat and auto.grad_evals == w_star.grad_evals
 
 
@@ -71,11 +86,11 @@ def test_a_start_the_run_does_not_need_is_skipped():
     kw = ["step_size=1e-3", "steps=400", "burn_in=100", "chains=3", "max_doublings=0"]
     skipped = _run(target, kw + ["start=tempered", "tempered_start=10000"])  # ε·γ·steps = 1e-3·1.09·10⁴ ≈ 11
     w_star = _run(target, kw + ["start=w_star"])
-    assert skipped.extra["tempered_start"]["steps"] == 0
-    assert "own step" in skipped.extra["tempered_start"]["skipped"]
+    assert skipped.extra["start"]["steps"] == 0
+    assert "own step" in skipped.extra["start"]["skipped"]
     assert skipped.lambda_hat == w_star.lambda_hat and skipped.grad_evals == w_star.grad_evals
     ran = _run(target, kw + ["start=tempered"])  # 100 steps (burn_in): ε·γ·steps ≈ 0.1 < 5, so it runs
-    assert ran.extra["tempered_start"]["steps"] == 100 and ran.extra["tempered_start"]["mean_sq_distance"][0] > 0
+    assert ran.extra["start"]["steps"] == 100 and ran.extra["start"]["mean_sq_distance"][0] > 0
 
 
 def test_where_the_start_does_not_run_and_bad_values():
@@ -88,7 +103,7 @@ def test_where_the_start_does_not_run_and_bad_values():
     sgld = get_estimator("sgld").config_cls
     with pytest.raises(UserError, match="tempered_start must be >= 1"):
         make_config(sgld, ["tempered_start=0"])
-    with pytest.raises(UserError, match="start must be one of auto, w_star, tempered"):
+    with pytest.raises(UserError, match="start must be one of auto, w_star, tempered, orbit"):
         make_config(sgld, ["start=anywhere"])
 
 
@@ -109,7 +124,7 @@ def test_a_start_that_draws_the_localisations_gaussian_is_undone():
     kw = ["steps=400", "burn_in=100", "chains=8", "max_doublings=0", "extrapolate=none", "tempered_start=2000"]
     undone = _run(target, kw + ["start=tempered"])
     w_star = _run(target, kw + ["start=w_star"])
-    rec = undone.extra["tempered_start"]
+    rec = undone.extra["start"]
     assert rec["steps"] == 0 and "undone" in rec["skipped"] and rec["tried"]["steps"] == 2000
     assert undone.lambda_hat == w_star.lambda_hat  # positions back at w*, the run's streams untouched
     assert undone.grad_evals == w_star.grad_evals + 2000 * 8  # the try is paid for
@@ -121,5 +136,57 @@ def test_a_start_whose_chains_blow_up_is_undone():
     target = quadratic(d=3)
     eps = 6 / (target.nbeta_star * 2.0)
     kw = [f"step_size={eps}", "steps=300", "burn_in=100", "chains=3", "max_doublings=0", "tempered_start=200"]
-    rec = _run(target, kw + ["start=tempered"]).extra["tempered_start"]
+    rec = _run(target, kw + ["start=tempered"]).extra["start"]
     assert rec["steps"] == 0 and "blow-ups" in rec["skipped"] and rec["tried"]["reset_chains"] >= 3
+
+
+def test_orbit_moves_sample_the_posterior_along_the_orbit():
+    """The Metropolis moves alone, on a 2-1-1 network (orbit (t·a, t⁻¹·b), t = eᵘ): from w* they reach
+    the density along the orbit, f(u) ∝ exp(−γ/2·‖g_u·w* − w*‖²)·e^{(H_0 − H_2)·u} with the Jacobian
+    |det A|^(fan_in − fan_out) = e^u. E[u] over 4,000 independent chains after 300 moves against the
+    integral: the se is ≈ 0.006; leaving the Jacobian out would move E[u] by 0.17 (tested to be > 10 se
+    away), so the test tells a missing or wrong-signed Jacobian from the right one."""
+    import torch
+    from scipy.integrate import quad
+
+    from llcbench.estimators.sgmcmc.orbit_start import _move
+    from llcbench.target import Rescaling
+
+    a, b, gamma, chains = torch.tensor([0.8, -0.6]), 1.5, 2.0, 4000
+    w_star = torch.cat([a, torch.tensor([b])]).double()
+    vertex = Rescaling(width=1, fan_in=2, fan_out=1, in_offset=0, out_offset=2)
+    w = w_star.expand(chains, 3).clone()
+    gen = torch.Generator().manual_seed(0)
+    scale = torch.full((chains,), 0.6, dtype=torch.float64)
+    gam = torch.full((chains,), gamma, dtype=torch.float64)
+    for _ in range(300):
+        _move(w, w_star, vertex, scale, gam, gen)
+    u = -torch.log(w[:, 2] / b)  # W_out = b·e^{−u}
+    torch.testing.assert_close(w[:, :2], torch.exp(u)[:, None] * w_star[:2], rtol=1e-10, atol=1e-12)  # on the orbit
+
+    def moment(k, jac):
+        dens = lambda x: math.exp(-gamma / 2 * ((math.exp(x) - 1) ** 2 * 1.0 + (math.exp(-x) - 1) ** 2 * b * b) + jac * x)
+        return quad(lambda x: x ** k * dens(x), -8, 8)[0] / quad(dens, -8, 8)[0]
+
+    mean, se = float(u.mean()), float(u.std()) / chains ** 0.5
+    assert abs(mean - moment(1, 1.0)) < 4 * se, (mean, moment(1, 1.0), se)
+    assert abs(moment(1, 0.0) - moment(1, 1.0)) > 10 * se
+    assert abs(float(u.var()) - (moment(2, 1.0) - moment(1, 1.0) ** 2)) < 0.1 * float(u.var())
+
+
+def test_orbit_moves_leave_a_deep_linear_networks_loss_unchanged():
+    import torch
+
+    from llcbench.estimators.sgmcmc.orbit_start import _move
+
+    target = _target("dln/4-6-3-5-7/r2")
+    gen = torch.Generator().manual_seed(1)
+    w = target.w_star[None].repeat(5, 1) + 0.05 * torch.randn(5, target.dim, dtype=torch.float64, generator=gen)
+    before, start = target.loss(w), w.clone()
+    ones = torch.ones(5, dtype=torch.float64)
+    for vertex in target.rescalings():
+        for _ in range(20):
+            _move(w, target.w_star, vertex, 0.3 * ones, 0.1 * ones, gen)
+    assert (w - start).norm(dim=1).min() > 0.1  # the chains moved
+    torch.testing.assert_close(target.loss(w), before, rtol=1e-10, atol=1e-12)
+    assert [v.width for v in target.rescalings()] == [6, 3, 5]

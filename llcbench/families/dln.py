@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from ..errors import TruthError
-from ..target import Target
+from ..target import Rescaling, Target
 from ..truth import Truth
 from . import moments
 from .base import Family, Field
@@ -400,6 +400,13 @@ class DLNTarget(Target):
             back = torch.bmm(layers[k].transpose(1, 2), back)
         grads[0].copy_(back)
         return loss, grad, full
+
+    def rescalings(self) -> list:
+        """Every hidden vertex i: (W_i, W_{i+1}) → (A·W_i, W_{i+1}·A⁻¹) leaves W_M⋯W_1, so the loss, unchanged."""
+        layout = _layout(tuple(int(h) for h in self.widths))
+        return [Rescaling(width=rows, fan_in=cols, fan_out=layout[i + 1][0], in_offset=offset,
+                          out_offset=layout[i + 1][2])
+                for i, (rows, cols, offset) in enumerate(layout[:-1])]
 
     def labels(self, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
         """y of the rows idx (all rows when None): the stored noisy labels, or T x for noiseless

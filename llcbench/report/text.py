@@ -113,8 +113,8 @@ HEALTH = ("A run is unhealthy when a chain diverged, split R-hat > 1.1, bulk ESS
           "attributed 'unhealthy', left out of every score and counted beside it. The SG-MCMC samplers run on "
           "while the first four fail (R-hat, ESS, an outlier chain, spreading), doubling their steps up to "
           "max_doublings times: the steps column says how long each run took; a run whose chains were still "
-          "spreading from w* after its planned steps started again after a tempered start, which the column "
-          "names too.")
+          "spreading from w* after its planned steps started again after an orbit start (deep linear "
+          "networks: Metropolis moves along their rescalings) or a tempered start, which the column names too.")
 
 CASE_HEADERS = ["case", "family", "λ", "λ̂ ± se", "rel. err.", "λ_nβ,γ", "estimand part", "sampler part",
                 "attribution", "health"]
@@ -141,7 +141,7 @@ def health_cells(h: dict) -> list[str]:
     local = {True: "local", False: "not local", None: "—"}[h["local"]]
     steps, doublings = h.get("steps"), h.get("doublings")
     notes = ([f"doubled ×{doublings}"] if doublings else []) + (
-        [f"after a {h['tempered_start']:,}-step tempered start"] if h.get("tempered_start") else [])
+        [f"after a {h['start_steps']:,}-step {h['start']} start"] if h.get("start_steps") else [])
     length = "—" if steps is None else f"{steps:,}" + (f" ({'; '.join(notes)})" if notes else "")
     return [h["case"], "—" if h["seed"] is None else str(h["seed"]), num(h["rhat"], "{:.3f}"), num(h["ess"], "{:.0f}"),
             div, length, local, "; ".join(h["problems"]) or "healthy"]

@@ -181,15 +181,20 @@ def run_health(rec: dict) -> dict:
 
 
 def _length(rec: dict) -> dict:
-    """The steps an SG-MCMC run took, how often its adaptive length doubled them, and the steps of the
-    tempered start it began with (None: not reported; 0: started at w*)."""
+    """The steps an SG-MCMC run took, how often its adaptive length doubled them, and the start it
+    began with: its kind ('orbit', 'tempered') and steps (None: not reported; steps 0: started at w*).
+    Records of llcbench 0.9 name only a tempered start (``extra.tempered_start``)."""
     extra = rec.get("extra") or {}
     steps = extra.get("steps")
     settling = extra.get("settling") or {}
-    start = (extra.get("tempered_start") or {}).get("steps")
+    start = extra.get("start") or ({**extra["tempered_start"], "kind": "tempered"}
+                                   if isinstance(extra.get("tempered_start"), dict) else {})
+    taken = start.get("steps")
+    taken = taken if isinstance(taken, int) and not isinstance(taken, bool) else None
     return {"steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
             "doublings": settling.get("doublings") if isinstance(settling.get("doublings"), int) else None,
-            "tempered_start": start if isinstance(start, int) and not isinstance(start, bool) else None}
+            "start_steps": taken,
+            "start": start.get("kind") if taken else None}
 
 
 def _finite_or_none(x):

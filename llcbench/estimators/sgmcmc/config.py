@@ -21,7 +21,7 @@ EXTRAPOLATIONS = ("none", "richardson", "auto")  # extrapolate.py; auto: SGMCMCC
 DIVERGENCE_PER_DIM = 1e4
 
 LOCALISATIONS = ("auto", "scale")  # how γ is chosen when gamma is None (pilot.py)
-STARTS = ("auto", "w_star", "tempered")  # where the chains start (tempered_start.py)
+STARTS = ("auto", "w_star", "tempered", "orbit")  # where the chains start (orbit_start.py, tempered_start.py)
 
 
 def extrapolate_field(default: str):
@@ -62,8 +62,11 @@ class SGMCMCConfig(TemperatureConfig):
     start: str = doc(
         "auto", "where the chains start: 'w_star'; 'tempered' (after the tempered start: tempered_start steps of "
         "SGLD at a lower nβ, γ kept, which fill the directions only the localisation confines; "
-        "llcbench.estimators.sgmcmc.tempered_start; not on trained anchors); 'auto': at w*, and a run whose "
-        "chains are still spreading after its planned steps starts again from the tempered start")
+        "llcbench.estimators.sgmcmc.tempered_start; not on trained anchors); 'orbit' (after the orbit start: "
+        "burn_in steps of the run's SGLD with Metropolis moves along the loss's rescalings, on targets that "
+        "declare them, e.g. deep linear networks; llcbench.estimators.sgmcmc.orbit_start); 'auto': at w*, and a "
+        "run whose chains are still spreading after its planned steps starts again from the orbit start where "
+        "the target declares rescalings, else from the tempered start")
     tempered_start: Optional[int] = doc(None, "steps of the tempered start (5 relaxation times 1/(εγ) of those "
                                               "directions); None: burn_in steps")
     dtype: str = doc("float32", "sampling precision: float32 or float64 (L_n(w*) is always float64)")
@@ -120,6 +123,10 @@ class SGMCMCConfig(TemperatureConfig):
     def tempered_steps(self) -> int:
         """The tempered start's steps: ``tempered_start``, or the planned burn-in where it is None."""
         return int(self.burn_in if self.tempered_start is None else self.tempered_start)
+
+    def start_steps(self, kind: str) -> int:
+        """The steps of the start ``kind`` ('tempered' or 'orbit'; the orbit start takes the planned burn-in)."""
+        return self.tempered_steps() if kind == "tempered" else int(self.burn_in)
 
     def validate(self) -> None:
         self.validate_temperature()

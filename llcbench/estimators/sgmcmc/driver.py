@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from .extrapolate import richardson
 from .pilot import annotate, applies, configured
 from .grid import extrapolated, shareable
 from .settle import run_until_settled, window
-from .tempered_start import run_tempered_start, skip_reason
+from . import orbit_start, tempered_start
 
 
 def prior_problem(target: Target) -> Optional[str]:
@@ -84,7 +84,7 @@ class Run:
     per_sample: Optional[PerSampleAccumulator] = None  # per-sample losses at λ̂'s draws (per_sample.py)
     accuracy: Optional[AccuracyProbe] = None  # the chains' train accuracy, for classifiers (accuracy.py)
     chance_loss: Optional[float] = None  # L_n of a chance-level predictor (Target.chance_loss)
-    tempered: Optional[dict] = None  # the tempered start's record (tempered_start.py)
+    start: Optional[dict] = None  # where the chains started: the start's record (orbit_start.py, tempered_start.py)
 
     def grow_aux(self, steps: int) -> None:
         """Room for ``steps`` steps of the sampler's per-step values (the adaptive length, settle.py)."""
@@ -104,7 +104,7 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
         estimate.seconds = time.perf_counter() - t_start
     else:
         run = _setup(target, config, seed, device, sampler)
-        restart = lambda: _setup(target, config, seed, device, sampler, tempered=True)  # noqa: E731
+        restart = lambda: _setup(target, config, seed, device, sampler, restart=True)  # noqa: E731
         doublings, settling = _run_until_settled(run, [config], progress, restart=restart)
         (estimate,) = _estimates(run, [config], time.perf_counter() - t_start, doublings, settling)
     annotate(estimate, pilot)
@@ -135,7 +135,7 @@ def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampl
         pilots.append(done[key])
     points = [c for c, _ in pilots]
     run = _setup(target, points[0], seed, device, sampler, points=points)
-    restart = lambda: _setup(target, points[0], seed, device, sampler, points=points, tempered=True)  # noqa: E731
+    restart = lambda: _setup(target, points[0], seed, device, sampler, points=points, restart=True)  # noqa: E731
     doublings, settling = _run_until_settled(run, points, None, judge, restart)
     seconds = time.perf_counter() - t_start
     estimates = _estimates(run, points, seconds, doublings, settling)
@@ -152,11 +152,11 @@ def column(values: list, chains: int, dtype, device) -> torch.Tensor:
 
 
 def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, points: Optional[list] = None,
-           tempered: bool = False) -> Run:
+           restart: bool = False) -> Run:
     """The run's state. ``points``: the configs of a shared-chain grid run (:mod:`.grid`; ``config``
     is then the first of them), whose rows are ``config.chains`` chains per point and whose nβ, γ
-    and ε are (rows, 1) columns instead of numbers. ``tempered``: take the tempered start whatever
-    ``config.start`` says (the restart of start = 'auto')."""
+    and ε are (rows, 1) columns instead of numbers. ``restart``: take the start that start = 'auto'
+    restarts from (:func:`start_kind`)."""
     config.validate()
     problem = prior_problem(target)
     if problem is not None:
@@ -209,10 +209,11 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
     if minibatch:
         noise_gen = generator("grad_noise", seed, dev)
         ctx.grad_noise = lambda w, k=8: minibatch_gradient_variance(tgt, w, int(config.batch_size), k, noise_gen)
-    if tempered or config.start == "tempered":
-        start = run_tempered_start(tgt, ctx, sampler.langevin_step(ctx), config.tempered_steps(), seed)
+    kind = start_kind(tgt, config, restart)
+    if kind == "w_star":
+        start = {"kind": "w_star", "steps": 0, "skipped": STARTED_AT_W_STAR[config.start]}
     else:
-        start = {"steps": 0, "skipped": STARTED_AT_W_STAR[config.start]}
+        start = {"kind": kind, **STARTS[kind].run(tgt, ctx, sampler.langevin_step(ctx), config.start_steps(kind), seed)}
     state = sampler.init(ctx)
     _check_positions(state, ctx, sampler)
     threshold = (float(config.divergence_threshold) if config.divergence_threshold is not None
@@ -231,7 +232,7 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
                monitor=ChainMonitor(chains, limit, dev), rule=rule, aux=aux, threshold=threshold,
                init_loss=init_loss, trace_mode=mode, trace_gen=trace_gen, batch_size=int(config.batch_size),
                per_sample=PerSampleAccumulator.for_run(target, tgt, config, seed, dev, rows=chains),
-               accuracy=accuracy, chance_loss=chance_loss, tempered=start)
+               accuracy=accuracy, chance_loss=chance_loss, start=start)
 
 
 def trace_mode(target: Target, config, minibatch: bool) -> str:
@@ -314,9 +315,26 @@ def per_point(value, chains: int, points: int) -> list:
     return value[::chains, 0].tolist() if isinstance(value, torch.Tensor) else [float(value)] * points
 
 
+class _Start(NamedTuple):
+    run: Callable[..., dict]  # (target, ctx, langevin_step, steps, seed) -> the start's record
+    skip_reason: Callable[..., Optional[str]]  # (target, ctx, langevin_step) -> why it does not run, or None
+
+
+STARTS = {"tempered": _Start(tempered_start.run_tempered_start, tempered_start.skip_reason),
+          "orbit": _Start(orbit_start.run_orbit_start, orbit_start.skip_reason)}
+
+
+def start_kind(target: Target, config, restart: bool = False) -> str:
+    """Where a run's chains start: config.start, and for the restart of start = 'auto' the orbit start
+    where the target declares rescalings (it needs no tempering), else the tempered start."""
+    if restart:
+        return "orbit" if target.rescalings() else "tempered"
+    return config.start if config.start in STARTS else "w_star"
+
+
 def _start_steps(start: dict) -> int:
-    """The steps taken before the run's own: the tempered start's (or one tried and undone), and those of
-    a run from w* it replaced."""
+    """The steps taken before the run's own: the start's (or one tried and undone), and those of a
+    run from w* it replaced."""
     tried = int((start.get("tried") or {}).get("steps", 0))
     return int(start["steps"]) + tried + int((start.get("after") or {}).get("steps", 0))
 
@@ -326,16 +344,18 @@ STARTED_AT_W_STAR = {"w_star": "start = 'w_star'",
 
 
 def _restart(run: Run, setup: Callable[[], Run], found: list, steps: int) -> bool:
-    """start = 'auto': replace the run by one from the tempered start (``setup()``), unless the start does
-    not apply to it; its record says after what (steps from w*, the problems found)."""
-    why = skip_reason(run.target, run.ctx, run.sampler.langevin_step(run.ctx))  # before building a run for nothing
+    """start = 'auto': replace the run by one from the start :func:`start_kind` picks (``setup()``),
+    unless that start does not apply to it; its record says after what (steps from w*, the problems
+    found)."""
+    kind = start_kind(run.target, run.ctx.config, restart=True)
+    why = STARTS[kind].skip_reason(run.target, run.ctx, run.sampler.langevin_step(run.ctx))  # before building a run for nothing
     fresh = None if why is not None else setup()
-    start = {"steps": 0, "skipped": why} if fresh is None else fresh.tempered
+    start = {"kind": kind, "steps": 0, "skipped": why} if fresh is None else fresh.start
     if not start["steps"]:  # not taken (or tried and undone, whose steps count): the run from w* goes on
-        run.tempered = {**start, "skipped": f"still spreading from w* after {steps} steps, but not "
-                                            f"started again: {start['skipped']}"}
+        run.start = {**start, "skipped": f"still spreading from w* after {steps} steps, but not "
+                                         f"started again: {start['skipped']}"}
         return False
-    fresh.tempered["after"] = {"steps": steps, "problems": found}
+    fresh.start["after"] = {"steps": steps, "problems": found}
     vars(run).update(vars(fresh))
     return True
 
@@ -343,7 +363,7 @@ def _restart(run: Run, setup: Callable[[], Run], found: list, steps: int) -> boo
 def _run_until_settled(run: Run, configs: list, progress, judge: Optional[Callable] = None,
                        restart: Optional[Callable[[], Run]] = None) -> tuple[int, Optional[dict]]:
     """The loop for the planned steps, then on while the draws have not settled (settle.py); ``restart``:
-    builds the run from the tempered start, for start = 'auto'."""
+    builds the run from the start :func:`start_kind` picks, for start = 'auto'."""
     def sample(start: int, stop: int, total: int) -> None:
         _sample(run, configs[0], progress, start, stop, total)
 
@@ -427,7 +447,7 @@ def record_extra(run: Run, config, nbeta: float, gamma: float, step: float, rule
         "chains": int(config.chains),
         "steps": int(config.steps),
         "burn_in": int(config.burn_in),
-        "tempered_start": run.tempered,
+        "start": run.start,
         "thin": int(config.thin),
         "batch_size": (int(config.batch_size) if batches is not None else None),
         "batches_per_epoch": (batches.per_epoch if batches is not None else None),
@@ -483,7 +503,7 @@ def _estimates(run: Run, configs: list, seconds: float, doublings: int = 0,
         out.append(Estimate(
             lambda_hat=s["lambda_hat"], lambda_hat_chains=s["per_chain"], se=s["se"], loss_trace=loss_trace,
             diagnostics=s["diagnostics"],
-            grad_evals=(int(config.steps) + _start_steps(run.tempered)) * chains, seconds=seconds / len(configs),
+            grad_evals=(int(config.steps) + _start_steps(run.start)) * chains, seconds=seconds / len(configs),
             warnings=s["warnings"], extra=extra, nbeta=nbeta, gamma=gamma,
             per_sample=None if run.per_sample is None else run.per_sample.result(mine, nbeta, gamma),  # its nβ, γ
             locality=locality(run, s["lambda_hat"], nbeta, gamma, s["diagnostics"], mine)))

@@ -71,8 +71,8 @@ def run_until_settled(run, configs: list, sample: Callable, summarise_points: Ca
     ``total`` steps long; ``summarise_points(configs)`` summarises every point's window; ``judge``
     turns the summaries into the problems (default :func:`problems`; Richardson's judges its
     combination); ``restart(problems)``: where the chains are still spreading after the planned
-    steps, replaces the run by one from the tempered start and says whether it did (start = 'auto',
-    tempered_start.py) — the planned steps then run again from there. Returns (doublings, the
+    steps, replaces the run by one from the orbit or the tempered start and says whether it did
+    (start = 'auto'; orbit_start.py, tempered_start.py) — the planned steps then run again from there. Returns (doublings, the
     record's ``settling`` object, None at max_doublings = 0)."""
     config = configs[0]
     limit = int(config.max_doublings)

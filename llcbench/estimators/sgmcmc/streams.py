@@ -27,6 +27,8 @@ STREAMS = {
     "noise_draws": (6_151, 4_241),  # the per-sample noise baseline's ξ_k (per_sample.py; on the CPU)
     "tempered": (1, 52_711),  # the tempered start's Gaussian noise (tempered_start.py)
     "tempered_batches": (1_000_003, 60_013),  # the tempered start's minibatches (tempered_start.py)
+    "orbit": (1, 91_009),  # the orbit start's Gaussian noise and Metropolis moves (orbit_start.py)
+    "orbit_batches": (1_000_003, 71_237),  # the orbit start's minibatches (orbit_start.py)
 }
 
 

@@ -1,0 +1,167 @@
+"""Where the chains start on a target with a continuous symmetry: Metropolis moves along its orbits.
+
+A deep linear network's loss is unchanged by the rescalings (W_i, W_{i+1}) →
+(A·W_i, W_{i+1}·A⁻¹), A ∈ GL(H_i), at every hidden vertex i (the target
+declares them: :meth:`llcbench.target.Target.rescalings`). Along these orbits
+only the localisation γ·(w − w*) pulls, and SGLD at the step the stiffest
+direction allows fills them in ≈ 1/(εγ) steps: 10⁶ on the scale tiers'
+teachers (inputs on [−10, 10] make ε small), where the tempered start
+(tempered_start.py) would need nβ' below nβ/1,000 and is refused. So a run
+whose chains still spread from w* spreads along these orbits for the whole
+of its budget (docs/scale.md).
+
+The orbit start moves the chains along the orbits directly. For
+``steps`` steps (the planned burn-in's length), each step is the run's own
+SGLD step (its nβ, γ and ε, from streams of the start's own) followed by
+MOVES Metropolis moves at every hidden vertex: propose A = exp(Z),
+Z ~ N(0, s²/H_i) entrywise, and accept w' = (…, A·W_i, W_{i+1}·A⁻¹, …) with
+probability
+
+    min(1, exp(−γ/2·(‖w' − w*‖² − ‖w − w*‖²)) · |det A|^(H_{i−1} − H_{i+1})).
+
+The loss L_n(w') = L_n(w) exactly (the network computes the same function),
+so no data are read. The move is exact for the localised tempered posterior
+p(w) ∝ exp(−nβ·L_n(w) − γ/2·‖w − w*‖²): GL(H) is unimodular, Z and −Z are
+equally likely (so are A and A⁻¹ under Haar measure), and |det A|^(H_{i−1} −
+H_{i+1}) is the Jacobian of w ↦ w' (A acts on the H_{i−1} columns of W_i,
+A⁻¹ on the H_{i+1} rows of W_{i+1}) — the group-move Metropolis of Liu &
+Sabatti (2000, Biometrika 87, "Generalised Gibbs sampler and multigrid
+Monte Carlo for Bayesian computation"). The SGLD steps keep the directions
+across the orbits settled. The scale s of each vertex adapts per chain toward
+30 % acceptance during the first half of the start and is fixed after it.
+
+On scale-1k/dln/18-12-27/02 (every layer of full rank, so the set of true
+parameters is one orbit: 12² = 144 directions), seed 0, sgld at the
+defaults: the chains end the start at E‖w − w*‖² = 16.6 (144/γ = 16.6), and
+the run's spread moves +0.3 % (z 0.1) instead of +77 %.
+
+What it does not reach: directions along the set of true parameters that are
+not rescalings (a rank-deficient layer's rows that the next layer ignores),
+which still fill at ≈ 1/(εγ). The run's spread test judges the result, as
+for any start.
+
+Not run (the record says why): on targets that declare no rescalings, on
+trained anchors, where γ = 0, where the sampler has no Langevin step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from .sampler import Context, potential_gradient, prior_gradient
+from .streams import generator
+
+MOVES = 4  # Metropolis moves per hidden vertex per step (no data read: cheap beside the SGLD step)
+TARGET_ACCEPTANCE = 0.3
+ADAPT_EVERY = 50  # steps between adaptations of the move scales (first half of the start only)
+INITIAL_SCALE = 0.01  # s: the proposals' ‖Z‖_F ≈ s·√H
+CHECK_EVERY = 100  # steps between checks for non-finite chains (a host sync each)
+
+
+def skip_reason(target, ctx: Context, langevin_step) -> Optional[str]:
+    """Why the orbit start does not run for this run, or None if it does."""
+    if target.trained_anchor:
+        return "a trained anchor (not measured there; its γ comes from the pilot's chains started at w*)"
+    if not target.rescalings():
+        return "the target declares no rescalings to move along"
+    if langevin_step is None:
+        return "the sampler has no Langevin step (a given step)"
+    gamma = ctx.gamma
+    if (float(gamma.min()) if isinstance(gamma, torch.Tensor) else float(gamma)) <= 0:
+        return "γ = 0: nothing bounds the orbits"
+    return None
+
+
+def run_orbit_start(target, ctx: Context, langevin_step, steps: int, seed: int) -> dict:
+    """Move ``ctx.positions`` (every row w* on entry) by the orbit start; return the record's start
+    object. ``langevin_step``: the run's SGLD step ε (a number, or a (rows, 1) column in a shared-chain
+    grid run)."""
+    why = skip_reason(target, ctx, langevin_step)
+    if why is not None:
+        return {"kind": "orbit", "steps": 0, "skipped": why}
+    w, w_star = ctx.positions, ctx.w_star
+    rows = w.shape[0]
+    noise_gen = generator("orbit", seed, ctx.device)
+    batch_gen = generator("orbit_batches", seed, ctx.device)
+    batch = int(ctx.config.batch_size)
+    minibatch = target.num_data > 0 and batch < target.num_data
+    eps = langevin_step
+    column = isinstance(eps, torch.Tensor)
+    sqrt_eps = eps.sqrt() if column else math.sqrt(eps)
+    gamma = ctx.gamma[:, 0] if isinstance(ctx.gamma, torch.Tensor) else torch.full((rows,), float(ctx.gamma),
+                                                                                     dtype=w.dtype, device=w.device)
+    vertices = target.rescalings()
+    scale = [torch.full((rows,), INITIAL_SCALE, dtype=w.dtype, device=w.device) for _ in vertices]
+    window = [torch.zeros(rows, dtype=w.dtype, device=w.device) for _ in vertices]
+    accepted = [torch.zeros(rows, dtype=w.dtype, device=w.device) for _ in vertices]
+    drift, noise = torch.empty_like(w), torch.empty_like(w)
+    reset = 0
+    grad_mode = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    try:
+        for t in range(steps):
+            idx = (torch.randint(target.num_data, (batch,), generator=batch_gen, device=w.device)
+                   if minibatch else None)
+            _, g = target.loss_and_grad(w, idx)
+            potential_gradient(w, g, prior_gradient(target, w), ctx, out=drift)
+            noise.normal_(generator=noise_gen)
+            if column:
+                w.addcmul_(drift, eps, value=-0.5).addcmul_(noise, sqrt_eps)
+            else:
+                w.add_(drift, alpha=-eps / 2).add_(noise, alpha=sqrt_eps)
+            late = t >= steps // 2
+            for v, vertex in enumerate(vertices):
+                for _ in range(MOVES):
+                    ok = _move(w, w_star, vertex, scale[v], gamma, noise_gen)
+                    window[v] += ok
+                    if late:
+                        accepted[v] += ok
+            if not late and (t + 1) % ADAPT_EVERY == 0:
+                for v in range(len(vertices)):
+                    rate = window[v] / (ADAPT_EVERY * MOVES)
+                    scale[v].mul_(torch.exp(rate - TARGET_ACCEPTANCE))
+                    window[v].zero_()
+            if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
+                bad = ~torch.isfinite(w).all(dim=1)
+                if bool(bad.any()):
+                    reset += int(bad.sum())
+                    w[bad] = w_star
+    finally:
+        torch.set_grad_enabled(grad_mode)
+    r2 = ((w.double() - w_star.double()) ** 2).sum(dim=1)
+    points = ctx.points
+    per = ctx.chains // points
+    fixed = max(steps - steps // 2, 1) * MOVES
+    record = {"kind": "orbit", "steps": int(steps), "moves_per_vertex": MOVES,
+              "acceptance": [round(float(a.mean()) / fixed, 4) for a in accepted],
+              "scale": [round(float(s.mean()), 5) for s in scale],
+              "reset_chains": reset,
+              "mean_sq_distance": [float(r2[k * per:(k + 1) * per].mean()) for k in range(points)]}
+    if reset:  # the run's own step blew up where the chains went: no start; undo it
+        w.copy_(w_star.expand_as(w))
+        return {"kind": "orbit", "steps": 0, "skipped": f"{reset} chain blow-ups, undone", "tried": record}
+    return record
+
+
+def _move(w: torch.Tensor, w_star: torch.Tensor, vertex, scale: torch.Tensor, gamma: torch.Tensor,
+          gen: torch.Generator) -> torch.Tensor:
+    """One Metropolis move of every chain along the rescalings at ``vertex``, in place; 1.0 where
+    accepted (per chain)."""
+    rows, h = w.shape[0], vertex.width
+    w_in, w_out = vertex.incoming(w), vertex.outgoing(w)  # views (rows, H_i, H_{i-1}), (rows, H_{i+1}, H_i)
+    s_in, s_out = vertex.incoming(w_star[None]), vertex.outgoing(w_star[None])
+    z = torch.randn(rows, h, h, generator=gen, dtype=w.dtype, device=w.device).mul_((scale / math.sqrt(h))[:, None, None])
+    a, a_inv = torch.linalg.matrix_exp(z), torch.linalg.matrix_exp(-z)
+    new_in, new_out = torch.bmm(a, w_in), torch.bmm(w_out, a_inv)
+    before = ((w_in - s_in) ** 2).sum(dim=(1, 2)) + ((w_out - s_out) ** 2).sum(dim=(1, 2))
+    after = ((new_in - s_in) ** 2).sum(dim=(1, 2)) + ((new_out - s_out) ** 2).sum(dim=(1, 2))
+    log_jacobian = z.diagonal(dim1=1, dim2=2).sum(dim=1) * (vertex.fan_in - vertex.fan_out)
+    log_ratio = -0.5 * gamma * (after - before) + log_jacobian
+    u = torch.rand(rows, generator=gen, dtype=w.dtype, device=w.device)
+    ok = (torch.log(u) < log_ratio) & torch.isfinite(after)
+    w_in[ok] = new_in[ok]
+    w_out[ok] = new_out[ok]
+    return ok.to(w.dtype)

@@ -5,7 +5,7 @@ SG-MCMC run) and reads its peak resident set (``ru_maxrss``, and VmRSS polled
 every 5 ms) less the resident set after the same run at a tiny n (the
 interpreter, torch and the libraries loaded): the memory the data cost,
 printed beside the size check's need (``llcbench.families.dln.run_data_bytes``
-plus ``llcbench.limits.run_size_bytes``: the bound) and the data alone (``data_bytes``: x, y and [x | e] in float64).
+plus ``llcbench.limits.run_size_bytes``: the bound) and the data alone (``data_bytes``: x, and with noisy labels y and [x | e], in float64).
 
     python scripts/dln_memory.py                      # the default sizes
     python scripts/dln_memory.py --tree /other/checkout --size 200000:200,150,200

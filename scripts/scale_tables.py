@@ -46,16 +46,18 @@ def main(argv=None) -> int:
             versions.add(r.get("llcbench_version"))
             commits.add((r.get("git_commit") or "")[:7])
     print(f"llcbench {', '.join(sorted(map(str, versions)))}, commit {', '.join(sorted(commits))}, tier {args.tier}\n")
-    print("| sampler, settings | runs | split R-hat ≤ 1.1 | doubled (twice) | healthy | median \\|rel. err.\\| "
-          "(healthy, certified) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| sampler, settings | runs | split R-hat ≤ 1.1 | doubled (twice) | started again | healthy | "
+          "median \\|rel. err.\\| (healthy, certified) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for (est, label), runs in sorted(groups.items()):
         rh = sum(1 for r in runs.values() if r.get("rhat") is not None and r["rhat"] <= health.RHAT_MAX)
         st = [((r.get("extra") or {}).get("settling") or {}).get("doublings", 0) for r in runs.values()]
         healthy = [r for r in runs.values() if not health.problems(r)]
         cert = [r for r in runs.values() if r.get("truth_kind") == "exact"]
+        again = sum(1 for r in runs.values()  # after a start (0.10: extra.start; 0.9: extra.tempered_start)
+                    if ((r.get("extra") or {}).get("start") or (r.get("extra") or {}).get("tempered_start") or {}).get("steps"))
         print(f"| {est}, {label} | {len(runs)} | {rh} | {sum(k > 0 for k in st)} ({sum(k == 2 for k in st)}) | "
-              f"{len(healthy)} | {pct([abs(r['rel_error']) for r in healthy if r in cert])} |")
+              f"{again} | {len(healthy)} | {pct([abs(r['rel_error']) for r in healthy if r in cert])} |")
     keys = sorted(groups)
     print("\n| case | truth | " + " | ".join(f"{e}, {s}" for e, s in keys) + " |")
     print("|---|---|" + "---|" * len(keys))

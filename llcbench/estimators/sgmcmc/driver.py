@@ -104,7 +104,7 @@ def run_sgmcmc(target: Target, config, seed: int, device: str, sampler: Sampler,
         estimate.seconds = time.perf_counter() - t_start
     else:
         run = _setup(target, config, seed, device, sampler)
-        restart = lambda: _setup(target, config, seed, device, sampler, restart=True)  # noqa: E731
+        restart = lambda: _setup(target, config, seed, device, sampler, restart=True, converted=run.target)  # noqa: E731
         doublings, settling = _run_until_settled(run, [config], progress, restart=restart)
         (estimate,) = _estimates(run, [config], time.perf_counter() - t_start, doublings, settling)
     annotate(estimate, pilot)
@@ -135,7 +135,8 @@ def run_sgmcmc_grid(target: Target, configs: list, seed: int, device: str, sampl
         pilots.append(done[key])
     points = [c for c, _ in pilots]
     run = _setup(target, points[0], seed, device, sampler, points=points)
-    restart = lambda: _setup(target, points[0], seed, device, sampler, points=points, restart=True)  # noqa: E731
+    restart = lambda: _setup(target, points[0], seed, device, sampler, points=points, restart=True,  # noqa: E731
+                             converted=run.target)
     doublings, settling = _run_until_settled(run, points, None, judge, restart)
     seconds = time.perf_counter() - t_start
     estimates = _estimates(run, points, seconds, doublings, settling)
@@ -152,11 +153,12 @@ def column(values: list, chains: int, dtype, device) -> torch.Tensor:
 
 
 def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, points: Optional[list] = None,
-           restart: bool = False) -> Run:
+           restart: bool = False, converted: Optional[Target] = None) -> Run:
     """The run's state. ``points``: the configs of a shared-chain grid run (:mod:`.grid`; ``config``
     is then the first of them), whose rows are ``config.chains`` chains per point and whose nβ, γ
     and ε are (rows, 1) columns instead of numbers. ``restart``: take the start that start = 'auto'
-    restarts from (:func:`start_kind`)."""
+    restarts from (:func:`start_kind`); ``converted``: the target already in the run's dtype and on
+    its device (the run being restarted has it: no second copy of the data)."""
     config.validate()
     problem = prior_problem(target)
     if problem is not None:
@@ -190,7 +192,8 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
         eps = (column([float(c.step_size) for c in points], config.chains, dtype, dev) if config.step_size is not None
                else sampler.from_rule(eps_rule))
 
-    tgt = target if (dtype == torch.float64 and target.w_star.device == dev) else target.to(dev, dtype)
+    tgt = (converted if converted is not None else
+           target if (dtype == torch.float64 and target.w_star.device == dev) else target.to(dev, dtype))
     accuracy = AccuracyProbe.for_run(t64, w_star64, tgt, config)
     del t64
     w_star = tgt.w_star.to(device=dev, dtype=dtype)

@@ -80,7 +80,7 @@ def test_planning_trains_the_anchors_in_worker_processes(tmp_path, monkeypatch):
 
     from llcbench import plan
     from llcbench.case import Case
-    from llcbench.catalogue import build_target
+    from llcbench.catalogue import support_target
     from llcbench.estimators import get_estimator
     from llcbench.execute import supports_in_workers
     from llcbench.families import memorisation
@@ -97,7 +97,7 @@ def test_planning_trains_the_anchors_in_worker_processes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(memorisation, "_train", recorded)
     built_here = []
-    monkeypatch.setattr(plan, "build_target", lambda case: built_here.append(case) or build_target(case))
+    monkeypatch.setattr(plan, "support_target", lambda case: built_here.append(case) or support_target(case))
     runnable, skipped = plan.runnable_cases(cases, get_estimator("sgld"), explicit=True, named=True,
                                             answered=lambda kept: supports_in_workers(kept, "sgld", 2))
     trainers = [int(x) for x in pids.read_text().split()]

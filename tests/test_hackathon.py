@@ -117,7 +117,7 @@ def test_suite_settings_reach_the_run_and_set_overrides(monkeypatch, cache, writ
                                  'embed_dim = 8\nhidden_dim = 24\ntrain_steps = 600\nweight_decay = 0.0\n'))[0]
     tiny_target = build_target(small)  # stands in for the suite's anchors (trained in seconds, not minutes)
     seen = []
-    monkeypatch.setattr("llcbench.plan.build_target", lambda case: tiny_target)
+    monkeypatch.setattr("llcbench.plan.support_target", lambda case: tiny_target)
     monkeypatch.setattr("llcbench.api.run_specs", lambda specs, *a, **k: seen.extend(specs) or iter(()))
     for extra, want_steps in (([], 5000), (["--set", "steps=300"], 300)):
         seen.clear()

@@ -53,12 +53,11 @@ trained anchors, where γ = 0, where the sampler has no Langevin step.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 
-from .sampler import Context, potential_gradient, prior_gradient
+from .sampler import Context, StartStep
 from .streams import generator
 
 SWEEPS = 4  # transvections per step per vertex: SWEEPS·⌈H²/1,000⌉ (H² directions relax in ≈ H² moves)
@@ -97,12 +96,7 @@ def run_orbit_start(target, ctx: Context, langevin_step, steps: int, seed: int) 
     w, w_star = ctx.positions, ctx.w_star
     rows = w.shape[0]
     noise_gen = generator("orbit", seed, ctx.device)
-    batch_gen = generator("orbit_batches", seed, ctx.device)
-    batch = int(ctx.config.batch_size)
-    minibatch = target.num_data > 0 and batch < target.num_data
-    eps = langevin_step
-    column = isinstance(eps, torch.Tensor)
-    sqrt_eps = eps.sqrt() if column else math.sqrt(eps)
+    step = StartStep(target, ctx, langevin_step, noise_gen, generator("orbit_batches", seed, ctx.device))
     gamma = ctx.gamma[:, 0] if isinstance(ctx.gamma, torch.Tensor) else torch.full((rows,), float(ctx.gamma),
                                                                                      dtype=w.dtype, device=w.device)
     kinds = [(vertex, move, moves_per_step(vertex.width) if move is transvection else 1)
@@ -110,21 +104,12 @@ def run_orbit_start(target, ctx: Context, langevin_step, steps: int, seed: int) 
     zeros = lambda: torch.zeros(rows, dtype=w.dtype, device=w.device)  # noqa: E731
     scale = [torch.full((rows,), INITIAL_SCALE, dtype=w.dtype, device=w.device) for _ in kinds]
     window, accepted = [zeros() for _ in kinds], [zeros() for _ in kinds]
-    drift, noise = torch.empty_like(w), torch.empty_like(w)
     reset = 0
     grad_mode = torch.is_grad_enabled()
     torch.set_grad_enabled(False)
     try:
         for t in range(steps):
-            idx = (torch.randint(target.num_data, (batch,), generator=batch_gen, device=w.device)
-                   if minibatch else None)
-            _, g = target.loss_and_grad(w, idx)
-            potential_gradient(w, g, prior_gradient(target, w), ctx, out=drift)
-            noise.normal_(generator=noise_gen)
-            if column:
-                w.addcmul_(drift, eps, value=-0.5).addcmul_(noise, sqrt_eps)
-            else:
-                w.add_(drift, alpha=-eps / 2).add_(noise, alpha=sqrt_eps)
+            step(w)  # the run's own SGLD step
             late = t >= steps // 2
             for k, (vertex, move, count) in enumerate(kinds):
                 for _ in range(count):
@@ -135,10 +120,7 @@ def run_orbit_start(target, ctx: Context, langevin_step, steps: int, seed: int) 
                     scale[k].mul_(torch.exp(window[k] / (ADAPT_EVERY * count) - TARGET_ACCEPTANCE))
                     window[k].zero_()
             if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
-                bad = ~torch.isfinite(w).all(dim=1)
-                if bool(bad.any()):
-                    reset += int(bad.sum())
-                    w[bad] = w_star
+                reset += step.reset_blown_up(w, w_star)
     finally:
         torch.set_grad_enabled(grad_mode)
     r2 = ((w.double() - w_star.double()) ** 2).sum(dim=1)

@@ -14,6 +14,7 @@ instead of silently sampling from a stale copy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -99,8 +100,8 @@ class Sampler:
 
 
 def prior_gradient(target, w: torch.Tensor) -> Optional[torch.Tensor]:
-    """∇log φ at every row of w (None for a flat prior), by autograd; the driver's loop and the tempered
-    start both add it to the drift."""
+    """∇log φ at every row of w (None for a flat prior), by autograd; the driver's loop and the starts
+    (:class:`StartStep`) add it to the drift."""
     if not target.has_prior:
         return None
     with torch.enable_grad():
@@ -122,3 +123,40 @@ def potential_gradient(w: torch.Tensor, g: torch.Tensor, pg: Optional[torch.Tens
     if pg is not None:
         out.sub_(pg)
     return out
+
+
+class StartStep:
+    """The plain SGLD step the starts take before the sampler's first (tempered_start.py, orbit_start.py):
+    ε (a number, or a (rows, 1) column in a shared-chain grid run) at ``ctx``'s nβ and γ, with noise and
+    minibatches from the start's own generators; and the check that resets chains that blew up to w*."""
+
+    def __init__(self, target, ctx: Context, eps, noise_gen: torch.Generator, batch_gen: torch.Generator):
+        self.target, self.ctx, self.eps = target, ctx, eps
+        self.noise_gen, self.batch_gen = noise_gen, batch_gen
+        self.batch = int(ctx.config.batch_size)
+        self.minibatch = target.num_data > 0 and self.batch < target.num_data
+        self.column = isinstance(eps, torch.Tensor)
+        self.sqrt_eps = eps.sqrt() if self.column else math.sqrt(eps)
+        self.drift, self.noise = torch.empty_like(ctx.positions), torch.empty_like(ctx.positions)
+
+    def __call__(self, w: torch.Tensor) -> None:
+        """One step of every row of w, in place (under no_grad)."""
+        idx = (torch.randint(self.target.num_data, (self.batch,), generator=self.batch_gen, device=w.device)
+               if self.minibatch else None)
+        _, g = self.target.loss_and_grad(w, idx)
+        pg = prior_gradient(self.target, w)
+        potential_gradient(w, g, pg, self.ctx, out=self.drift)  # nβ·∇L_B + γ·(w − w*) − ∇log φ
+        self.noise.normal_(generator=self.noise_gen)
+        if self.column:
+            w.addcmul_(self.drift, self.eps, value=-0.5).addcmul_(self.noise, self.sqrt_eps)
+        else:
+            w.add_(self.drift, alpha=-self.eps / 2).add_(self.noise, alpha=self.sqrt_eps)
+
+    @staticmethod
+    def reset_blown_up(w: torch.Tensor, w_star: torch.Tensor) -> int:
+        """Rows of w that are no longer finite go back to w*; how many did."""
+        bad = ~torch.isfinite(w).all(dim=1)
+        if not bool(bad.any()):
+            return 0
+        w[bad] = w_star
+        return int(bad.sum())

@@ -59,13 +59,12 @@ the run without it.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Optional
 
 import torch
 
 from ...locality import SPREAD_FRACTION_MAX
-from .sampler import Context, potential_gradient, prior_gradient
+from .sampler import Context, StartStep
 from .streams import generator
 
 RELAXATIONS = 5.0  # relaxation times 1/(ε_t·γ) of the localisation-only directions the start lasts
@@ -112,33 +111,16 @@ def run_tempered_start(target, ctx: Context, langevin_step, steps: int, seed: in
     tctx = copy.copy(ctx)
     tctx.nbeta = ctx.nbeta * ratio
     w, w_star = ctx.positions, ctx.w_star
-    noise_gen = generator("tempered", seed, ctx.device)
-    batch_gen = generator("tempered_batches", seed, ctx.device)
-    batch = int(ctx.config.batch_size)
-    minibatch = target.num_data > 0 and batch < target.num_data
-    drift, noise = torch.empty_like(w), torch.empty_like(w)
-    column = isinstance(eps, torch.Tensor)
-    sqrt_eps = eps.sqrt() if column else math.sqrt(eps)
+    step = StartStep(target, tctx, eps, generator("tempered", seed, ctx.device),
+                     generator("tempered_batches", seed, ctx.device))  # at nβ', γ kept
     reset = 0
     grad_mode = torch.is_grad_enabled()
     torch.set_grad_enabled(False)
     try:
         for t in range(steps):
-            idx = (torch.randint(target.num_data, (batch,), generator=batch_gen, device=w.device)
-                   if minibatch else None)
-            _, g = target.loss_and_grad(w, idx)
-            pg = prior_gradient(target, w)
-            potential_gradient(w, g, pg, tctx, out=drift)  # nβ'·∇L_B + γ·(w − w*) − ∇log φ
-            noise.normal_(generator=noise_gen)
-            if column:
-                w.addcmul_(drift, eps, value=-0.5).addcmul_(noise, sqrt_eps)
-            else:
-                w.add_(drift, alpha=-eps / 2).add_(noise, alpha=sqrt_eps)
+            step(w)
             if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
-                bad = ~torch.isfinite(w).all(dim=1)
-                if bool(bad.any()):  # a chain that blew up goes back to w* (and the start is undone below)
-                    reset += int(bad.sum())
-                    w[bad] = w_star
+                reset += step.reset_blown_up(w, w_star)  # back to w* (and the start is undone below)
     finally:
         torch.set_grad_enabled(grad_mode)
     r2 = ((w.double() - w_star.double()) ** 2).sum(dim=1)

@@ -57,6 +57,7 @@ from typing import Optional
 
 import torch
 
+from . import tempered_start
 from .sampler import Context, StartStep
 from .streams import generator
 
@@ -68,17 +69,11 @@ CHECK_EVERY = 100  # steps between checks for non-finite chains (a host sync eac
 
 
 def skip_reason(target, ctx: Context, langevin_step) -> Optional[str]:
-    """Why the orbit start does not run for this run, or None if it does."""
-    if target.trained_anchor:
-        return "a trained anchor (not measured there; its γ comes from the pilot's chains started at w*)"
+    """Why the orbit start does not run for this run, or None if it does: a target without rescalings,
+    or what stops the tempered start too (a trained anchor, no Langevin step, γ = 0)."""
     if not target.rescalings():
         return "the target declares no rescalings to move along"
-    if langevin_step is None:
-        return "the sampler has no Langevin step (a given step)"
-    gamma = ctx.gamma
-    if (float(gamma.min()) if isinstance(gamma, torch.Tensor) else float(gamma)) <= 0:
-        return "γ = 0: nothing bounds the orbits"
-    return None
+    return tempered_start.skip_reason(target, ctx, langevin_step)
 
 
 def moves_per_step(width: int) -> int:

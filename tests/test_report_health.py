@@ -218,6 +218,11 @@ def test_run_health_says_how_long_a_run_took_and_how_often_it_doubled():
     h = run_health(rec)
     assert (h["start"], h["start_steps"]) == ("orbit", 2000)
     assert dict(zip(HEALTH_HEADERS, health_cells(h)))["steps"] == "24,000 (doubled ×2; after a 2,000-step orbit start)"
+    # whose chains blew up at the rule's step and held at a smaller one (llcbench 0.11)
+    rec["extra"]["start"] = {"kind": "orbit", "steps": 2000, "step_factor": 0.0182, "retries": [{"steps": 400}]}
+    assert run_health(rec)["start_step_factor"] == 0.0182
+    assert dict(zip(HEALTH_HEADERS, health_cells(run_health(rec))))["steps"] == (
+        "24,000 (doubled ×2; after a 2,000-step orbit start at 0.018× the rule's step)")
     rec["extra"]["start"] = {"kind": "w_star", "steps": 0, "skipped": "start = 'w_star'"}
     assert (run_health(rec)["start"], run_health(rec)["start_steps"]) == (None, 0)
     # a record that reports neither (an older record, another estimator): a dash, not a number

@@ -219,3 +219,36 @@ def test_a_transvection_and_its_inverse_are_equally_likely_and_keep_the_volume()
         back = w_star.expand(rows, -1).clone()
         move(back, w_star, vertex, -scale, zero, torch.Generator().manual_seed(3))
         torch.testing.assert_close(vertex.incoming(back), a_inv)
+
+
+def test_an_orbit_start_that_blows_up_at_the_rules_step_tries_again_with_the_rules_step_where_the_chains_went():
+    """dln/4-4-4/r2/generic at γ = 0.05 and step_scale 3.5 (ε·nβ·h = 3.5 at w*: stable there, SGLD's
+    factor |1 − 1.75| < 1): the localisation lets the chains far along the orbits, where the curvature
+    is ~150× that at w*, and all 8 blow up within 300 steps (measured, seed 0). The start goes back to
+    w* and tries again at the rule's step for the largest curvature the chains had met (≈ 150× smaller);
+    that try holds, the run takes the same smaller step (its adaptation capped there), its spread is
+    flat (measured −0.03 %; the bar is the health rule's), and the failed try's steps are paid for."""
+    target = _target("dln/4-4-4/r2/generic")
+    run = _run(target, PLAIN + ["start=orbit", "step_scale=3.5", "gamma=0.05"])
+    rec = run.extra["start"]
+    assert rec["steps"] == 2000 and rec["reset_chains"] == 0 and len(rec["retries"]) == 1
+    tried = rec["retries"][0]
+    assert tried["reset_chains"] > 0 and tried["steps"] < 2000 and tried["step_factor"] == 1.0
+    assert rec["step_factor"] < 0.5 and tried["h_max"] > 0
+    assert run.extra["step_size"] == pytest.approx(run.extra["rule_step_size_init"] * rec["step_factor"], rel=1e-6)
+    assert all(a["rule_step_size"] <= run.extra["step_size"] * (1 + 1e-9) for a in run.extra["adaptation"])
+    assert abs(run.diagnostics["spread_growth_z"]) < SPREAD_Z_MAX and not run.diagnostics.get("divergent_chains")
+    assert run.grad_evals == (6000 + 2000 + tried["steps"]) * run.extra["chains"]
+
+
+def test_an_orbit_start_at_a_given_step_that_blows_up_is_undone_without_a_retry():
+    # the same run at the rule's step at w* given as step_size: the start may not change a step the
+    # user set, so its chains' blow-ups undo it at once and the run goes on from w* as it would have
+    target = _target("dln/4-4-4/r2/generic")
+    probe = _run(target, PLAIN + ["start=w_star", "step_scale=3.5", "gamma=0.05"])
+    kw = PLAIN + [f"step_size={probe.extra['step_size']!r}", "gamma=0.05"]
+    undone, w_star = _run(target, kw + ["start=orbit"]), _run(target, kw + ["start=w_star"])
+    rec = undone.extra["start"]
+    assert rec["steps"] == 0 and "blow-ups, undone" in rec["skipped"] and "retries" not in rec
+    assert rec["tried"]["steps"] == 2000 and rec["tried"]["reset_chains"] > 0
+    assert undone.lambda_hat == w_star.lambda_hat

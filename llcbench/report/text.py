@@ -141,7 +141,9 @@ def health_cells(h: dict) -> list[str]:
     local = {True: "local", False: "not local", None: "—"}[h["local"]]
     steps, doublings = h.get("steps"), h.get("doublings")
     notes = ([f"doubled ×{doublings}"] if doublings else []) + (
-        [f"after a {h['start_steps']:,}-step {h['start']} start"] if h.get("start_steps") else [])
+        [f"after a {h['start_steps']:,}-step {h['start']} start"
+         + (f" at {h['start_step_factor']:.2g}× the rule's step" if h.get("start_step_factor") else "")]
+        if h.get("start_steps") else [])
     length = "—" if steps is None else f"{steps:,}" + (f" ({'; '.join(notes)})" if notes else "")
     return [h["case"], "—" if h["seed"] is None else str(h["seed"]), num(h["rhat"], "{:.3f}"), num(h["ess"], "{:.0f}"),
             div, length, local, "; ".join(h["problems"]) or "healthy"]

@@ -194,7 +194,8 @@ def _length(rec: dict) -> dict:
     return {"steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
             "doublings": settling.get("doublings") if isinstance(settling.get("doublings"), int) else None,
             "start_steps": taken,
-            "start": start.get("kind") if taken else None}
+            "start": start.get("kind") if taken else None,
+            "start_step_factor": _finite_or_none(start.get("step_factor")) if taken else None}
 
 
 def _finite_or_none(x):

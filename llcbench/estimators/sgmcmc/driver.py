@@ -217,6 +217,9 @@ def _setup(target: Target, config, seed: int, device: str, sampler: Sampler, poi
         start = {"kind": "w_star", "steps": 0, "skipped": STARTED_AT_W_STAR[config.start]}
     else:
         start = {"kind": kind, **STARTS[kind].run(tgt, ctx, sampler.langevin_step(ctx), config.start_steps(kind), seed)}
+        if "step_factor" in start:  # the start held only at a smaller step: the run takes it too
+            rule.shrink(start["step_factor"])
+            _take_rule_step(ctx, rule, sampler)
     state = sampler.init(ctx)
     _check_positions(state, ctx, sampler)
     threshold = (float(config.divergence_threshold) if config.divergence_threshold is not None
@@ -303,14 +306,18 @@ def _adapt(run: Run, t: int) -> None:
         changed = run.rule.adapt(run.target, run.ctx.positions, run.monitor.alive, t)
     if not changed:
         return
-    ctx = run.ctx
+    _take_rule_step(run.ctx, run.rule, run.sampler)
+    run.sampler.on_step_size(run.state, run.ctx, t)
+    run.rule.log_step_size(per_point(run.ctx.eps, run.rule.chains, len(run.rule.points)))
+
+
+def _take_rule_step(ctx: Context, rule: StepSizeRule, sampler: Sampler) -> None:
+    """ctx's ε_s (and ε, when the step is the rule's) from the rule's current per-point steps."""
     one = ctx.points == 1 and not isinstance(ctx.nbeta, torch.Tensor)  # an independent run: numbers
-    ctx.eps_rule = run.rule.eps_rule[0] if one else column(run.rule.eps_rule, run.rule.chains, ctx.dtype, ctx.device)
+    ctx.eps_rule = rule.eps_rule[0] if one else column(rule.eps_rule, rule.chains, ctx.dtype, ctx.device)
     if ctx.config.step_size is None:
-        ctx.eps = run.sampler.from_rule(ctx.eps_rule)
+        ctx.eps = sampler.from_rule(ctx.eps_rule)
         ctx.eps = float(ctx.eps) if not isinstance(ctx.eps, torch.Tensor) else ctx.eps
-    run.sampler.on_step_size(run.state, ctx, t)
-    run.rule.log_step_size(per_point(ctx.eps, run.rule.chains, len(run.rule.points)))
 
 
 def per_point(value, chains: int, points: int) -> list:
@@ -338,7 +345,7 @@ def start_kind(target: Target, config, restart: bool = False) -> str:
 def _start_steps(start: dict) -> int:
     """The steps taken before the run's own: the start's (or one tried and undone), and those of a
     run from w* it replaced."""
-    tried = int((start.get("tried") or {}).get("steps", 0))
+    tried = int((start.get("tried") or {}).get("steps", 0)) + sum(int(r["steps"]) for r in start.get("retries", ()))
     return int(start["steps"]) + tried + int((start.get("after") or {}).get("steps", 0))
 
 

@@ -42,6 +42,19 @@ defaults: the chains end the start at E‖w − w*‖² = 16.6 (144/γ = 16.6), 
 the run's spread moves +0.1 % (z 0.0) over its draws, healthy at 6,000 steps; from w* it
 moved +93 % (z 9.7) at 24,000 (llcbench 0.9.0).
 
+Where the orbits take the chains the curvature across them can be far larger
+than at w* (a layer scaled up by eᵗ makes the next one's directions e^{2t}
+stiffer), and the run's step, set by the rule at w*, then blows chains up.
+Such a start goes back to w* and tries again at the rule's step for the
+largest top Hessian eigenvalue the chains had met (at most half the last
+step; MAX_TRIES in all), and the run takes that smaller step too, its
+adaptation never above it: a step that blows up where the posterior reaches
+does not sample it. On scale-1k/dln/24-8-15-47-22/01 (sgld, defaults) one
+chain of 16 blew up within 400 steps; the chains had met h ≈ 1.2·10⁴, 55×
+the curvature at w*, and the run's adaptation measured h ≈ 1.45·10⁴ at its
+chains afterwards. A step the user gave (``step_size``) is not the start's
+to change: its blow-up undoes the start, and the run goes on from w*.
+
 What it does not reach: directions along the set of true parameters that are
 not rescalings (a rank-deficient layer's rows that the next layer ignores),
 which still fill at ≈ 1/(εγ). The run's spread test judges the result, as
@@ -59,6 +72,7 @@ import torch
 
 from . import tempered_start
 from .sampler import Context, StartStep
+from .stepsize import hessian_subset, top_hessian_eigenvalues
 from .streams import generator
 
 SWEEPS = 4  # transvections per step per vertex: SWEEPS·⌈H²/1,000⌉ (H² directions relax in ≈ H² moves)
@@ -66,6 +80,8 @@ TARGET_ACCEPTANCE = 0.3
 ADAPT_EVERY = 50  # steps between adaptations of the move scales (first half of the start only)
 INITIAL_SCALE = 0.01  # the proposals' t: N(0, scale²)
 CHECK_EVERY = 100  # steps between checks for non-finite chains (a host sync each)
+MAX_TRIES = 4  # a start whose chains blow up at the rule's step tries again with a smaller one, this often in all
+MAX_SHRINK = 0.5  # each try's step at most half the last
 
 
 def skip_reason(target, ctx: Context, langevin_step) -> Optional[str]:
@@ -84,14 +100,66 @@ def moves_per_step(width: int) -> int:
 def run_orbit_start(target, ctx: Context, langevin_step, steps: int, seed: int) -> dict:
     """Move ``ctx.positions`` (every row w* on entry) by the orbit start; return the record's start
     object. ``langevin_step``: the run's SGLD step ε (a number, or a (rows, 1) column in a shared-chain
-    grid run)."""
+    grid run).
+
+    Where a chain blows up and the run's step comes from the rule (``ctx.eps_rule`` set), the start
+    goes back to w* and tries again with the step the rule gives at the stiffest chain left (at most
+    half the last), up to MAX_TRIES times in all; the record's ``step_factor`` is then the factor the
+    run's own step must take too (the driver applies it). A given step (``step_size`` set) is not the
+    start's to change: its blow-up undoes the start."""
     why = skip_reason(target, ctx, langevin_step)
     if why is not None:
         return {"steps": 0, "skipped": why}
     w, w_star = ctx.positions, ctx.w_star
-    rows = w.shape[0]
     noise_gen = generator("orbit", seed, ctx.device)
-    step = StartStep(target, ctx, langevin_step, noise_gen, generator("orbit_batches", seed, ctx.device))
+    batch_gen = generator("orbit_batches", seed, ctx.device)
+    shrinkable = ctx.eps_rule is not None
+    factor, retries = 1.0, []
+    while True:
+        last = not shrinkable or len(retries) + 1 >= MAX_TRIES
+        eps = langevin_step if factor == 1.0 else langevin_step * factor
+        record, seen = _walk(target, ctx, StartStep(target, ctx, eps, noise_gen, batch_gen), steps, stop_early=not last)
+        if not record["reset_chains"]:
+            break
+        if last:
+            w.copy_(w_star.expand_as(w))  # the run's own step blew up where the chains went: no start
+            undone = {"steps": 0, "skipped": f"{record['reset_chains']} chain blow-ups, undone", "tried": record}
+            return {**undone, "retries": retries} if retries else undone
+        shrink, h_max = smaller_step(target, ctx, eps, seen)
+        retries.append({**record, "step_factor": factor, "h_max": h_max})
+        factor *= shrink
+        w.copy_(w_star.expand_as(w))
+    return {**record, "step_factor": factor, "retries": retries} if retries else record
+
+
+def smaller_step(target, ctx: Context, eps, seen: torch.Tensor) -> tuple[float, Optional[float]]:
+    """The factor for the start's step ``eps`` after a blow-up: the rule's ε = step_scale/(nβ·h + γ) at h
+    the largest top Hessian eigenvalue over the chains where they last were all finite (``seen``, at
+    most CHECK_EVERY steps before), over ``eps``, and at most ½ (the chain that blew up went on to
+    stiffer places; the minibatch heat is left out, as it only lowers the rule's ε); with h."""
+    config = ctx.config
+    with torch.enable_grad():
+        h = top_hessian_eigenvalues(target, seen, hessian_subset(target, int(config.hessian_points), seen.device),
+                                    int(config.adapt_iters))
+    h = h[torch.isfinite(h)]
+    h_max = float(h.max()) if h.numel() else None
+    if h_max is None:
+        return MAX_SHRINK, None
+    nbeta = torch.as_tensor(ctx.nbeta, dtype=torch.float64).flatten()
+    gamma = torch.as_tensor(ctx.gamma, dtype=torch.float64).flatten()
+    rule = float(config.step_scale) / (nbeta * h_max + gamma)
+    ratio = float((rule / torch.as_tensor(eps, dtype=torch.float64).flatten().cpu()).min())
+    return min(ratio, MAX_SHRINK), h_max
+
+
+def _walk(target, ctx: Context, step: StartStep, steps: int, stop_early: bool) -> tuple[dict, torch.Tensor]:
+    """``steps`` steps of the orbit start from the positions (w*), in place: the SGLD step then the moves
+    at every vertex; the start's record, and (``stop_early``: the walk stops at the first check that finds
+    a chain blown up) every chain where the check before it found them all finite. Without
+    ``stop_early`` blown-up chains go back to w* and the walk goes on."""
+    w, w_star = ctx.positions, ctx.w_star
+    rows = w.shape[0]
+    noise_gen = step.noise_gen
     gamma = ctx.gamma[:, 0] if isinstance(ctx.gamma, torch.Tensor) else torch.full((rows,), float(ctx.gamma),
                                                                                      dtype=w.dtype, device=w.device)
     kinds = [(vertex, move, moves_per_step(vertex.width) if move is transvection else 1)
@@ -99,7 +167,7 @@ def run_orbit_start(target, ctx: Context, langevin_step, steps: int, seed: int) 
     zeros = lambda: torch.zeros(rows, dtype=w.dtype, device=w.device)  # noqa: E731
     scale = [torch.full((rows,), INITIAL_SCALE, dtype=w.dtype, device=w.device) for _ in kinds]
     window, accepted = [zeros() for _ in kinds], [zeros() for _ in kinds]
-    reset = 0
+    reset, taken, seen = 0, steps, w.clone()
     grad_mode = torch.is_grad_enabled()
     torch.set_grad_enabled(False)
     try:
@@ -116,23 +184,25 @@ def run_orbit_start(target, ctx: Context, langevin_step, steps: int, seed: int) 
                     window[k].zero_()
             if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
                 reset += step.reset_blown_up(w, w_star)
+                if reset and stop_early:
+                    taken = t + 1
+                    break
+                if stop_early:
+                    seen.copy_(w)
     finally:
         torch.set_grad_enabled(grad_mode)
     r2 = ((w.double() - w_star.double()) ** 2).sum(dim=1)
     points = ctx.points
     per = ctx.chains // points
-    late_steps = max(steps - steps // 2, 1)
-    record = {"steps": int(steps),
+    late_steps = max(min(taken, steps) - steps // 2, 1)
+    record = {"steps": int(taken),
               "moves": [{"vertex": vertex.width, "kind": move.__name__, "per_step": count,
                          "acceptance": round(float(accepted[k].mean()) / (late_steps * count), 4),
                          "scale": float(scale[k].mean())}
                         for k, (vertex, move, count) in enumerate(kinds)],
               "reset_chains": reset,
               "mean_sq_distance": [float(r2[k * per:(k + 1) * per].mean()) for k in range(points)]}
-    if reset:  # the run's own step blew up where the chains went: no start; undo it
-        w.copy_(w_star.expand_as(w))
-        return {"steps": 0, "skipped": f"{reset} chain blow-ups, undone", "tried": record}
-    return record
+    return record, seen
 
 
 def transvection(w: torch.Tensor, w_star: torch.Tensor, vertex, scale: torch.Tensor, gamma: torch.Tensor,

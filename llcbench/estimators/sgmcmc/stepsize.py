@@ -91,7 +91,7 @@ def minibatch_gradient_variance(target: Target, w: torch.Tensor, batch_size: int
 # --------------------------------------------------------------------------- curvature
 
 
-def _subset(target: Target, points: int, device) -> Optional[torch.Tensor]:
+def hessian_subset(target: Target, points: int, device) -> Optional[torch.Tensor]:
     """A fixed data subset (permutation seeded with 0: independent of the run's seed), or None for all."""
     if target.num_data <= points:
         return None
@@ -135,7 +135,7 @@ def top_hessian_eigenvalues(target: Target, w: torch.Tensor, idx: Optional[torch
 def top_hessian_eigenvalue(target: Target, w_star: torch.Tensor, iters: int = 30, points: int = 4096) -> float:
     """Largest |eigenvalue| of the Hessian of L at w* (float64, on a fixed data subset; 0.0 if zero)."""
     w = w_star.detach().to(torch.float64).reshape(1, -1)
-    idx = _subset(target, points, w.device)
+    idx = hessian_subset(target, points, w.device)
     return float(top_hessian_eigenvalues(target, w, idx, iters)[0])
 
 
@@ -174,6 +174,7 @@ class StepSizeRule:
     hess_top: Optional[float] = None
     eps_rule: Optional[list] = None  # per point
     eps_rule_init: Optional[list] = None  # per point: the rule at w*, before any adaptation
+    eps_cap: Optional[list] = None  # per point: a ceiling the adaptation keeps under (:meth:`shrink`)
     schedule: list = field(default_factory=list)
     heat_logs: list = field(default_factory=list)  # per point
     adapt_logs: list = field(default_factory=list)  # per point
@@ -184,7 +185,7 @@ class StepSizeRule:
         """The rule at w* (float64 target); ``enabled`` False: no rule (a user-given step size)."""
         base = points[0]
         rule = cls(points=list(points), chains=int(base.chains), nbetas=list(nbetas), gammas=list(gammas),
-                   minibatch=minibatch, hess_idx=_subset(target64, base.hessian_points, device),
+                   minibatch=minibatch, hess_idx=hessian_subset(target64, base.hessian_points, device),
                    heat_gen=generator("heat", seed, device),  # apart from the samplers': neither shifts the other
                    adapt_gen=generator("adapt", seed, device),
                    heat_logs=[[] for _ in points], adapt_logs=[[] for _ in points])
@@ -207,6 +208,13 @@ class StepSizeRule:
         rule.eps_rule, rule.eps_rule_init = eps, list(eps)
         rule.schedule = adaptation_steps(base) if base.adapt_rounds > 0 else []
         return rule
+
+    def shrink(self, factor: float) -> None:
+        """Every point's step times ``factor`` (< 1), and the adaptation never above it again: a start
+        whose chains blew up at the rule's step held at this one (orbit_start.py), so the curvature the
+        chains meet in the posterior can need it where the rounds' few chains do not show it."""
+        self.eps_rule = [e * factor for e in self.eps_rule]
+        self.eps_cap = list(self.eps_rule)
 
     def due(self, t: int) -> bool:
         """Whether the rule is re-applied before step t."""
@@ -256,6 +264,8 @@ class StepSizeRule:
                 self.heat_logs[k].append({"step": t, "heat": heat, "grad_variance": v})
             new = float(default_step_size(h_top, self.nbetas[k], self.gammas[k], c, heat, floor=1e-30))
             new = min(new, self.eps_rule[k] * c.adapt_growth)
+            if self.eps_cap is not None:
+                new = min(new, self.eps_cap[k])
             self.eps_rule[k] = new
             self.adapt_logs[k].append({"step": t, "h_max": h_top, "h_median": float(hs.median()),
                                        "rule_step_size": new})

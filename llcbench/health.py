@@ -42,7 +42,15 @@ apart — when any of these holds:
   (``llcbench.estimators.sgmcmc.tempered_start``) can overshoot; together
   the two sides raise a stationary run's false alarms to 2·10⁻³;
 - the posterior is not local (``llcbench.locality.is_local`` False, today's
-  thresholds on the record's ``locality``) ("not local: …").
+  thresholds on the record's ``locality``) ("not local: …");
+- the run's own step blew chains up where the posterior reaches: an orbit
+  start (``llcbench.estimators.sgmcmc.orbit_start``, the run's SGLD step with
+  exact moves along the target's rescalings) undone because its chains blew
+  up (``extra.start.tried.reset_chains``) ("step unstable where the posterior
+  reaches: 592 chain blow-ups in the orbit start, undone"). The run then went
+  on from w* and looks stable only because its chains stay near w*; a longer
+  run does not cure it. (A tempered start's blow-ups are at its own, hotter
+  step and say nothing of the run's.)
 
 A diagnostic the record does not carry is not held against it: an
 estimator that reports no R-hat (``exact``, ``hessian``), no bulk ESS
@@ -155,6 +163,17 @@ def mixing_problems(record: dict) -> list[str]:
     return out
 
 
+def unstable_step(record: dict) -> str:
+    """The 'step unstable' problem of the module doc, or "" (an orbit start undone by blow-ups)."""
+    start = (record.get("extra") or {}).get("start")
+    if not isinstance(start, dict) or start.get("kind") != "orbit" or start.get("steps"):
+        return ""
+    blown = (start.get("tried") or {}).get("reset_chains") if isinstance(start.get("tried"), dict) else None
+    if not isinstance(blown, int) or isinstance(blown, bool) or blown <= 0:
+        return ""
+    return f"step unstable where the posterior reaches: {blown} chain blow-ups in the orbit start, undone"
+
+
 def problems(record: dict) -> list[str]:
     """Why the run is unhealthy by the rule in the module doc, short; empty for a healthy run."""
     diag = record.get("diagnostics") or {}
@@ -173,6 +192,9 @@ def problems(record: dict) -> list[str]:
     far = locality_note(record)  # "" unless today's locality rule says not local
     if far:
         out.append(far)
+    unstable = unstable_step(record)
+    if unstable:
+        out.append(unstable)
     return out
 
 

@@ -43,6 +43,14 @@ def test_each_problem_has_its_reason():
         "still contracting: E‖w − w*‖² -50% over the draws (z -9.0)"]
     assert problems(rec(diagnostics={"spread_growth": -0.5, "spread_growth_z": -3.0})) == []  # within chance
     assert problems(rec(diagnostics={"spread_growth": -0.04, "spread_growth_z": -9.0})) == []  # below the floor
+    # an orbit start (the run's own step along the rescalings) undone by blow-ups: the step cannot sample
+    # the posterior; a start that held, one skipped, and a tempered start's blow-ups (its own step) are not
+    undone = {"kind": "orbit", "steps": 0, "skipped": "592 chain blow-ups, undone", "tried": {"steps": 9000, "reset_chains": 592}}
+    assert problems(rec(extra={"start": undone})) == [
+        "step unstable where the posterior reaches: 592 chain blow-ups in the orbit start, undone"]
+    assert problems(rec(extra={"start": {"kind": "orbit", "steps": 2000, "reset_chains": 0}})) == []
+    assert problems(rec(extra={"start": {"kind": "orbit", "steps": 0, "skipped": "the target declares no rescalings"}})) == []
+    assert problems(rec(extra={"start": {**undone, "kind": "tempered"}})) == []
 
 
 def test_a_diagnostic_not_reported_is_not_held_against_a_run():

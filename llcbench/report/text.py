@@ -108,13 +108,16 @@ HEALTH = ("A run is unhealthy when a chain diverged, split R-hat > 1.1, bulk ESS
           "beyond the others' by more than their standard errors allow (an outlier chain), the chains are still "
           "spreading (their mean ‖w − w*‖² grows, or shrinks, from the first to the last third of the draws "
           "beyond chance), λ̂ is not finite or "
-          "above the parameter count d, or its posterior is not local (llcbench.health; a diagnostic the estimator does not report, such as the R-hat "
+          "above the parameter count d, its posterior is not local, or its own step blew chains up where the "
+          "posterior reaches (an orbit start undone by blow-ups) (llcbench.health; a diagnostic the estimator does not report, such as the R-hat "
           "of the exact estimator, is not held against it). An unhealthy run's λ̂ is no LLC estimate: it is "
           "attributed 'unhealthy', left out of every score and counted beside it. The SG-MCMC samplers run on "
           "while the first four fail (R-hat, ESS, an outlier chain, spreading), doubling their steps up to "
           "max_doublings times: the steps column says how long each run took; a run whose chains were still "
           "spreading from w* after its planned steps started again after an orbit start (deep linear "
-          "networks: Metropolis moves along their rescalings) or a tempered start, which the column names too.")
+          "networks: Metropolis moves along their rescalings) or a tempered start, which the column names too, "
+          "with the factor on the step-size rule's step where the start's chains blew up at it and it tried again "
+          "at the rule's step for the curvature they had met.")
 
 CASE_HEADERS = ["case", "family", "λ", "λ̂ ± se", "rel. err.", "λ_nβ,γ", "estimand part", "sampler part",
                 "attribution", "health"]

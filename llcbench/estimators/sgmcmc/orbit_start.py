@@ -167,7 +167,8 @@ def _walk(target, ctx: Context, step: StartStep, steps: int, stop_early: bool) -
     zeros = lambda: torch.zeros(rows, dtype=w.dtype, device=w.device)  # noqa: E731
     scale = [torch.full((rows,), INITIAL_SCALE, dtype=w.dtype, device=w.device) for _ in kinds]
     window, accepted = [zeros() for _ in kinds], [zeros() for _ in kinds]
-    reset, taken, seen = 0, steps, w.clone()
+    reset, taken = 0, steps
+    seen = w.clone() if stop_early else w[:0]  # a copy of every chain only where a retry may read it
     grad_mode = torch.is_grad_enabled()
     torch.set_grad_enabled(False)
     try:

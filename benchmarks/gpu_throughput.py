@@ -125,6 +125,12 @@ def main(argv=None) -> dict:
     out["bare_fwd_bwd_ms_per_step"] = bare_ms
     for name in names:
         step_ms = (best[f"{name}_{n2}"] - best[f"{name}_{n1}"]) / (n2 - n1) * 1e3
+        if step_ms <= 0:  # the N2 − N1 steps cost less than the two runs' noise (a loaded machine, a tiny net)
+            out["estimators"][name] = {"ms_per_step": None, "chain_steps_per_second": None,
+                                       "ratio_step_over_bare": None,
+                                       "note": f"not measured: T({n2} steps) − T({n1} steps) = {step_ms * (n2 - n1):.3g} ms "
+                                               "is within the runs' noise; raise --steps or --repeats"}
+            continue
         out["estimators"][name] = {"ms_per_step": step_ms, "chain_steps_per_second": args.chains / step_ms * 1e3,
                                    "ratio_step_over_bare": step_ms / bare_ms}
     text = json.dumps(out, indent=2)

@@ -92,7 +92,11 @@ def test_gpu_throughput_script_runs(tmp_path):
     out = mod.main(["--device", "cuda" if CUDA else "cpu", "--widths", "4,6,6,4", "--rank", "2", "--n", "2000",
                     "--steps", "20,120", "--repeats", "1", "--out", str(tmp_path / "t.json")])
     assert out["dim"] == 4 * 6 + 6 * 6 + 6 * 4 and set(out["estimators"]) == set(SGMCMC)
-    assert all(e["chain_steps_per_second"] > 0 for e in out["estimators"].values()) and out["bare_fwd_bwd_ms_per_step"] > 0
+    # a marginal cost is positive, or (the two runs' difference lost in a loaded machine's noise) None with
+    # the reason; on an idle CPU every one is measured (the 2-core CI machine), under load one may not be
+    for e in out["estimators"].values():
+        assert e["chain_steps_per_second"] > 0 if e["ms_per_step"] is not None else "within the runs' noise" in e["note"]
+    assert any(e["ms_per_step"] is not None for e in out["estimators"].values()) and out["bare_fwd_bwd_ms_per_step"] > 0
     assert (tmp_path / "t.json").is_file()
 
 

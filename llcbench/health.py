@@ -168,7 +168,7 @@ def unstable_step(record: dict) -> str:
     start = (record.get("extra") or {}).get("start")
     if not isinstance(start, dict) or start.get("kind") != "orbit" or start.get("steps"):
         return ""
-    blown = (start.get("tried") or {}).get("reset_chains") if isinstance(start.get("tried"), dict) else None
+    blown = start["tried"].get("reset_chains") if isinstance(start.get("tried"), dict) else None
     if not isinstance(blown, int) or isinstance(blown, bool) or blown <= 0:
         return ""
     return f"step unstable where the posterior reaches: {blown} chain blow-ups in the orbit start, undone"

@@ -169,3 +169,19 @@ def test_planning_asks_supports_of_a_target_without_its_data(monkeypatch):
     cases = catalogue.load_file(suite_file("scale-100k"))
     runnable, skipped = plan.runnable_cases(cases, get_estimator("sgld"), explicit=False, named=True)
     assert [c.id for c in runnable] == [c.id for c in cases] and not skipped
+
+
+def test_scale_tables_reads_aoyagis_global_value_where_the_local_one_differs():
+    """scripts/scale_tables.py's second median is against Aoyagi's global λ: on scale-1k/dln/38-28-49/00
+    (keep [−1, 8]: product rank 8) that is 606, not the certified local 726 the case carries (the values
+    of docs/scale.md's truth table); on a full-rank teacher the two agree (18-12-27: 198)."""
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("scale_tables", ROOT / "scripts" / "scale_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    glob = mod.global_values("scale-1k")
+    local = {c.id: c.expect_lambda for c in load_file(suite_file("scale-1k"))}
+    assert glob["scale-1k/dln/38-28-49/00"] == 606.0 and str(local["scale-1k/dln/38-28-49/00"]) == "726"
+    assert glob["scale-1k/dln/18-12-27/02"] == 198.0 and str(local["scale-1k/dln/18-12-27/02"]) == "198"
+    assert len(glob) == 12

@@ -72,7 +72,7 @@ import torch
 
 from . import tempered_start
 from .sampler import Context, StartStep
-from .stepsize import hessian_subset, top_hessian_eigenvalues
+from .stepsize import default_step_size, hessian_subset, top_hessian_eigenvalues
 from .streams import generator
 
 SWEEPS = 4  # transvections per step per vertex: SWEEPS·⌈H²/1,000⌉ (H² directions relax in ≈ H² moves)
@@ -145,9 +145,9 @@ def smaller_step(target, ctx: Context, eps, seen: torch.Tensor) -> tuple[float, 
     h_max = float(h.max()) if h.numel() else None
     if h_max is None:
         return MAX_SHRINK, None
-    nbeta = torch.as_tensor(ctx.nbeta, dtype=torch.float64).flatten()
-    gamma = torch.as_tensor(ctx.gamma, dtype=torch.float64).flatten()
-    rule = float(config.step_scale) / (nbeta * h_max + gamma)
+    nbeta = torch.as_tensor(ctx.nbeta, dtype=torch.float64).flatten().cpu()
+    gamma = torch.as_tensor(ctx.gamma, dtype=torch.float64).flatten().cpu()
+    rule = default_step_size(h_max, nbeta, gamma, config, floor=0.0)  # per row in a grid run
     ratio = float((rule / torch.as_tensor(eps, dtype=torch.float64).flatten().cpu()).min())
     return min(ratio, MAX_SHRINK), h_max
 
